@@ -1,0 +1,1 @@
+"""Pure, synchronous domain engines: no tornado, no sockets, injected clock and randomness."""

@@ -1,0 +1,1 @@
+"""Thin Tornado handlers: one module per endpoint over the shared connection layer in base.py."""

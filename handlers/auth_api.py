@@ -1,0 +1,105 @@
+"""REST endpoints that hand out tokens: register, login and classroom guest sign-in."""
+
+from __future__ import annotations
+
+import functools
+import secrets
+
+from tornado.ioloop import IOLoop
+
+from services.auth import (
+    GUEST_PREFIX,
+    check_login,
+    hash_password,
+    validate_nickname,
+    validate_password,
+    validate_username,
+)
+from services.storage import Role, User, UsernameTaken, to_cents
+
+from .http import ApiError, JsonHandler, user_to_wire
+
+__all__ = ["AUTH_ROUTES", "GuestHandler", "LoginHandler", "RegisterHandler"]
+
+LOGIN_FAILED = "invalid username or password"
+_GUEST_NAME_ATTEMPTS = 5
+
+
+class _TokenHandler(JsonHandler):
+    """Shared by the endpoints that answer `{token, user}`."""
+
+    def prepare(self) -> None:
+        if not self.services.tokens.can_issue:
+            raise ApiError(403, "this server verifies tokens but does not issue them", code="FORBIDDEN")
+
+    def send_token(self, user: User, status: int) -> None:
+        self.write_json({"token": self.services.tokens.issue(user), "user": user_to_wire(user)}, status)
+
+    def create_user(self, username: str, display_name: str, password_hash: str | None) -> User:
+        config = self.services.config
+        return self.services.storage.create_user(
+            username, display_name, password_hash, Role.STUDENT, to_cents(config.starting_cash)
+        )
+
+
+class RegisterHandler(_TokenHandler):
+    """POST /api/auth/register {username, password} -> 201 {token, user}; 409 if the name is taken."""
+
+    async def post(self) -> None:
+        body = self.json_body()
+        username = validate_username(self.field(body, "username"))
+        password = validate_password(self.field(body, "password"))
+        storage = self.services.storage
+        if storage.user_by_name(username) is not None:  # spare the hash work; create_user re-checks
+            raise UsernameTaken(f"username {username!r} is taken")
+        password_hash = await IOLoop.current().run_in_executor(
+            None, functools.partial(hash_password, password, n=self.services.config.password_hash_n)
+        )
+        user = self.create_user(username, username, password_hash)
+        self.send_token(user, 201)
+
+
+class LoginHandler(_TokenHandler):
+    """POST /api/auth/login {username, password} -> 200 {token, user}; 401 saying nothing about which part was wrong."""
+
+    async def post(self) -> None:
+        body = self.json_body()
+        username = self.field(body, "username")
+        password = self.field(body, "password")
+        user = self.services.storage.user_by_name(username)
+        stored = user.password_hash if user is not None else None
+        ok = await IOLoop.current().run_in_executor(
+            None, functools.partial(check_login, password, stored, n=self.services.config.password_hash_n)
+        )
+        if not ok or user is None:
+            raise ApiError(401, LOGIN_FAILED, code="UNAUTHORIZED")
+        self.send_token(user, 200)
+
+
+class GuestHandler(_TokenHandler):
+    """POST /api/auth/guest {nickname} -> 201 {token, user}: a new password-less student; 403 when switched off."""
+
+    def post(self) -> None:
+        if not self.services.config.allow_guests:
+            raise ApiError(403, "guest sign-in is switched off on this server", code="FORBIDDEN")
+        nickname = validate_nickname(self.field(self.json_body(), "nickname"))
+        # 8 random hex digits: a clash is rare, and a registered name never clashes ("guest-" is reserved).
+        for _ in range(_GUEST_NAME_ATTEMPTS):
+            try:
+                user = self.create_user(f"{GUEST_PREFIX}{secrets.token_hex(4)}", nickname, None)
+            except UsernameTaken:
+                continue
+            break
+        else:
+            raise ApiError(500, "could not pick a free guest name", code="INTERNAL")
+        self.send_token(user, 201)
+
+
+def AUTH_ROUTES(services) -> list:
+    """The auth routes, each handed `services`."""
+    kwargs = {"services": services}
+    return [
+        (r"/api/auth/register", RegisterHandler, kwargs),
+        (r"/api/auth/login", LoginHandler, kwargs),
+        (r"/api/auth/guest", GuestHandler, kwargs),
+    ]

@@ -1,0 +1,439 @@
+"""The shared connection layer: one Endpoint per client connection, whatever its transport.
+
+An `Endpoint` subclass declares its message types with `@handles`; the base class does the
+rest of the protocol (PROTOCOL.md): envelope in and out, field validation, auth, Origin,
+rate limits, heartbeats, and turning every refusal into an ERROR frame. Transports (native
+WebSocket below, SockJS in sockjs.py) only pass text in and out through the `Transport` interface.
+"""
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Callable, Protocol
+from urllib.parse import urlsplit
+
+import tornado.web
+import tornado.websocket
+from tornado.ioloop import IOLoop
+
+from domain.errors import DomainError
+from realtime.hub import ConnectionRefused
+from realtime.protocol import CloseCode, ErrorCode, ProtocolError, decode, encode, encode_data, iso_timestamp
+from realtime.ratelimit import TokenBucket
+from realtime.schema import Field, validate
+from services.auth import AuthError
+
+__all__ = ["Endpoint", "Transport", "RequestInfo", "Reply", "handles", "WebSocketTransport", "SOCKJS_GREETING"]
+
+log = logging.getLogger(__name__)
+
+SOCKJS_GREETING = "Welcome to SockJS!\n"
+
+
+class Transport(Protocol):
+    """What an Endpoint needs of its transport: send text, close, and say how much is still unsent."""
+
+    kind: str
+
+    def send_text(self, text: str) -> bool: ...
+
+    def close_transport(self, code: int, reason: str) -> None: ...
+
+    def buffered_bytes(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """What the opening request told us: a token (query or Bearer header), Origin, Host, address."""
+
+    token: str | None
+    origin: str | None
+    host: str | None
+    remote_ip: str | None
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A direct reply: sent with the request's requestId."""
+
+    type: str
+    data: dict | None
+
+
+def handles(message_type: str, *, auth: bool = False, **fields: Field) -> Callable:
+    """Declare that a method answers `message_type`, with the wire fields it takes (validated, snake_cased).
+
+    `auth=True` makes the message need a signed-in user even on an endpoint open to anonymous clients.
+    """
+
+    def mark(method):
+        method.handles = (message_type, auth, fields)
+        return method
+
+    return mark
+
+
+class Endpoint:
+    """Owns one client's session on one endpoint: identity, sequence numbers, limits, and dispatch.
+
+    Subclasses set `name` and `auth_required`, declare handlers with `@handles`, and may
+    override `ready()` (sent once the client is known, e.g. PORTFOLIO_LIST) and `closed()`.
+    A handler returns a Reply, a list of them, or None; it raises DomainError or ProtocolError
+    to refuse, and the base turns that into ERROR.
+    """
+
+    name = "base"
+    auth_required = False
+    handlers: dict[str, tuple[Callable, bool, dict]] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        table = {}
+        for klass in reversed(cls.__mro__):
+            for attr in vars(klass).values():
+                spec = getattr(attr, "handles", None)
+                if spec is not None:
+                    message_type, auth, fields = spec
+                    table[message_type] = (attr, auth, fields)
+        cls.handlers = table
+
+    def __init__(self, services, transport: Transport, request: RequestInfo):
+        self.services = services
+        self.config = services.config
+        self.transport = transport
+        self.request = request
+        self.session_id = uuid.uuid4().hex
+        self.endpoint = self.name
+        self.user = None
+        self.user_id: str | None = None
+        self.opened_at = services.clock.now()
+        self.last_inbound = self.opened_at
+        self.seq = 0
+        self.is_open = False
+        self._admitted = False
+        self._timers: dict[str, object] = {}
+        self._bucket = TokenBucket(rate=self.config.rate_limit_per_s, burst=self.config.rate_limit_burst,
+                                   clock=services.clock)
+        self.log = logging.LoggerAdapter(log, {"session_id": self.session_id, "endpoint": self.name})
+
+    # lifecycle ------------------------------------------------------------
+    def start(self) -> None:
+        """Called by the transport when the connection opens."""
+        self.is_open = True
+        if not self.origin_allowed():
+            self.log.warning("forbidden origin %r", self.request.origin)
+            self.refuse(ErrorCode.FORBIDDEN, "origin not allowed", CloseCode.POLICY_VIOLATION)
+            return
+        try:
+            self.services.hub.admit(self)
+        except ConnectionRefused as refused:
+            self.refuse(refused.code, refused.message, refused.close_code)
+            return
+        self._admitted = True
+        if self.request.token:
+            verified = self.verify_token(self.request.token)
+            if verified is None or not self.bind(*verified):
+                return
+        self.send("CONNECTION_ESTABLISHED", {
+            "sessionId": self.session_id,
+            "endpoint": self.name,
+            "userId": self.user_id,
+            "serverTime": iso_timestamp(self.services.clock.now()),
+            "heartbeatInterval": self.config.heartbeat_ms,
+        })
+        if self.user is None and self.auth_required:
+            self._arm_timer("auth", self.config.auth_timeout_s, self._auth_timed_out)
+        else:
+            self.ready()
+        self.log.info("connection opened via %s", self.transport.kind)
+
+    def finish(self) -> None:
+        """Called by the transport when the connection has closed, whoever closed it."""
+        if not self.is_open:
+            return
+        self.is_open = False
+        for handle in self._timers.values():
+            IOLoop.current().remove_timeout(handle)
+        self._timers.clear()
+        if self._admitted:
+            self.services.hub.remove(self)
+        try:
+            self.closed()
+        except Exception:
+            self.log.exception("cleanup failed")
+        self.log.info("connection closed")
+
+    def ready(self) -> None:
+        """The client is known (or anonymous and allowed): send what this endpoint sends on open."""
+
+    def closed(self) -> None:
+        """Release what this connection held (subscriptions)."""
+
+    # auth -------------------------------------------------------------------
+    def verify_token(self, token: str, request_id: str | None = None):
+        """(stored user, token expiry) behind `token`, or None after refusing the connection (4401)."""
+        try:
+            claims = self.services.tokens.verify(token)
+        except AuthError as error:
+            self.log.info("token refused: %s", error)
+            self.refuse(ErrorCode.UNAUTHORIZED, f"invalid token: {error}", CloseCode.UNAUTHORIZED,
+                        request_id=request_id, request_type="AUTH" if request_id else None)
+            return None
+        user = self.services.storage.user_by_id(claims.user_id)
+        if user is None:
+            self.refuse(ErrorCode.UNAUTHORIZED, "invalid token: unknown user", CloseCode.UNAUTHORIZED,
+                        request_id=request_id)
+            return None
+        return user, claims.expires_at
+
+    def bind(self, user, expires_at: float) -> bool:
+        """Attach the connection to `user` (role as stored), within the per-user limit, until `expires_at`."""
+        user_id = str(user.id)
+        try:
+            self.services.hub.bind_user(self, user_id)
+        except ConnectionRefused as refused:
+            self.refuse(refused.code, refused.message, refused.close_code)
+            return False
+        self.user, self.user_id = user, user_id
+        self.log = logging.LoggerAdapter(log, {"session_id": self.session_id, "endpoint": self.name,
+                                               "user_id": user_id})
+        self._arm_timer("expiry", expires_at - self.services.clock.now(), self._token_expired)
+        return True
+
+    def _arm_timer(self, name: str, delay_s: float, callback) -> None:
+        self._cancel_timer(name)
+        self._timers[name] = IOLoop.current().call_later(max(0.0, delay_s), callback)
+
+    def _cancel_timer(self, name: str) -> None:
+        handle = self._timers.pop(name, None)
+        if handle is not None:
+            IOLoop.current().remove_timeout(handle)
+
+    def _auth_timed_out(self) -> None:
+        self._timers.pop("auth", None)
+        if self.is_open and self.user is None:
+            self.refuse(ErrorCode.UNAUTHORIZED, "authentication required: send AUTH within "
+                        f"{self.config.auth_timeout_s:g} s", CloseCode.UNAUTHORIZED)
+
+    def _token_expired(self) -> None:
+        self._timers.pop("expiry", None)
+        if self.is_open:
+            self.refuse(ErrorCode.UNAUTHORIZED, "token expired", CloseCode.UNAUTHORIZED)
+
+    def authenticate(self, request_id, data: dict) -> None:
+        """AUTH: sign in an anonymous or waiting connection; repeating it for the same user is harmless."""
+        token = data.get("token")
+        if not isinstance(token, str) or not token:
+            self.refuse(ErrorCode.UNAUTHORIZED, "AUTH needs data.token", CloseCode.UNAUTHORIZED,
+                        request_id=request_id, request_type="AUTH")
+            return
+        verified = self.verify_token(token, request_id)
+        if verified is None:
+            return
+        user, expires_at = verified
+        was_waiting = self.user is None and self.auth_required
+        if self.user is not None and str(user.id) != self.user_id:
+            raise ProtocolError(ErrorCode.BAD_REQUEST, "already signed in as another user", "AUTH")
+        if self.user is None:
+            if not self.bind(user, expires_at):
+                return
+        else:
+            self._arm_timer("expiry", expires_at - self.services.clock.now(), self._token_expired)
+        self._cancel_timer("auth")
+        self.send("AUTHENTICATED", {"userId": self.user_id, "name": user.display_name, "role": user.role},
+                  request_id=request_id)
+        if was_waiting:
+            self.ready()
+
+    def origin_allowed(self) -> bool:
+        """No Origin (not a browser), the page's own host, or a configured --allow-origin."""
+        origin = self.request.origin
+        if not origin:
+            return True
+        if origin in self.config.allow_origin or "*" in self.config.allow_origin:
+            return True
+        return urlsplit(origin).netloc.lower() == (self.request.host or "").lower()
+
+    # inbound ----------------------------------------------------------------
+    def touch(self) -> None:
+        self.last_inbound = self.services.clock.now()
+
+    def receive(self, text: str) -> None:
+        """Handle one client frame; never raises."""
+        if not self.is_open:
+            return
+        started = time.perf_counter()
+        self.touch()
+        hub = self.services.hub
+        hub.record_received()
+        request_id = None
+        message_type = None
+        try:
+            if not self._bucket.allow():
+                if self._bucket.refused_in_a_row >= self.config.rate_limit_abuse_count:
+                    self.refuse(ErrorCode.RATE_LIMITED, "sustained rate-limit abuse", CloseCode.TOO_MANY)
+                    return
+                raise ProtocolError(ErrorCode.RATE_LIMITED,
+                                    f"more than {self.config.rate_limit_per_s:g} messages per second")
+            if len(text) > self.config.max_message_bytes:
+                self.refuse(ErrorCode.INVALID_MESSAGE, "message too large", CloseCode.TOO_LARGE)
+                return
+            message = decode(text)
+            request_id, message_type = message.request_id, message.type
+            self.dispatch(message)
+        except ProtocolError as error:
+            request_id = getattr(error, "request_id", request_id)
+            self.send_error(error.code, error.message, request_id, error.request_type or message_type)
+        except DomainError as error:
+            self.send_error(error.code, error.message, request_id, message_type)
+        except Exception:
+            self.log.exception("handler failed for %s", message_type)
+            self.send_error(ErrorCode.INTERNAL, "internal error", request_id, message_type)
+        hub.record_response((time.perf_counter() - started) * 1000)
+
+    def receive_binary(self) -> None:
+        self.touch()
+        self.services.hub.record_received()
+        self.send_error(ErrorCode.INVALID_MESSAGE, "binary frames are not accepted; send JSON text", None, None)
+
+    def dispatch(self, message) -> None:
+        if message.type == "AUTH":
+            self.authenticate(message.request_id, message.data)
+            return
+        if self.user is None and self.auth_required:
+            self.refuse(ErrorCode.UNAUTHORIZED, "authentication required: send AUTH first",
+                        CloseCode.UNAUTHORIZED, request_id=message.request_id, request_type=message.type)
+            return
+        if message.type == "HEARTBEAT":
+            self.send("HEARTBEAT", {"serverTime": iso_timestamp(self.services.clock.now())},
+                      request_id=message.request_id)
+            return
+        entry = self.handlers.get(message.type)
+        if entry is None:
+            raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {message.type} on {self.name}")
+        method, needs_auth, fields = entry
+        if needs_auth and self.user is None:
+            raise ProtocolError(ErrorCode.UNAUTHORIZED, f"{message.type} needs a signed-in user")
+        replies = method(self, **validate(message.data, fields))
+        if isinstance(replies, Reply):
+            replies = [replies]
+        for reply in replies or ():
+            self.send(reply.type, reply.data, request_id=message.request_id)
+
+    # outbound ---------------------------------------------------------------
+    def send(self, message_type: str, data, request_id: str | None = None) -> bool:
+        return self.send_json(message_type, encode_data(data), request_id)
+
+    def send_json(self, message_type: str, data_json: str, request_id: str | None = None) -> bool:
+        """Send pre-serialized data in this connection's envelope; False when the connection is gone."""
+        if not self.is_open:
+            return False
+        if self.transport.buffered_bytes() > self.config.max_buffered_bytes:
+            self.log.warning("closing slow consumer")
+            self.close(CloseCode.SLOW_CONSUMER, "slow consumer")
+            return False
+        self.seq += 1
+        text = encode(message_type, data_json, seq=self.seq, request_id=request_id,
+                      timestamp=iso_timestamp(self.services.clock.now()))
+        ok = self.transport.send_text(text)
+        self.services.hub.record_sent(ok)
+        return ok
+
+    def send_error(self, code, message: str, request_id: str | None, request_type: str | None) -> None:
+        self.services.hub.record_error()
+        self.send("ERROR", {"code": str(code), "error": message, "requestType": request_type},
+                  request_id=request_id)
+
+    def refuse(self, code, message: str, close_code: int, *, request_id=None, request_type=None) -> None:
+        """ERROR then close: for the protocol's closing cases (auth, limits, Origin, abuse)."""
+        self.send_error(code, message, request_id, request_type)
+        self.close(close_code, message)
+
+    def close(self, code: int, reason: str) -> None:
+        if self.is_open:
+            self.transport.close_transport(int(code), reason[:120])
+
+    def buffered_bytes(self) -> int:
+        return self.transport.buffered_bytes()
+
+
+def request_token(request: tornado.httputil.HTTPServerRequest) -> str | None:
+    """The token from `?token=` or `Authorization: Bearer`."""
+    token = request.query_arguments.get("token")
+    if token:
+        return token[-1].decode("utf-8", "replace")
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip() or None
+    return None
+
+
+class WebSocketTransport(tornado.websocket.WebSocketHandler):
+    """Native WebSocket transport for any Endpoint class (route kwargs: endpoint_cls, services)."""
+
+    kind = "websocket"
+
+    def initialize(self, endpoint_cls: type[Endpoint], services) -> None:
+        self.endpoint_cls = endpoint_cls
+        self.services = services
+        self.endpoint: Endpoint | None = None
+
+    async def get(self, *args, **kwargs):
+        if self.request.headers.get("Upgrade", "").lower() != "websocket":
+            # The same path is the SockJS prefix: answer its greeting like sockjs-node does.
+            self.set_header("Content-Type", "text/plain; charset=UTF-8")
+            self.finish(SOCKJS_GREETING)
+            return
+        await super().get(*args, **kwargs)
+
+    def check_origin(self, origin: str) -> bool:
+        """Accept the handshake; the Endpoint checks Origin and closes 1008 with an ERROR saying why."""
+        return True
+
+    def open(self, *args, **kwargs) -> None:
+        self.set_nodelay(True)
+        info = RequestInfo(
+            token=request_token(self.request),
+            origin=self.request.headers.get("Origin"),
+            host=self.request.host,
+            remote_ip=self.request.remote_ip,
+        )
+        self.endpoint = self.endpoint_cls(self.services, self, info)
+        self.endpoint.start()
+
+    def on_message(self, message) -> None:
+        if self.endpoint is None:
+            return
+        if isinstance(message, bytes):
+            self.endpoint.receive_binary()
+        else:
+            self.endpoint.receive(message)
+
+    def on_pong(self, data: bytes) -> None:
+        if self.endpoint is not None:
+            self.endpoint.touch()
+
+    def on_ping(self, data: bytes) -> None:
+        if self.endpoint is not None:
+            self.endpoint.touch()
+
+    def on_close(self) -> None:
+        if self.endpoint is not None:
+            self.endpoint.finish()
+
+    # Transport ----------------------------------------------------------------
+    def send_text(self, text: str) -> bool:
+        try:
+            self.write_message(text)
+        except tornado.websocket.WebSocketClosedError:
+            return False
+        return True
+
+    def close_transport(self, code: int, reason: str) -> None:
+        self.close(code, reason)
+
+    def buffered_bytes(self) -> int:
+        connection = self.ws_connection
+        stream = getattr(connection, "stream", None)
+        return getattr(stream, "_write_buffer_size", 0) if stream is not None else 0

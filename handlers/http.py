@@ -1,0 +1,207 @@
+"""The base for JSON REST handlers: body decoding, JSON replies and errors, bearer-token users."""
+
+from __future__ import annotations
+
+import http.client
+import math
+from typing import Any
+
+import tornado.web
+import ujson
+
+from domain.errors import DomainError
+from services.auth import AuthError
+from services.storage import Role, User
+
+__all__ = ["MAX_BODY_BYTES", "ApiError", "JsonHandler", "NotFoundHandler", "user_to_wire"]
+
+MAX_BODY_BYTES = 64 * 1024
+_MAX_DEPTH = 32
+
+# Domain error codes as HTTP statuses; a code not listed is a 400.
+_STATUS_BY_CODE = {
+    "INVALID_MESSAGE": 400,
+    "BAD_REQUEST": 400,
+    "UNAUTHORIZED": 401,
+    "FORBIDDEN": 403,
+    "NOT_FOUND": 404,
+    "CONFLICT": 409,
+    "LIMIT_EXCEEDED": 429,
+    "RATE_LIMITED": 429,
+    "INTERNAL": 500,
+}
+# For errors raised without a code of their own (tornado's 404, 405, ...).
+_CODE_BY_STATUS = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    413: "TOO_LARGE",
+    429: "RATE_LIMITED",
+}
+
+
+class ApiError(tornado.web.HTTPError):
+    """An HTTP error with the JSON body's `error` text and `code`; raise it from a handler."""
+
+    def __init__(self, status_code: int, message: str, *, code: str | None = None):
+        super().__init__(status_code)
+        self.message = message
+        self.code = code or _CODE_BY_STATUS.get(status_code, "BAD_REQUEST" if status_code < 500 else "INTERNAL")
+
+
+def user_to_wire(user: User) -> dict:
+    """A user as REST and WebSocket clients see it: `{userId, username, name, role}`."""
+    return {
+        "userId": str(user.id),
+        "username": user.username,
+        "name": user.display_name,
+        "role": Role(user.role).value,
+    }
+
+
+class JsonHandler(tornado.web.RequestHandler):
+    """Owns one JSON request/response: decodes the body, writes JSON, and answers every error in JSON.
+
+    Route with ``dict(services=services)``; `services` has `config`, `clock`,
+    `storage` and `tokens`. Raise `ApiError`, or let a `DomainError` escape:
+    both become ``{"error": "...", "code": "..."}`` with the matching status, and
+    anything else becomes a 500 with no detail.
+    """
+
+    def initialize(self, services) -> None:
+        self.services = services
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("X-Content-Type-Options", "nosniff")
+
+    def compute_etag(self) -> None:
+        return None  # no-store replies are never revalidated
+
+    # -- request -------------------------------------------------------------------------
+
+    def json_body(self) -> dict:
+        """The request body as a JSON object; 400 for anything else (or over 64 KiB)."""
+        body = self.request.body
+        if len(body) > MAX_BODY_BYTES:
+            raise ApiError(400, f"request body is larger than {MAX_BODY_BYTES} bytes", code="INVALID_MESSAGE")
+        try:
+            value = ujson.loads(body)
+        except (ValueError, OverflowError, RecursionError):
+            raise ApiError(400, "request body is not valid JSON", code="INVALID_MESSAGE") from None
+        if not isinstance(value, dict):
+            raise ApiError(400, "request body must be a JSON object", code="INVALID_MESSAGE")
+        _check_json_values(value, 0)
+        return value
+
+    @staticmethod
+    def field(body: dict, name: str, kind: type = str) -> Any:
+        """`body[name]`, which must be present and of type `kind`; 400 otherwise."""
+        value = body.get(name)
+        if value is None:
+            raise ApiError(400, f"{name} is required", code="INVALID_MESSAGE")
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ApiError(400, f"{name} must be a {_type_name(kind)}", code="INVALID_MESSAGE")
+        return value
+
+    def bearer_user(self) -> User:
+        """The signed-in user behind `Authorization: Bearer <token>`; 401 when there is none.
+
+        The user is loaded from storage on every call: the stored role is the one
+        that counts, whatever role the token claims.
+        """
+        header = self.request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise ApiError(401, "missing bearer token", code="UNAUTHORIZED")
+        try:
+            claims = self.services.tokens.verify(token)
+        except AuthError as error:
+            raise ApiError(401, f"invalid token: {error.reason}", code="UNAUTHORIZED") from None
+        user = self.services.storage.user_by_id(claims.user_id)
+        if user is None:
+            raise ApiError(401, "invalid token: unknown user", code="UNAUTHORIZED")
+        return user
+
+    def require_role(self, *roles: Role | str) -> User:
+        """The signed-in user if their stored role is one of `roles`; 401 or 403 otherwise."""
+        user = self.bearer_user()
+        if Role(user.role).value not in {Role(role).value for role in roles}:
+            raise ApiError(403, "your role may not do this", code="FORBIDDEN")
+        return user
+
+    # -- response ------------------------------------------------------------------------
+
+    def write_json(self, obj: Any, status: int = 200) -> None:
+        """Send `obj` as the JSON response and finish."""
+        self.set_status(status)
+        self.finish(ujson.dumps(obj, ensure_ascii=False, escape_forward_slashes=False))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(error, ApiError):
+            message, code = error.message, error.code
+        elif isinstance(error, DomainError):
+            status_code = _STATUS_BY_CODE.get(error.code, 400)
+            message, code = error.message, error.code
+        elif status_code >= 500:
+            message, code = "internal server error", "INTERNAL"
+        else:
+            message = http.client.responses.get(status_code, "error").lower()
+            code = _CODE_BY_STATUS.get(status_code, "BAD_REQUEST")
+        self.set_status(status_code)
+        if status_code == 401:
+            self.set_header("WWW-Authenticate", "Bearer")
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(ujson.dumps({"error": message, "code": code}, ensure_ascii=False))
+
+    def log_exception(self, typ, value, tb) -> None:
+        # Refusals are the client's mistake and already in the access log; only bugs get a traceback.
+        if isinstance(value, (ApiError, DomainError)):
+            return
+        super().log_exception(typ, value, tb)
+
+
+class NotFoundHandler(JsonHandler):
+    """Answers every unrouted path with a JSON 404: use as the Application's `default_handler_class`."""
+
+    def prepare(self) -> None:
+        raise ApiError(404, "no such resource", code="NOT_FOUND")
+
+
+def _type_name(kind: type) -> str:
+    return {str: "string", int: "integer", bool: "boolean", dict: "object", list: "array"}.get(
+        kind, kind.__name__
+    )
+
+
+def _check_json_values(value: Any, depth: int) -> None:
+    # JSON that parses can still hold what no handler should see: NaN/Infinity (ujson accepts
+    # them) and lone surrogates ("\ud800"), which cannot be encoded as UTF-8 or stored.
+    if depth > _MAX_DEPTH:
+        raise ApiError(400, "request body is nested too deeply", code="INVALID_MESSAGE")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ApiError(400, "request body holds a number JSON does not allow", code="INVALID_MESSAGE")
+    elif isinstance(value, str):
+        _check_text(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key)
+            _check_json_values(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_json_values(item, depth + 1)
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(400, "request body holds invalid Unicode", code="INVALID_MESSAGE") from None

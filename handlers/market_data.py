@@ -1,0 +1,94 @@
+"""/ws/market-data: quotes, history, analytics and the symbol list (PROTOCOL.md, Market data)."""
+
+from domain.errors import BadRequest
+from realtime.fanout import MIN_INTERVAL_MS
+from realtime.schema import Int, Str, StrList
+
+from .base import Endpoint, Reply, handles
+
+__all__ = ["MarketDataEndpoint"]
+
+SYMBOL = dict(upper=True, max_len=12)
+INTERVALS = ("1m", "5m", "15m", "1h", "1d")
+MAX_HISTORY = 1000
+
+
+class MarketDataEndpoint(Endpoint):
+    """One connection's market-data session: its quote subscriptions and requests."""
+
+    name = "market-data"
+
+    def __init__(self, services, transport, request):
+        super().__init__(services, transport, request)
+        self.auth_required = not self.config.anonymous_market_data
+        self._overview_sent = False
+
+    @property
+    def market(self):
+        return self.services.market.simulator
+
+    def closed(self) -> None:
+        self.services.fanout.remove(self)
+
+    def _quotes(self, symbols) -> list[dict]:
+        return [self.market.quote(symbol).to_wire() for symbol in symbols]
+
+    @handles("SUBSCRIBE", symbols=StrList(required=True, **SYMBOL),
+             subscriptionType=Str(default="REAL_TIME", upper=True, choices=("REAL_TIME",)),
+             updateInterval=Int(min=0, max=3_600_000))
+    def subscribe(self, symbols, subscription_type, update_interval):
+        fanout = self.services.fanout
+        accepted = [s for s in symbols if self.market.has(s)]
+        rejected = [{"symbol": s, "reason": "UNKNOWN_SYMBOL"} for s in symbols if not self.market.has(s)]
+        interval = fanout.normalise_interval(update_interval)
+        if accepted:
+            fanout.subscribe(self, accepted, interval)
+        confirmation = {
+            "action": "SUBSCRIBE", "symbols": accepted, "rejected": rejected,
+            "active": fanout.active(self), "subscriptionType": subscription_type, "updateInterval": interval,
+        }
+        if update_interval is not None and update_interval < MIN_INTERVAL_MS:
+            confirmation["note"] = f"updateInterval raised to the minimum of {MIN_INTERVAL_MS} ms"
+        replies = [Reply("SUBSCRIPTION_CONFIRMED", confirmation),
+                   Reply("INITIAL_DATA", {"quotes": self._quotes(accepted)})]
+        if not self._overview_sent:
+            self._overview_sent = True
+            replies.append(Reply("MARKET_OVERVIEW", self.services.market.overview()))
+        return replies
+
+    @handles("UNSUBSCRIBE", symbols=StrList(**SYMBOL))
+    def unsubscribe(self, symbols):
+        fanout = self.services.fanout
+        before = fanout.active(self)
+        fanout.unsubscribe(self, symbols or None)
+        removed = before if not symbols else [s for s in symbols if s in before]
+        return Reply("SUBSCRIPTION_CONFIRMED", {"action": "UNSUBSCRIBE", "symbols": removed,
+                                                "active": fanout.active(self)})
+
+    @handles("REQUEST_QUOTE", symbol=Str(**SYMBOL), symbols=StrList(**SYMBOL))
+    def request_quote(self, symbol, symbols):
+        if symbol is None and not symbols:
+            raise BadRequest("REQUEST_QUOTE needs symbol or symbols")
+        if symbol is not None:
+            return Reply("QUOTE_RESPONSE", {"quotes": self._quotes([symbol])})
+        known = [s for s in symbols if self.market.has(s)]
+        if len(symbols) == 1 and not known:
+            self.market.quote(symbols[0])  # raises NotFound: one unknown symbol is an error
+        return Reply("QUOTE_RESPONSE", {"quotes": self._quotes(known),
+                                        "notFound": [s for s in symbols if s not in known]})
+
+    @handles("REQUEST_HISTORICAL", symbol=Str(required=True, **SYMBOL),
+             interval=Str(default="1m", choices=INTERVALS), limit=Int(default=100, min=1, max=MAX_HISTORY))
+    def request_historical(self, symbol, interval, limit):
+        bars = self.market.history(symbol, interval, limit)
+        return Reply("HISTORICAL_DATA", {"symbol": symbol, "interval": interval,
+                                         "bars": [bar.to_wire() for bar in bars]})
+
+    @handles("REQUEST_ANALYTICS", symbol=Str(required=True, **SYMBOL), interval=Str(default="1d", choices=INTERVALS))
+    def request_analytics(self, symbol, interval):
+        return Reply("ANALYTICS_DATA", self.market.analytics(symbol, interval))
+
+    @handles("REQUEST_SYMBOLS")
+    def request_symbols(self):
+        return Reply("SYMBOL_LIST", {"symbols": [{"symbol": s.symbol, "name": s.name, "sector": s.sector}
+                                                 for s in self.market.specs()]})

@@ -1,0 +1,60 @@
+"""The SockJS transport: the same Endpoint classes as native WebSocket, behind sockjs-tornado (via sockjs_compat)."""
+
+from sockjs.tornado import SockJSConnection
+
+from .base import RequestInfo
+from .sockjs_compat import make_sockjs_router, pending_bytes
+
+__all__ = ["SockJSTransport", "sockjs_routes"]
+
+
+def _bearer(header: str | None) -> str | None:
+    if header and header[:7].lower() == "bearer ":
+        return header[7:].strip() or None
+    return None
+
+
+class SockJSTransport(SockJSConnection):
+    """A SockJS session carrying one Endpoint; `endpoint_cls` and `services` are bound per application."""
+
+    kind = "sockjs"
+    endpoint_cls = None
+    services = None
+
+    def on_open(self, info) -> None:
+        request = RequestInfo(
+            token=info.get_argument("token") or _bearer(info.get_header("authorization")),
+            origin=info.get_header("origin"),
+            host=info.get_header("host"),
+            remote_ip=info.ip,
+        )
+        self.endpoint = self.endpoint_cls(self.services, self, request)
+        self.endpoint.start()
+
+    def on_message(self, message) -> None:
+        self.endpoint.receive(message)
+
+    def on_close(self) -> None:
+        endpoint = getattr(self, "endpoint", None)
+        if endpoint is not None:
+            endpoint.finish()
+
+    # Transport ----------------------------------------------------------------
+    def send_text(self, text: str) -> bool:
+        if self.is_closed:
+            return False
+        self.send(text)
+        return True
+
+    def close_transport(self, code: int, reason: str) -> None:
+        self.close(code, reason)
+
+    def buffered_bytes(self) -> int:
+        return pending_bytes(self)
+
+
+def sockjs_routes(prefix: str, endpoint_cls, services, settings: dict | None = None) -> list:
+    """URL rules serving `endpoint_cls` over SockJS at `prefix`; call inside the running IOLoop."""
+    bound = type(f"SockJS{endpoint_cls.__name__}", (SockJSTransport,),
+                 {"endpoint_cls": endpoint_cls, "services": services})
+    return make_sockjs_router(bound, prefix, settings=settings).urls

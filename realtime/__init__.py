@@ -1,0 +1,1 @@
+"""The transport-independent connection layer: envelope, message types, hub, pub/sub, limits."""

@@ -1,0 +1,156 @@
+"""The connection hub: every open connection on this node, by session, user and endpoint, with limits and statistics."""
+
+import logging
+from collections import Counter, defaultdict
+from typing import Iterable, Protocol
+
+from .protocol import CloseCode, ErrorCode, encode_data, iso_timestamp
+
+__all__ = ["Connection", "ConnectionHub", "ConnectionRefused"]
+
+log = logging.getLogger(__name__)
+
+DURATION_BUCKETS = ((60, "<1m"), (300, "1-5m"), (1800, "5-30m"), (float("inf"), "30m+"))
+
+
+class Connection(Protocol):
+    """What the hub needs of a connection (any transport)."""
+
+    session_id: str
+    endpoint: str
+    user_id: str | None
+    opened_at: float
+    last_inbound: float
+
+    def send_json(self, message_type: str, data_json: str, request_id: str | None = None) -> bool: ...
+
+    def close(self, code: int, reason: str) -> None: ...
+
+
+class ConnectionRefused(Exception):
+    """A connection over a limit: answered with ERROR `code`, then closed with `close_code`."""
+
+    def __init__(self, message: str, close_code: int, code: str = ErrorCode.LIMIT_EXCEEDED):
+        super().__init__(message)
+        self.message, self.close_code, self.code = message, close_code, code
+
+
+class ConnectionHub:
+    """Owns the registry of this node's open connections, enforces connection limits, and keeps the statistics.
+
+    It knows connections only through `send_json` and `close`, never their transport.
+    """
+
+    def __init__(self, *, clock, max_total: int, max_per_user: int):
+        self._clock = clock
+        self.max_total, self.max_per_user = max_total, max_per_user
+        self._sessions: dict[str, Connection] = {}
+        self._by_endpoint: dict[str, set[str]] = defaultdict(set)
+        self._by_user: dict[str, set[str]] = defaultdict(set)
+        self.messages_sent = 0
+        self.messages_failed = 0
+        self.messages_received = 0
+        self.errors_sent = 0
+        self._response_ms_total = 0.0
+        self._responses = 0
+        self.closed_durations_total = 0.0
+        self.closed_count = 0
+
+    # registry -------------------------------------------------------------
+    def admit(self, conn: Connection) -> None:
+        """Register a new connection, or raise ConnectionRefused when the server is full."""
+        if len(self._sessions) >= self.max_total:
+            raise ConnectionRefused(f"server connection limit ({self.max_total}) reached",
+                                    CloseCode.TRY_AGAIN_LATER)
+        self._sessions[conn.session_id] = conn
+        self._by_endpoint[conn.endpoint].add(conn.session_id)
+
+    def bind_user(self, conn: Connection, user_id: str) -> None:
+        """Record who a connection belongs to, or raise ConnectionRefused past the per-user limit."""
+        same = [sid for sid in self._by_user.get(user_id, ())
+                if self._sessions[sid].endpoint == conn.endpoint and sid != conn.session_id]
+        if len(same) >= self.max_per_user:
+            raise ConnectionRefused(
+                f"at most {self.max_per_user} connections per user to {conn.endpoint}", CloseCode.TOO_MANY)
+        self._by_user[user_id].add(conn.session_id)
+
+    def remove(self, conn: Connection) -> None:
+        if self._sessions.pop(conn.session_id, None) is None:
+            return
+        self._by_endpoint[conn.endpoint].discard(conn.session_id)
+        if conn.user_id is not None:
+            sessions = self._by_user.get(conn.user_id)
+            if sessions is not None:
+                sessions.discard(conn.session_id)
+                if not sessions:
+                    del self._by_user[conn.user_id]
+        self.closed_durations_total += self._clock.now() - conn.opened_at
+        self.closed_count += 1
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def get(self, session_id: str) -> Connection | None:
+        return self._sessions.get(session_id)
+
+    def connections(self, endpoint: str | None = None) -> list[Connection]:
+        """A copy, so callers may close connections while iterating."""
+        if endpoint is None:
+            return list(self._sessions.values())
+        return [self._sessions[sid] for sid in self._by_endpoint.get(endpoint, ())]
+
+    def of_user(self, user_id: str, endpoint: str | None = None) -> list[Connection]:
+        conns = [self._sessions[sid] for sid in self._by_user.get(user_id, ())]
+        return conns if endpoint is None else [c for c in conns if c.endpoint == endpoint]
+
+    # broadcast ------------------------------------------------------------
+    def broadcast(self, message_type: str, data, connections: Iterable[Connection] | None = None) -> int:
+        """Serialize once and send to each connection (all by default); returns how many took it."""
+        data_json = encode_data(data)
+        targets = list(self._sessions.values()) if connections is None else list(connections)
+        return sum(1 for conn in targets if conn.send_json(message_type, data_json))
+
+    def idle(self, timeout_s: float) -> list[Connection]:
+        cutoff = self._clock.now() - timeout_s
+        return [conn for conn in self._sessions.values() if conn.last_inbound < cutoff]
+
+    # statistics -----------------------------------------------------------
+    def record_sent(self, ok: bool) -> None:
+        if ok:
+            self.messages_sent += 1
+        else:
+            self.messages_failed += 1
+
+    def record_received(self) -> None:
+        self.messages_received += 1
+
+    def record_error(self) -> None:
+        self.errors_sent += 1
+
+    def record_response(self, elapsed_ms: float) -> None:
+        self._response_ms_total += elapsed_ms
+        self._responses += 1
+
+    def stats(self) -> dict:
+        """The /api/stats document (PROTOCOL.md, Operations)."""
+        now = self._clock.now()
+        conns = list(self._sessions.values())
+        durations = [now - c.opened_at for c in conns]
+        by_duration = Counter()
+        for duration in durations:
+            by_duration[next(label for limit, label in DURATION_BUCKETS if duration < limit)] += 1
+        attempts = self.messages_sent + self.messages_failed
+        return {
+            "totalConnections": len(conns),
+            "uniqueUsers": len(self._by_user),
+            "connectionsByType": {name: len(sids) for name, sids in sorted(self._by_endpoint.items())},
+            "connectionsByDuration": {label: by_duration.get(label, 0) for _, label in DURATION_BUCKETS},
+            "averageConnectionDuration": round(sum(durations) / len(durations), 3) if durations else 0.0,
+            "messagesSent": self.messages_sent,
+            "messagesFailed": self.messages_failed,
+            "messagesReceived": self.messages_received,
+            "sendSuccessRate": round(self.messages_sent / attempts, 6) if attempts else 1.0,
+            "averageResponseTimeMs": round(self._response_ms_total / self._responses, 3) if self._responses else 0.0,
+            "errorRate": round(self.errors_sent / self.messages_received, 6) if self.messages_received else 0.0,
+            "timestamp": iso_timestamp(now),
+        }

@@ -1,0 +1,1 @@
+"""Adapters around the pure domain: configuration, storage, auth tokens."""

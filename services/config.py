@@ -1,0 +1,49 @@
+"""Server configuration: one frozen dataclass, built from the command line and STOCKQUEST_* variables."""
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+__all__ = ["Config"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    """Every setting the server reads; defaults are the embedded classroom defaults."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path("./data")
+    seed: int | None = None
+    tick_ms: int = 250
+    speed: float = 1.0
+    jwt_secret: str | None = None  # generated and saved in data_dir when absent
+    jwt_algorithm: str = "HS256"
+    jwt_public_key: str | None = None  # PEM; switches verification to RS256
+    token_ttl_s: int = 12 * 3600
+    allow_origin: tuple[str, ...] = ()
+    max_connections: int = 10_000
+    max_connections_per_user: int = 10  # per endpoint
+    log_level: str = "INFO"
+
+    heartbeat_ms: int = 30_000
+    ping_interval_s: float = 20.0
+    idle_timeout_s: float = 300.0
+    auth_timeout_s: float = 10.0
+    max_message_bytes: int = 64 * 1024
+    max_buffered_bytes: int = 1024 * 1024
+    rate_limit_per_s: float = 20.0
+    rate_limit_burst: int = 40
+    rate_limit_abuse_count: int = 200  # rate-limited messages in a row before closing 4429
+
+    allow_guests: bool = True
+    anonymous_market_data: bool = True
+    starting_cash: Decimal = Decimal("100000.00")
+    password_hash_n: int = 2**14  # scrypt cost; tests lower it
+
+    day_length_s: float = 6.5 * 3600
+    exchange_hours: bool = False
+    predictability: float = 0.3
+    overview_interval_s: float = 30.0
+    stats_log_interval_s: float = 60.0
+    extra: dict = field(default_factory=dict)

@@ -1,0 +1,75 @@
+"""The running market: drives the pure simulator from the market clock and publishes what happened."""
+
+import logging
+
+from domain.errors import BadRequest
+
+__all__ = ["MarketService", "TICKS", "STATUS"]
+
+log = logging.getLogger(__name__)
+
+TICKS = "market.ticks"    # message: domain.market.TickResult
+STATUS = "market.status"  # message: MARKET_STATUS data dict
+
+MAX_SPEED = 10_000.0
+
+
+class MarketService:
+    """Owns the live market: its clock (speed, pause), its status, and publishing each tick on the broker."""
+
+    def __init__(self, simulator, market_clock, wall_clock, broker):
+        self.simulator = simulator
+        self.clock = market_clock
+        self._wall = wall_clock
+        self._broker = broker
+
+    def tick(self):
+        """Advance the simulator to the market clock's time; publishes and returns the TickResult."""
+        if self.clock.paused:
+            return None
+        result = self.simulator.tick(int(self.clock.now() * 1000), self._wall.now_ms())
+        if result.changed or result.day_rolled:
+            self._broker.publish(TICKS, result)
+        return result
+
+    @property
+    def status(self) -> str:
+        if self.clock.paused:
+            return "PAUSED"
+        return "OPEN" if self.simulator.is_open(int(self.clock.now() * 1000)) else "CLOSED"
+
+    def status_data(self, event: dict | None = None) -> dict:
+        data = {"status": self.status, "speed": self.clock.speed, "marketTime": int(self.clock.now() * 1000)}
+        if event is not None:
+            data["event"] = event
+        return data
+
+    def overview(self) -> dict:
+        return self.simulator.overview(self.status)
+
+    def _announce(self, event: dict) -> dict:
+        data = self.status_data(event)
+        log.info("market %s", event.get("action"), extra={"event": event})
+        self._broker.publish(STATUS, data)
+        return data
+
+    def pause(self) -> dict:
+        self.clock.pause()
+        return self._announce({"action": "PAUSE"})
+
+    def resume(self) -> dict:
+        self.clock.resume()
+        return self._announce({"action": "RESUME"})
+
+    def set_speed(self, speed: float) -> dict:
+        if not 0 < speed <= MAX_SPEED:
+            raise BadRequest(f"speed must be above 0 and at most {MAX_SPEED:g}")
+        self.clock.set_speed(speed)
+        return self._announce({"action": "SPEED", "speed": speed})
+
+    def shock(self, percent: float, symbols=(), sector: str | None = None) -> dict:
+        if not -90 <= percent <= 100 or percent == 0:
+            raise BadRequest("percent must be non-zero, between -90 and 100")
+        affected = self.simulator.shock(percent, symbols=symbols, sector=sector)
+        self.tick()
+        return self._announce({"action": "SHOCK", "percent": percent, "symbols": affected})

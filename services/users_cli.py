@@ -1,0 +1,144 @@
+"""Operator command line for accounts: `user add` and `user set-role`, safe while the server runs."""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+from pathlib import Path
+from typing import NoReturn, TextIO
+
+from domain.clock import SystemClock
+from domain.errors import DomainError
+from services.auth import hash_password, validate_password, validate_username
+from services.config import Config
+from services.storage import DB_FILENAME, Role, Storage, StorageError, to_cents
+
+__all__ = ["run"]
+
+_ROLES = [role.value for role in Role]
+
+
+class _UsageError(Exception):
+    """A command line argparse refused; the message is one line."""
+
+
+class _Exit(Exception):
+    """argparse finished early (after --help) with this status."""
+
+    def __init__(self, status: int):
+        super().__init__(status)
+        self.status = status
+
+
+class _NoPassword(DomainError):
+    """Standard input ended before a password line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that writes to the given streams and never calls sys.exit."""
+
+    def __init__(self, *args, stdout: TextIO, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._stdout = stdout
+
+    def _print_message(self, message: str, file: TextIO | None = None) -> None:
+        if message:
+            self._stdout.write(message)
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        if status:
+            raise _UsageError((message or "").strip())
+        raise _Exit(status)
+
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(message)
+
+
+def _parser(stdout: TextIO) -> _Parser:
+    parser = _Parser(prog="stockquest.py user", description="Manage Stock Quest accounts.", stdout=stdout)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    add = commands.add_parser(
+        "add",
+        help="create a user; the password is read as one line from standard input",
+        stdout=stdout,
+    )
+    add.add_argument("username")
+    add.add_argument("--role", required=True, choices=_ROLES)
+    add.add_argument("--data-dir", required=True, type=Path)
+
+    set_role = commands.add_parser("set-role", help="change a user's role", stdout=stdout)
+    set_role.add_argument("username")
+    set_role.add_argument("--role", required=True, choices=_ROLES)
+    set_role.add_argument("--data-dir", required=True, type=Path)
+    return parser
+
+
+def run(argv: list[str], *, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
+    """Run `user add ...` or `user set-role ...` (the leading "user" is optional); return the exit status.
+
+    Success prints one line to `stdout` and returns 0; a refusal prints one line
+    to `stderr` and returns 1 (2 for a malformed command line).
+
+    >>> import io
+    >>> run(["user", "set-role", "ada", "--role", "boss", "--data-dir", "x"],
+    ...     stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO())
+    2
+    """
+    argv = list(argv)
+    if argv[:1] == ["user"]:
+        argv = argv[1:]
+    try:
+        args = _parser(stdout).parse_args(argv)
+    except _Exit as done:
+        return done.status
+    except _UsageError as error:
+        _say(stderr, f"error: {error}")
+        return 2
+    try:
+        if args.command == "add":
+            line = _add(args, stdin)
+        else:
+            line = _set_role(args)
+    except (DomainError, StorageError) as error:
+        _say(stderr, f"error: {getattr(error, 'message', error)}")
+        return 1
+    except (sqlite3.Error, OSError) as error:
+        _say(stderr, f"error: cannot use the database in {args.data_dir}: {error}")
+        return 1
+    _say(stdout, line)
+    return 0
+
+
+def _add(args: argparse.Namespace, stdin: TextIO) -> str:
+    username = validate_username(args.username)
+    password = validate_password(_read_password(stdin))
+    config = Config()
+    password_hash = hash_password(password, n=config.password_hash_n)
+    with Storage.in_dir(args.data_dir, SystemClock()) as storage:
+        user = storage.create_user(
+            username, username, password_hash, Role(args.role), to_cents(config.starting_cash)
+        )
+    return f"created user {user.username} ({user.role.value})"
+
+
+def _set_role(args: argparse.Namespace) -> str:
+    if not (args.data_dir / DB_FILENAME).is_file():
+        raise StorageError(f"no Stock Quest database in {args.data_dir}")
+    with Storage.in_dir(args.data_dir, SystemClock()) as storage:
+        user = storage.set_role(args.username, Role(args.role))
+    return f"user {user.username} is now {user.role.value}"
+
+
+def _read_password(stdin: TextIO) -> str:
+    line = stdin.readline()
+    if not line:
+        raise _NoPassword("no password on standard input (send it as one line)")
+    # One line: the newline ends it, and a carriage return from a Windows pipe goes too.
+    return line.removesuffix("\n").removesuffix("\r")
+
+
+def _say(stream: TextIO, line: str) -> None:
+    # Exactly one line whatever the message holds (argparse and sqlite messages may contain newlines).
+    stream.write(" ".join(line.split()) + "\n")
+    stream.flush()

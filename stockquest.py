@@ -1,0 +1,312 @@
+"""Stock Quest Realtime: configuration, the application factory and the IOLoop (wiring only)."""
+
+import argparse
+import asyncio
+import gc
+import logging
+import os
+import random
+import signal
+import sys
+import time
+from dataclasses import dataclass, fields
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import tornado.web
+from tornado.ioloop import PeriodicCallback
+
+from domain.clock import Clock, MarketClock, SystemClock
+from domain.market import MarketSimulator
+from handlers.api import HealthHandler, MetricsHandler, StatsHandler, metrics_registry
+from handlers.auth_api import AUTH_ROUTES
+from handlers.base import WebSocketTransport
+from handlers.http import NotFoundHandler
+from handlers.market_data import MarketDataEndpoint
+from handlers.sockjs import sockjs_routes
+from realtime.fanout import MIN_INTERVAL_MS, QuoteFanout
+from realtime.hub import ConnectionHub
+from realtime.protocol import CloseCode, iso_timestamp
+from realtime.pubsub import Broker, InMemoryBroker
+from services import market as market_events
+from services.auth import TokenService, load_or_create_secret
+from services.config import Config
+from services.market import MarketService
+from services.storage import Storage
+
+__all__ = ["Services", "build_services", "make_app", "start_timers", "parse_config", "main"]
+
+log = logging.getLogger("stockquest")
+
+ROOT = Path(__file__).resolve().parent
+MAX_HTTP_BODY = 1024 * 1024  # REST bodies are small JSON; SockJS posts are capped by its own response limits
+
+ENDPOINTS = {
+    "market-data": MarketDataEndpoint,
+}
+
+
+@dataclass
+class Services:
+    """Everything the handlers need, built once per application (each test builds its own)."""
+
+    config: Config
+    clock: Clock
+    storage: Storage
+    tokens: TokenService
+    broker: Broker
+    hub: ConnectionHub
+    market: MarketService
+    fanout: QuoteFanout
+    started_at: float
+
+
+def build_services(config: Config, *, clock: Clock | None = None, rng: random.Random | None = None) -> Services:
+    clock = clock or SystemClock()
+    data_dir = Path(config.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = config.jwt_secret or load_or_create_secret(data_dir)
+    storage = Storage.in_dir(data_dir, clock)
+    tokens = TokenService(secret, clock=clock, ttl_s=config.token_ttl_s, algorithm=config.jwt_algorithm,
+                          public_key=config.jwt_public_key)
+    rng = rng or random.Random(config.seed)
+    market_clock = MarketClock(clock, speed=config.speed)
+    simulator = MarketSimulator(
+        rng=rng, start_market_ms=int(market_clock.now() * 1000), wall_ms=clock.now_ms(),
+        day_length_ms=int(config.day_length_s * 1000), predictability=config.predictability,
+        exchange_hours=config.exchange_hours)
+    broker = InMemoryBroker()
+    market = MarketService(simulator, market_clock, clock, broker)
+    return Services(
+        config=config, clock=clock, storage=storage, tokens=tokens, broker=broker,
+        hub=ConnectionHub(clock=clock, max_total=config.max_connections,
+                          max_per_user=config.max_connections_per_user),
+        market=market,
+        fanout=QuoteFanout(simulator, soft_buffer=config.max_buffered_bytes // 16,
+                           hard_buffer=config.max_buffered_bytes),
+        started_at=clock.now(),
+    )
+
+
+class DashboardHandler(tornado.web.RequestHandler):
+    def get(self):
+        self.set_header("Cache-Control", "no-cache")
+        self.render("index.html")
+
+
+def make_app(services: Services, **settings) -> tornado.web.Application:
+    """The Tornado application for `services`; call inside the running IOLoop (SockJS starts timers)."""
+    config = services.config
+    routes = []
+    for name, endpoint_cls in ENDPOINTS.items():
+        prefix = f"/ws/{name}"
+        routes.append((prefix, WebSocketTransport, dict(endpoint_cls=endpoint_cls, services=services)))
+        routes.extend(sockjs_routes(prefix, endpoint_cls, services))
+    routes += [
+        (r"/healthz", HealthHandler, dict(services=services)),
+        (r"/metrics", MetricsHandler, dict(services=services, registry=metrics_registry(services))),
+        (r"/api/stats", StatsHandler, dict(services=services)),
+        *AUTH_ROUTES(services),
+        (r"/", DashboardHandler),
+    ]
+    return tornado.web.Application(
+        routes,
+        static_path=str(ROOT / "static"),
+        template_path=str(ROOT / "static"),
+        websocket_ping_interval=config.ping_interval_s,
+        websocket_ping_timeout=config.ping_interval_s,
+        websocket_max_message_size=config.max_message_bytes,
+        default_handler_class=NotFoundHandler,
+        default_handler_args=dict(services=services),
+        **settings,
+    )
+
+
+def start_timers(services: Services) -> list[PeriodicCallback]:
+    """Every schedule of the server: ticks, quote flushes, heartbeats, idle sweep, overview, stats log."""
+    config, hub, market = services.config, services.hub, services.market
+
+    def market_data_connections():
+        return hub.connections(MarketDataEndpoint.name)
+
+    def heartbeat():
+        hub.broadcast("HEARTBEAT", {"serverTime": iso_timestamp(services.clock.now())})
+
+    def sweep_idle():
+        for conn in hub.idle(config.idle_timeout_s):
+            conn.close(CloseCode.IDLE_TIMEOUT, "idle timeout")
+
+    def overview():
+        conns = market_data_connections()
+        if conns:
+            hub.broadcast("MARKET_OVERVIEW", market.overview(), conns)
+
+    def log_stats():
+        log.info("connection stats %s", hub.stats())
+
+    services.broker.subscribe(market_events.STATUS,
+                              lambda data: hub.broadcast("MARKET_STATUS", data, market_data_connections()))
+    schedule = [
+        (market.tick, config.tick_ms),
+        (lambda: services.fanout.run_due(services.clock.now_ms()), MIN_INTERVAL_MS),
+        (heartbeat, config.heartbeat_ms),
+        (sweep_idle, min(5_000, config.idle_timeout_s * 250)),
+        (overview, config.overview_interval_s * 1000),
+        (log_stats, config.stats_log_interval_s * 1000),
+    ]
+    timers = [PeriodicCallback(callback, interval) for callback, interval in schedule]
+    for timer in timers:
+        timer.start()
+    return timers
+
+
+# configuration ----------------------------------------------------------------
+
+def _env(name: str) -> str | None:
+    return os.environ.get("STOCKQUEST_" + name.upper().replace("-", "_"))
+
+
+def _decimal(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"not a decimal amount: {text!r}") from None
+    if not value.is_finite() or value < 0:
+        raise argparse.ArgumentTypeError("amount must be a non-negative number")
+    return value
+
+
+def _positive(kind):
+    def convert(text):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive: {text}")
+        return value
+    return convert
+
+
+def _flag(value) -> bool:
+    return str(value).lower() in ("1", "true", "yes", "on")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = Config()
+    parser = argparse.ArgumentParser(
+        prog="stockquest",
+        description="Stock Quest Realtime: a live simulated stock market for classrooms. Every flag can also be "
+                    "set as an environment variable STOCKQUEST_<NAME> (e.g. STOCKQUEST_PORT=9000; lists comma-"
+                    "separated). Operator commands: 'stockquest user add NAME --role ROLE --data-dir DIR' "
+                    "(password on stdin) and 'stockquest user set-role NAME --role ROLE --data-dir DIR'.")
+
+    def option(name, help, type=str, default=None, **kwargs):
+        env = _env(name)
+        if env is not None:
+            default = [item for item in env.split(",") if item] if kwargs.get("action") == "append" else env
+        parser.add_argument("--" + name, help=f"{help} [env STOCKQUEST_{name.upper().replace('-', '_')}]",
+                            type=type, default=default, **kwargs)
+
+    option("host", f"address to listen on (default {defaults.host})", default=defaults.host)
+    option("port", f"port to listen on (default {defaults.port})", type=int, default=defaults.port)
+    option("data-dir", "folder for the SQLite database and the generated JWT secret; created on first run "
+           "(default ./data)", type=Path, default=defaults.data_dir)
+    option("seed", "seed of the market's randomness, for reproducible runs (default: random)", type=int)
+    option("tick-ms", f"market tick in milliseconds (default {defaults.tick_ms})", type=_positive(int),
+           default=defaults.tick_ms)
+    option("speed", "simulated-clock multiplier (default 1)", type=_positive(float), default=defaults.speed)
+    option("day-length", f"length of a simulated trading day in simulated seconds (default {defaults.day_length_s:g})",
+           type=_positive(float), default=defaults.day_length_s)
+    option("exchange-hours", "simulate exchange hours with closed periods (default off)", type=_flag,
+           default=defaults.exchange_hours)
+    option("jwt-secret", "HS256 secret for tokens (default: generated and saved in the data dir; never logged)")
+    option("allow-origin", "an extra browser Origin allowed to connect (repeatable; the server's own origin "
+           "is always allowed; '*' allows all)", action="append", default=[])
+    option("max-connections", f"server-wide connection limit (default {defaults.max_connections})",
+           type=_positive(int), default=defaults.max_connections)
+    option("starting-cash", f"cash of a new user's portfolio (default {defaults.starting_cash})", type=_decimal,
+           default=defaults.starting_cash)
+    option("guests", "allow guest sign-in (classroom mode; default on)", type=_flag, default=True)
+    option("anonymous-market-data", "allow market data without signing in (default on)", type=_flag, default=True)
+    option("log-level", "DEBUG, INFO, WARNING or ERROR (default INFO)", default=defaults.log_level,
+           type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    return parser
+
+
+def parse_config(argv: list[str]) -> Config:
+    args = build_parser().parse_args(argv)
+    values = dict(
+        host=args.host, port=args.port, data_dir=args.data_dir, seed=args.seed, tick_ms=args.tick_ms,
+        speed=args.speed, day_length_s=args.day_length, exchange_hours=args.exchange_hours,
+        jwt_secret=args.jwt_secret, allow_origin=tuple(args.allow_origin), max_connections=args.max_connections,
+        starting_cash=args.starting_cash, allow_guests=args.guests, anonymous_market_data=args.anonymous_market_data,
+        log_level=args.log_level,
+    )
+    assert set(values) <= {f.name for f in fields(Config)}
+    return Config(**values)
+
+
+# logging ----------------------------------------------------------------------
+
+_CONTEXT = ("session_id", "user_id", "endpoint", "channel")
+
+
+class ContextFormatter(logging.Formatter):
+    """Appends the structured context a record carries (session id, user id, endpoint) as key=value."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        context = " ".join(f"{key}={getattr(record, key)}" for key in _CONTEXT if getattr(record, key, None))
+        return f"{text} {context}" if context else text
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(ContextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    logging.getLogger("tornado.access").setLevel(logging.WARNING if level != "DEBUG" else logging.DEBUG)
+
+
+# running ----------------------------------------------------------------------
+
+async def serve(config: Config) -> None:
+    services = build_services(config)
+    app = make_app(services)
+    server = app.listen(config.port, config.host, xheaders=True, max_body_size=MAX_HTTP_BODY)
+    timers = start_timers(services)
+    gc.collect()
+    gc.freeze()  # the long-lived startup objects (history, universe) leave the cyclic collector's scans
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    log.info("Stock Quest listening on http://%s:%d/ (data in %s)", config.host, config.port,
+             Path(config.data_dir).resolve())
+    await stop.wait()
+
+    started = time.monotonic()
+    log.info("shutting down")
+    server.stop()
+    for timer in timers:
+        timer.stop()
+    for conn in services.hub.connections():
+        conn.close(CloseCode.GOING_AWAY, "server shutting down")
+    try:
+        await asyncio.wait_for(server.close_all_connections(), timeout=3.0)
+    except asyncio.TimeoutError:
+        log.warning("some connections did not close in time")
+    services.storage.close()
+    log.info("stopped in %.2f s", time.monotonic() - started)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["user"]:
+        from services import users_cli
+        return users_cli.run(argv, stdin=sys.stdin, stdout=sys.stdout, stderr=sys.stderr)
+    config = parse_config(argv)
+    configure_logging(config.log_level)
+    asyncio.run(serve(config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

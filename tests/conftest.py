@@ -1,0 +1,167 @@
+"""Shared fixtures: a fresh world per test (config, services, app on a real 127.0.0.1 socket) and a WS client."""
+
+import asyncio
+import os
+import random
+import sys
+from pathlib import Path
+
+import pytest
+import tornado.httpclient
+import tornado.websocket
+import ujson
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import stockquest  # noqa: E402
+from services.config import Config  # noqa: E402
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """In CI a skipped test is a failed test: browser, SockJS and durability tests must really run."""
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("CI") and report.skipped:
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI, which counts as a failure: {report.longrepr}"
+
+
+@pytest.fixture
+def config_overrides():
+    """Override in a test module (or with parametrize) to change the server's Config."""
+    return {}
+
+
+@pytest.fixture
+def config(tmp_path, config_overrides):
+    values = dict(data_dir=tmp_path / "data", jwt_secret="test-secret-" + "x" * 32, seed=7, tick_ms=50,
+                  password_hash_n=2**10, heartbeat_ms=30_000, overview_interval_s=30.0)
+    values.update(config_overrides)
+    return Config(**values)
+
+
+@pytest.fixture
+def services(config):
+    built = stockquest.build_services(config, rng=random.Random(config.seed))
+    yield built
+    built.storage.close()
+
+
+@pytest.fixture
+def app(services, io_loop):
+    return stockquest.make_app(services)
+
+
+@pytest.fixture
+def timers(services, io_loop):
+    """The server's schedules (ticks, quote flushes, heartbeats...), stopped after the test."""
+    started = stockquest.start_timers(services)
+    yield started
+    for timer in started:
+        timer.stop()
+
+
+@pytest.fixture
+def server(http_server, timers):
+    """The app served on 127.0.0.1 with its timers running."""
+    return http_server
+
+
+class WSClient:
+    """A test client: sends envelopes, receives decoded messages, skipping pushed HEARTBEATs unless asked."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.received: list[dict] = []
+
+    async def send(self, message_type, data=None, request_id=None, **extra):
+        message = {"type": message_type, "data": data, **extra}
+        if request_id is not None:
+            message["requestId"] = request_id
+        await self.conn.write_message(ujson.dumps(message))
+
+    async def send_raw(self, payload, binary=False):
+        await self.conn.write_message(payload, binary=binary)
+
+    async def recv(self, timeout=5.0, keep_heartbeats=False):
+        while True:
+            text = await asyncio.wait_for(self.conn.read_message(), timeout)
+            if text is None:
+                raise ConnectionError(f"closed: {self.conn.close_code} {self.conn.close_reason}")
+            message = ujson.loads(text)
+            self.received.append(message)
+            if keep_heartbeats or message["type"] != "HEARTBEAT" or "requestId" in message:
+                return message
+
+    async def expect(self, message_type, timeout=5.0):
+        """The next message of `message_type`, failing on anything else that is not a push."""
+        message = await self.recv(timeout)
+        assert message["type"] == message_type, message
+        return message
+
+    async def wait_for(self, message_type, timeout=5.0):
+        """Skip other messages until one of `message_type` arrives."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise asyncio.TimeoutError(f"no {message_type}")
+            message = await self.recv(remaining)
+            if message["type"] == message_type:
+                return message
+
+    async def closed(self, timeout=5.0):
+        """Read until the server closes; returns (code, reason)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            remaining = deadline - asyncio.get_running_loop().time()
+            text = await asyncio.wait_for(self.conn.read_message(), max(remaining, 0.01))
+            if text is None:
+                return self.conn.close_code, self.conn.close_reason
+            self.received.append(ujson.loads(text))
+
+    def close(self):
+        self.conn.close()
+
+
+@pytest.fixture
+def ws(http_port, server):
+    """Open native WebSocket clients: `await ws("/ws/market-data", token=...)`; all closed after the test."""
+    clients = []
+
+    async def connect(path, token=None, headers=None, expect_established=True, query=""):
+        url = f"ws://127.0.0.1:{http_port}{path}"
+        params = [f"token={token}"] if token else []
+        if query:
+            params.append(query)
+        if params:
+            url += "?" + "&".join(params)
+        request = tornado.httpclient.HTTPRequest(url, headers=headers or {})
+        conn = await tornado.websocket.websocket_connect(request)
+        client = WSClient(conn)
+        clients.append(client)
+        if expect_established:
+            await client.expect("CONNECTION_ESTABLISHED")
+        return client
+
+    yield connect
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def make_user(services):
+    """Create a stored user and return (user, token)."""
+    from services.auth import hash_password
+
+    def create(username="alice", role="student", password="correct horse"):
+        user = services.storage.create_user(
+            username, username.title(), hash_password(password, n=2**10), role,
+            int(services.config.starting_cash * 100))
+        return user, services.tokens.issue(user)
+
+    return create
+

@@ -1,0 +1,413 @@
+"""Real-time quote fan-out: changed quotes only, one shared frame per subscription, coalescing, slow consumers."""
+
+import itertools
+import json
+
+import pytest
+
+from realtime.fanout import DEFAULT_INTERVAL_MS, MIN_INTERVAL_MS, QuoteFanout
+from realtime.protocol import CloseCode
+
+SYMBOLS = ("AAPL", "MSFT", "GOOG", "TSLA")
+
+_ids = itertools.count(1)
+
+
+class FakeQuote:
+    """A quote stamped with the market version at which it last changed; counts its serializations."""
+
+    def __init__(self, symbol, price):
+        self.symbol, self.price, self.version = symbol, price, 0
+        self.wire_calls = 0
+
+    def to_wire(self):
+        self.wire_calls += 1
+        return {"symbol": self.symbol, "price": self.price}
+
+
+class FakeMarket:
+    """Quotes by symbol and a version that moves by one per tick."""
+
+    def __init__(self, symbols=SYMBOLS):
+        self.version = 0
+        self._quotes = {symbol: FakeQuote(symbol, 100.0) for symbol in symbols}
+
+    def tick(self, *symbols, step=1.0):
+        self.version += 1
+        for symbol in symbols:
+            quote = self._quotes[symbol]
+            quote.price += step
+            quote.version = self.version
+
+    def quotes(self):
+        return dict(self._quotes)
+
+    def quote(self, symbol):
+        return self._quotes[symbol]
+
+
+class FakeConnection:
+    """Records frames and closes; its unsent backlog is whatever the test sets."""
+
+    def __init__(self, accepts=True):
+        self.session_id = f"s{next(_ids)}"
+        self.backlog = 0
+        self.accepts = accepts
+        self.raw = []
+        self.closed = []
+
+    def buffered_bytes(self):
+        return self.backlog
+
+    def send_json(self, message_type, data_json, request_id=None):
+        self.raw.append((message_type, data_json, request_id))
+        return self.accepts
+
+    def close(self, code, reason):
+        self.closed.append((code, reason))
+
+    @property
+    def frames(self):
+        return [json.loads(data_json) for _, data_json, _ in self.raw]
+
+    def prices(self, frame_index=-1):
+        return {quote["symbol"]: quote["price"] for quote in self.frames[frame_index]["quotes"]}
+
+
+def setup(*connections, symbols=("AAPL", "MSFT", "GOOG"), interval=1000, **options):
+    market = FakeMarket()
+    fanout = QuoteFanout(market, **options)
+    for conn in connections:
+        fanout.subscribe(conn, symbols, interval)
+    return market, fanout
+
+
+# what is sent -------------------------------------------------------------------
+
+
+def test_connection_gets_every_changed_subscribed_quote_in_one_frame():
+    conn = FakeConnection()
+    market, fanout = setup(conn)
+    market.tick("AAPL", "TSLA")
+    market.tick("MSFT")
+    assert fanout.flush(1000) == 1
+    assert len(conn.raw) == 1
+    message_type, data_json, request_id = conn.raw[0]
+    assert message_type == "REAL_TIME_UPDATE"
+    assert request_id is None
+    assert conn.prices() == {"AAPL": 101.0, "MSFT": 101.0}
+    assert [quote["symbol"] for quote in conn.frames[0]["quotes"]] == ["AAPL", "MSFT"]
+
+
+def test_nothing_is_sent_when_the_market_has_not_moved():
+    conn = FakeConnection()
+    _, fanout = setup(conn)
+    assert fanout.flush(1000) == 0
+    assert conn.raw == []
+
+
+def test_nothing_is_sent_when_only_unsubscribed_symbols_changed():
+    conn = FakeConnection()
+    market, fanout = setup(conn)
+    market.tick("TSLA")
+    assert fanout.flush(1000) == 0
+    assert conn.raw == []
+
+
+def test_next_frame_carries_only_what_changed_since_the_last_one():
+    conn = FakeConnection()
+    market, fanout = setup(conn)
+    market.tick("AAPL", "MSFT")
+    fanout.flush(1000)
+    assert fanout.flush(1000) == 0
+    market.tick("GOOG")
+    market.tick("GOOG")
+    fanout.flush(1000)
+    assert len(conn.raw) == 2
+    assert conn.prices() == {"GOOG": 102.0}
+
+
+def test_changes_made_before_subscribing_are_not_pushed():
+    market = FakeMarket()
+    fanout = QuoteFanout(market)
+    market.tick("AAPL")
+    conn = FakeConnection()
+    fanout.subscribe(conn, ["AAPL"], 1000)
+    assert fanout.flush(1000) == 0
+    market.tick("AAPL")
+    fanout.flush(1000)
+    assert conn.prices() == {"AAPL": 102.0}
+
+
+def test_a_refused_send_is_not_counted():
+    conn = FakeConnection(accepts=False)
+    market, fanout = setup(conn)
+    market.tick("AAPL")
+    assert fanout.flush(1000) == 0
+    assert len(conn.raw) == 1
+
+
+def test_flushing_an_interval_nobody_uses_sends_nothing():
+    conn = FakeConnection()
+    market, fanout = setup(conn)
+    market.tick("AAPL")
+    assert fanout.flush(250) == 0
+    assert conn.raw == []
+
+
+# intervals ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("requested, interval", [
+    (None, DEFAULT_INTERVAL_MS),
+    (0, MIN_INTERVAL_MS),
+    (-5, MIN_INTERVAL_MS),
+    (50, MIN_INTERVAL_MS),
+    (99, MIN_INTERVAL_MS),
+    (100, 100),
+    (250, 250),
+    (1000, 1000),
+    (60_000, 60_000),
+])
+def test_normalise_interval_raises_short_intervals_to_the_minimum(requested, interval):
+    assert QuoteFanout.normalise_interval(requested) == interval
+
+
+def test_default_and_minimum_intervals_follow_the_protocol():
+    assert (DEFAULT_INTERVAL_MS, MIN_INTERVAL_MS) == (1000, 100)
+
+
+def test_run_due_flushes_each_interval_on_its_own_schedule():
+    fast, slow = FakeConnection(), FakeConnection()
+    market = FakeMarket()
+    fanout = QuoteFanout(market)
+    fanout.subscribe(fast, ["AAPL"], 200)
+    fanout.subscribe(slow, ["AAPL"], 1000)
+    market.tick("AAPL")
+    assert fanout.run_due(0) == 0          # first sight of an interval only schedules it
+    assert fanout.run_due(199) == 0
+    assert fanout.run_due(200) == 1
+    assert (len(fast.raw), len(slow.raw)) == (1, 0)
+    market.tick("AAPL")
+    assert fanout.run_due(300) == 0
+    assert fanout.run_due(400) == 1
+    assert fanout.run_due(1000) == 1
+    assert (len(fast.raw), len(slow.raw)) == (2, 1)
+    assert slow.prices() == {"AAPL": 102.0}
+
+
+def test_a_symbol_subscribed_again_moves_to_the_new_interval():
+    conn = FakeConnection()
+    market, fanout = setup(conn, symbols=["AAPL", "MSFT"], interval=1000)
+    fanout.subscribe(conn, ["AAPL"], 200)
+    assert fanout.active(conn) == ["AAPL", "MSFT"]
+    market.tick("AAPL", "MSFT")
+    fanout.flush(200)
+    assert conn.prices() == {"AAPL": 101.0}
+    fanout.flush(1000)
+    assert conn.prices() == {"MSFT": 101.0}
+    assert len(conn.raw) == 2
+
+
+def test_moving_every_symbol_leaves_nothing_at_the_old_interval():
+    conn = FakeConnection()
+    market, fanout = setup(conn, symbols=["AAPL"], interval=1000)
+    fanout.subscribe(conn, ["AAPL"], 500)
+    market.tick("AAPL")
+    assert fanout.flush(1000) == 0
+    assert fanout.flush(500) == 1
+    assert fanout.active(conn) == ["AAPL"]
+
+
+def test_subscribing_again_at_the_same_interval_adds_symbols():
+    conn = FakeConnection()
+    market, fanout = setup(conn, symbols=["AAPL"])
+    fanout.subscribe(conn, ["MSFT", "AAPL"], 1000)
+    assert fanout.active(conn) == ["AAPL", "MSFT"]
+    market.tick("AAPL", "MSFT")
+    fanout.flush(1000)
+    assert conn.prices() == {"AAPL": 101.0, "MSFT": 101.0}
+
+
+# unsubscribe / remove -------------------------------------------------------------
+
+
+def test_unsubscribing_some_symbols_keeps_the_rest():
+    conn = FakeConnection()
+    market, fanout = setup(conn)
+    fanout.unsubscribe(conn, ["AAPL", "TSLA"])
+    assert fanout.active(conn) == ["GOOG", "MSFT"]
+    market.tick("AAPL", "MSFT")
+    fanout.flush(1000)
+    assert conn.prices() == {"MSFT": 101.0}
+
+
+def test_unsubscribing_everything_stops_all_updates():
+    conn = FakeConnection()
+    market, fanout = setup(conn)
+    fanout.subscribe(conn, ["TSLA"], 200)
+    fanout.unsubscribe(conn)
+    assert fanout.active(conn) == []
+    market.tick(*SYMBOLS)
+    assert fanout.flush(1000) + fanout.flush(200) == 0
+    assert conn.raw == []
+
+
+def test_unsubscribing_across_intervals():
+    conn = FakeConnection()
+    market, fanout = setup(conn, symbols=["AAPL", "MSFT"])
+    fanout.subscribe(conn, ["GOOG"], 200)
+    fanout.unsubscribe(conn, ["MSFT", "GOOG"])
+    assert fanout.active(conn) == ["AAPL"]
+    market.tick("AAPL", "MSFT", "GOOG")
+    assert fanout.flush(200) == 0
+    fanout.flush(1000)
+    assert conn.prices() == {"AAPL": 101.0}
+
+
+def test_remove_forgets_the_connection_and_leaves_others_alone():
+    gone, staying = FakeConnection(), FakeConnection()
+    market, fanout = setup(gone, staying)
+    fanout.remove(gone)
+    fanout.remove(gone)
+    fanout.remove(FakeConnection())
+    assert fanout.active(gone) == []
+    assert fanout.subscriber_count() == 1
+    market.tick("AAPL")
+    assert fanout.flush(1000) == 1
+    assert gone.raw == []
+    assert staying.prices() == {"AAPL": 101.0}
+
+
+def test_active_lists_symbols_sorted_across_intervals():
+    conn = FakeConnection()
+    fanout = QuoteFanout(FakeMarket())
+    fanout.subscribe(conn, ["MSFT", "AAPL"], 1000)
+    fanout.subscribe(conn, ["TSLA", "GOOG"], 100)
+    assert fanout.active(conn) == ["AAPL", "GOOG", "MSFT", "TSLA"]
+    assert fanout.active(FakeConnection()) == []
+
+
+# sharing ------------------------------------------------------------------------------
+
+
+def test_connections_with_the_same_subscription_share_one_built_frame():
+    first, second, third = FakeConnection(), FakeConnection(), FakeConnection()
+    market, fanout = setup(first, second, third)
+    market.tick("AAPL", "GOOG")
+    assert fanout.flush(1000) == 3
+    assert fanout.frames_built == 1
+    texts = [conn.raw[0][1] for conn in (first, second, third)]
+    assert all(text is texts[0] for text in texts)
+
+
+def test_different_subscriptions_get_their_own_frames():
+    first, second = FakeConnection(), FakeConnection()
+    market = FakeMarket()
+    fanout = QuoteFanout(market)
+    fanout.subscribe(first, ["AAPL"], 1000)
+    fanout.subscribe(second, ["AAPL", "MSFT"], 1000)
+    market.tick("AAPL", "MSFT")
+    fanout.flush(1000)
+    assert fanout.frames_built == 2
+    assert first.prices() == {"AAPL": 101.0}
+    assert second.prices() == {"AAPL": 101.0, "MSFT": 101.0}
+
+
+def test_each_quote_is_serialized_once_per_version():
+    conns = [FakeConnection() for _ in range(3)]
+    market = FakeMarket()
+    fanout = QuoteFanout(market)
+    fanout.subscribe(conns[0], ["AAPL"], 100)
+    fanout.subscribe(conns[1], ["AAPL", "MSFT"], 1000)
+    fanout.subscribe(conns[2], ["AAPL", "MSFT", "GOOG"], 1000)
+    market.tick("AAPL", "MSFT")
+    fanout.flush(100)
+    fanout.flush(1000)
+    aapl, msft = market.quote("AAPL"), market.quote("MSFT")
+    assert (aapl.wire_calls, msft.wire_calls) == (1, 1)
+    market.tick("AAPL")
+    fanout.flush(100)
+    fanout.flush(1000)
+    assert (aapl.wire_calls, msft.wire_calls) == (2, 1)
+    assert all(conn.prices()["AAPL"] == 102.0 for conn in conns)
+
+
+def test_quote_json_is_cached_until_the_quote_changes():
+    market = FakeMarket()
+    fanout = QuoteFanout(market)
+    first = fanout.quote_json("AAPL")
+    assert fanout.quote_json("AAPL") is first
+    assert json.loads(first) == {"symbol": "AAPL", "price": 100.0}
+    market.tick("AAPL")
+    assert json.loads(fanout.quote_json("AAPL")) == {"symbol": "AAPL", "price": 101.0}
+    assert market.quote("AAPL").wire_calls == 2
+
+
+# slow consumers -------------------------------------------------------------------------
+
+
+def test_slow_reader_is_skipped_then_gets_only_the_latest_quotes():
+    slow, fast = FakeConnection(), FakeConnection()
+    market, fanout = setup(slow, fast, soft_buffer=1000, hard_buffer=10_000)
+    slow.backlog = 1001
+    market.tick("AAPL")                      # AAPL 101
+    fanout.flush(1000)
+    market.tick("AAPL", "MSFT")              # AAPL 102
+    fanout.flush(1000)
+    assert slow.raw == []
+    assert len(fast.raw) == 2
+    slow.backlog = 0
+    market.tick("GOOG")
+    assert fanout.flush(1000) == 2
+    assert len(slow.raw) == 1
+    assert slow.frames[0]["quotes"] == [
+        {"symbol": "AAPL", "price": 102.0},
+        {"symbol": "GOOG", "price": 101.0},
+        {"symbol": "MSFT", "price": 101.0},
+    ]
+    assert fast.prices() == {"GOOG": 101.0}
+    assert slow.closed == []
+
+
+def test_backlog_at_the_soft_limit_still_gets_frames():
+    conn = FakeConnection()
+    market, fanout = setup(conn, soft_buffer=1000, hard_buffer=10_000)
+    conn.backlog = 1000
+    market.tick("AAPL")
+    assert fanout.flush(1000) == 1
+
+
+def test_backlog_between_soft_and_hard_limit_is_not_closed():
+    conn = FakeConnection()
+    market, fanout = setup(conn, soft_buffer=1000, hard_buffer=10_000)
+    conn.backlog = 10_000
+    market.tick("AAPL")
+    assert fanout.flush(1000) == 0
+    assert conn.closed == []
+
+
+def test_reader_past_the_hard_limit_is_closed_4008():
+    slow, fast = FakeConnection(), FakeConnection()
+    market, fanout = setup(slow, fast, soft_buffer=1000, hard_buffer=10_000)
+    slow.backlog = 10_001
+    market.tick("AAPL")
+    assert fanout.flush(1000) == 1
+    assert slow.raw == []
+    assert len(slow.closed) == 1
+    assert slow.closed[0][0] == CloseCode.SLOW_CONSUMER == 4008
+    assert fast.prices() == {"AAPL": 101.0}
+
+
+def test_a_slow_reader_does_not_hold_back_a_shared_frame():
+    slow, fast = FakeConnection(), FakeConnection()
+    market, fanout = setup(slow, fast, soft_buffer=1000)
+    slow.backlog = 5000
+    market.tick("AAPL")
+    fanout.flush(1000)
+    slow.backlog = 0
+    market.tick("MSFT")
+    fanout.flush(1000)
+    assert slow.prices() == {"AAPL": 101.0, "MSFT": 101.0}
+    assert fast.prices() == {"MSFT": 101.0}
+    assert fanout.frames_built == 3
