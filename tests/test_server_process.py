@@ -1,0 +1,136 @@
+"""The real server process: command line, environment variables, operator CLI, graceful shutdown."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import tornado.httpclient
+import tornado.websocket
+import ujson
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.filterwarnings("ignore:make_current is deprecated", "ignore:clear_current is deprecated")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_healthy(port: int, process: subprocess.Popen, timeout: float = 15.0) -> None:
+    client = tornado.httpclient.HTTPClient()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise AssertionError(f"server exited early: {process.stderr.read().decode()}")
+            try:
+                if client.fetch(f"http://127.0.0.1:{port}/healthz").code == 200:
+                    return
+            except (ConnectionError, OSError, tornado.httpclient.HTTPClientError):
+                time.sleep(0.1)
+        raise AssertionError("server did not become healthy")
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def start_server(tmp_path):
+    processes = []
+
+    def start(*args, env=None, port=None):
+        port = port or free_port()
+        command = [sys.executable, str(ROOT / "stockquest.py"), "--data-dir", str(tmp_path / "data"),
+                   "--seed", "3", "--log-level", "WARNING", *args]
+        if "--port" not in args and not (env and "STOCKQUEST_PORT" in env):
+            command += ["--port", str(port)]
+        process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   env={**os.environ, **(env or {})})
+        processes.append(process)
+        wait_healthy(port, process)
+        return process, port
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def run_cli(*args, stdin="", data_dir):
+    return subprocess.run([sys.executable, str(ROOT / "stockquest.py"), *args, "--data-dir", str(data_dir)],
+                          input=stdin, capture_output=True, text=True, timeout=60)
+
+
+def test_help_documents_every_flag_and_its_environment_variable():
+    result = subprocess.run([sys.executable, str(ROOT / "stockquest.py"), "--help"], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0
+    for flag in ("--host", "--port", "--data-dir", "--seed", "--tick-ms", "--speed", "--jwt-secret",
+                 "--allow-origin", "--max-connections", "--log-level"):
+        assert flag in result.stdout
+        assert "STOCKQUEST_" + flag[2:].upper().replace("-", "_") in result.stdout
+
+
+def test_bad_flag_value_exits_non_zero_with_a_message():
+    result = subprocess.run([sys.executable, str(ROOT / "stockquest.py"), "--tick-ms", "-5"], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode != 0 and "tick-ms" in result.stderr
+
+
+def test_environment_variable_sets_the_port_and_data_dir_is_created(start_server, tmp_path):
+    port = free_port()
+    start_server(env={"STOCKQUEST_PORT": str(port)}, port=port)
+    assert (tmp_path / "data" / "stockquest.db").exists()
+    secret = tmp_path / "data" / "jwt_secret"
+    assert secret.exists() and oct(secret.stat().st_mode & 0o777) == "0o600"
+
+
+def test_sigterm_closes_sockets_with_1001_and_exits_zero_within_five_seconds(start_server, io_loop):
+    process, port = start_server()
+
+    async def scenario():
+        conn = await tornado.websocket.websocket_connect(f"ws://127.0.0.1:{port}/ws/market-data")
+        hello = ujson.loads(await conn.read_message())
+        assert hello["type"] == "CONNECTION_ESTABLISHED"
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        while await conn.read_message() is not None:
+            pass
+        return conn.close_code, started
+
+    code, started = io_loop.run_sync(scenario, timeout=10)
+    assert code == 1001
+    assert process.wait(timeout=5) == 0
+    assert time.monotonic() - started < 5
+
+
+def test_operator_adds_teacher_who_can_then_log_in_while_server_runs(start_server, tmp_path):
+    _, port = start_server()
+    data_dir = tmp_path / "data"
+    added = run_cli("user", "add", "msmith", "--role", "teacher", stdin="a long password\n", data_dir=data_dir)
+    assert added.returncode == 0, added.stderr
+    again = run_cli("user", "add", "MSmith", "--role", "student", stdin="another password\n", data_dir=data_dir)
+    assert again.returncode != 0 and len(again.stderr.strip().splitlines()) == 1
+    bad_role = run_cli("user", "add", "zed", "--role", "king", stdin="a long password\n", data_dir=data_dir)
+    assert bad_role.returncode != 0
+    client = tornado.httpclient.HTTPClient()
+    try:
+        response = client.fetch(f"http://127.0.0.1:{port}/api/auth/login", method="POST",
+                                body=ujson.dumps({"username": "msmith", "password": "a long password"}))
+        login = ujson.loads(response.body)
+        assert login["user"]["role"] == "teacher"
+        demoted = run_cli("user", "set-role", "msmith", "--role", "student", data_dir=data_dir)
+        assert demoted.returncode == 0, demoted.stderr
+        with pytest.raises(tornado.httpclient.HTTPClientError) as refused:
+            client.fetch(f"http://127.0.0.1:{port}/api/stats",
+                         headers={"Authorization": f"Bearer {login['token']}"})
+        assert refused.value.code == 403  # the stored role decides, at once
+    finally:
+        client.close()
