@@ -108,6 +108,8 @@ def make_app(services: Services, **settings) -> tornado.web.Application:
         (r"/api/stats", StatsHandler, dict(services=services)),
         *AUTH_ROUTES(services),
         (r"/", DashboardHandler),
+        (r"/vendor/sockjs-client/(.*)", tornado.web.StaticFileHandler,
+         dict(path=str(ROOT / "node_modules" / "sockjs-client" / "dist"))),
     ]
     return tornado.web.Application(
         routes,

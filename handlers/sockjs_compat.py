@@ -18,8 +18,9 @@ the protocol as sockjs-node speaks it and as the official sockjs-protocol test s
   and are otherwise refused with a 500 that does not echo them (they used to be reflected into a
   script, or silently mangled so ``_jp.a1.cb`` stopped working);
 * CORS follows sockjs-node: ``Origin`` echoed with credentials, ``*`` without them when absent;
-* heartbeats actually fire (sockjs-tornado scheduled them on the wall clock of an IOLoop that
-  counts monotonic time, so they never came) and streaming transports get them too;
+* streaming transports (xhr_streaming, eventsource, htmlfile) get heartbeats too (sockjs-tornado
+  started them only for websocket and polling), and a heartbeat never goes into a polling
+  response that already carries a frame;
 * the router starts no timer when built: its session sweeper and stats start on first use inside
   the serving loop, so it can be built before the IOLoop runs (``make_app`` in a fixture).
 
@@ -69,19 +70,24 @@ import logging
 import re
 import secrets
 import time
+import warnings
 
-from sockjs.tornado import proto, router, session, sessioncontainer, static, stats, transports
-from sockjs.tornado.conn import SockJSConnection
-from sockjs.tornado.transports import htmlfile
-from sockjs.tornado.util import bytes_to_str
 from tornado import iostream, websocket
 from tornado.ioloop import IOLoop, PeriodicCallback
+
+with warnings.catch_warnings():
+    # Importing sockjs-tornado decorates its handlers with a shim Tornado 6 no longer needs; nothing to act on.
+    warnings.filterwarnings("ignore", "@asynchronous is deprecated", DeprecationWarning)
+    from sockjs.tornado import proto, router, session, sessioncontainer, static, stats, transports
+    from sockjs.tornado.conn import SockJSConnection
+    from sockjs.tornado.transports import htmlfile
 
 __all__ = [
     "DEFAULT_SETTINGS",
     "CompatConnectionInfo",
     "CompatRouter",
     "CompatSession",
+    "SockJSConnection",
     "make_sockjs_router",
     "pending_bytes",
 ]
@@ -228,15 +234,6 @@ class CompatSession(session.Session):
         elif self.handler.can_send_frame():  # never a second frame into a polling response
             self.handler.send_pack(proto.HEARTBEAT)
 
-    def start_heartbeat(self):
-        self.stop_heartbeat()
-        self._heartbeat_timer = PeriodicCallback(self._heartbeat, self._heartbeat_interval)
-        self._heartbeat_timer.start()
-
-    def delay_heartbeat(self):
-        if self._heartbeat_timer is not None:
-            self.start_heartbeat()
-
 
 class CompatRouter(router.SockJSRouter):
     """Routes one SockJS service (a prefix) to its connection class and owns its sessions.
@@ -342,7 +339,7 @@ class _TransportMixin:
 
     def get_conn_info(self):
         request = self.request
-        arguments = {name: [bytes_to_str(v) if isinstance(v, bytes) else v for v in values]
+        arguments = {name: [v.decode("utf-8", "replace") for v in values]
                      for name, values in request.query_arguments.items()}
         return CompatConnectionInfo(request.remote_ip, request.cookies, arguments,
                                     request.headers.copy(), request.path, self.name)
@@ -472,39 +469,48 @@ class JSONPTransport(_HTTPMixin, transports.JSONPTransport):
         self.flush().add_done_callback(self.send_complete)
 
 
-class XhrSendHandler(_HTTPMixin, transports.XhrSendHandler):
-    def post(self, session_id):
+class _SendMixin(_HTTPMixin):
+    """xhr_send and jsonp_send: a JSON array of messages for an open session, or a 404/500 saying why."""
+
+    def _start(self):
         self.preflight()
         self.handle_session_cookie()
         self.disable_cache()
         self.set_header("Content-Type", "text/plain; charset=UTF-8")
+
+    def _deliver(self, session_id, payload) -> bool:
         sess = self._get_session(session_id)
         if sess is None or sess.is_closed:
             self.set_status(404)
-            return
-        if not self.request.body:
-            self._fail("Payload expected.")
-            return
+            return False
+        if not payload:
+            return self._fail("Payload expected.")
         try:
-            messages = proto.json_decode(bytes_to_str(self.request.body))
+            messages = proto.json_decode(payload)
         except ValueError:
-            self._fail("Broken JSON encoding.")
-            return
+            return self._fail("Broken JSON encoding.")
         if not isinstance(messages, list):
-            self._fail("Payload expected.")
-            return
+            return self._fail("Payload expected.")
         try:
             sess.on_messages(messages)
         except Exception:
-            LOG.exception("SockJS xhr_send: on_message failed")
+            LOG.exception("SockJS %s: on_message failed", self.request.path.rsplit("/", 1)[-1])
             sess.close()
             self.set_status(500)
-            return
-        self.set_status(204)
+            return False
+        return True
 
-    def _fail(self, text):
+    def _fail(self, text) -> bool:
         self.set_status(500)
         self.write(text)
+        return False
+
+
+class XhrSendHandler(_SendMixin, transports.XhrSendHandler):
+    def post(self, session_id):
+        self._start()
+        if self._deliver(session_id, self.request.body):
+            self.set_status(204)
 
     def flush(self, include_footers=False):
         # Tornado drops Content-Type from a 204; Firefox then guesses XML and complains.
@@ -513,8 +519,16 @@ class XhrSendHandler(_HTTPMixin, transports.XhrSendHandler):
         return super().flush(include_footers)
 
 
-class JSONPSendHandler(_HTTPMixin, transports.JSONPSendHandler):
-    pass
+class JSONPSendHandler(_SendMixin, transports.JSONPSendHandler):
+    def post(self, session_id):
+        self._start()
+        content_type = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if content_type == "application/x-www-form-urlencoded":
+            payload = self.get_body_argument("d", None, strip=False)
+        else:
+            payload = self.request.body
+        if self._deliver(session_id, payload):
+            self.write("ok")
 
 
 class _WebSocketMixin(_TransportMixin):
@@ -555,7 +569,21 @@ def _ignore_closed(future):
 
 
 class WebSocketTransport(_WebSocketMixin, transports.WebSocketTransport):
-    pass
+    def on_message(self, message):
+        if not message or not self.session:
+            return
+        try:
+            messages = proto.json_decode(message)
+        except ValueError:
+            # Broken framing from the client: drop the connection without an error-level log.
+            LOG.debug("SockJS websocket: broken JSON framing")
+            self.abort_connection()
+            return
+        try:
+            self.session.on_messages(messages if isinstance(messages, list) else [messages])
+        except Exception:
+            LOG.exception("SockJS websocket: on_message failed")
+            self.abort_connection()
 
 
 class RawWebSocketTransport(_WebSocketMixin, transports.RawWebSocketTransport):

@@ -3,7 +3,11 @@
 import asyncio
 import os
 import random
+import socket
+import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -165,3 +169,57 @@ def make_user(services):
 
     return create
 
+
+
+# the real server process ---------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def free_port():
+    return _free_port
+
+
+def wait_healthy(port: int, process: subprocess.Popen, log_path: Path, timeout: float = 20.0) -> None:
+    """Poll /healthz with urllib (no event loop: callers may run inside Playwright's)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited early: {log_path.read_text()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"server did not become healthy: {log_path.read_text()}")
+
+
+@pytest.fixture
+def start_server(tmp_path):
+    """Start `stockquest.py` as a process on a free port: `process, port = start_server(*flags, env=...)`."""
+    processes = []
+
+    def start(*args, env=None, port=None, data_dir=None):
+        port = port or _free_port()
+        command = [sys.executable, str(ROOT / "stockquest.py"), "--data-dir", str(data_dir or tmp_path / "data"),
+                   "--seed", "3", "--log-level", "WARNING", *args]
+        if "--port" not in args and not (env and "STOCKQUEST_PORT" in env):
+            command += ["--port", str(port)]
+        log_path = tmp_path / f"server-{len(processes)}.log"
+        with open(log_path, "wb") as log_file:
+            process = subprocess.Popen(command, cwd=tmp_path, stdout=log_file, stderr=subprocess.STDOUT,
+                                       env={**os.environ, **(env or {})})
+        processes.append(process)
+        wait_healthy(port, process, log_path)
+        return process, port
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -13,12 +13,11 @@ import sys
 from pathlib import Path
 
 import tornado.web
-from sockjs.tornado import SockJSConnection
 from tornado.ioloop import PeriodicCallback
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from handlers.sockjs_compat import make_sockjs_router  # noqa: E402
+from handlers.sockjs_compat import SockJSConnection, make_sockjs_router  # noqa: E402
 
 __all__ = ["make_app", "main"]
 
@@ -57,7 +56,7 @@ class Amplify(SockJSConnection):
     def on_message(self, message):
         try:
             n = math.floor(float(message))
-        except ValueError:
+        except (ValueError, OverflowError):
             n = 1
         n = n if 0 < n < 19 else 1
         self.send("x" * 2**n)

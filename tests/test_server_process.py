@@ -1,8 +1,6 @@
 """The real server process: command line, environment variables, operator CLI, graceful shutdown."""
 
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,52 +13,6 @@ import ujson
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.filterwarnings("ignore:make_current is deprecated", "ignore:clear_current is deprecated")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_healthy(port: int, process: subprocess.Popen, timeout: float = 15.0) -> None:
-    client = tornado.httpclient.HTTPClient()
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise AssertionError(f"server exited early: {process.stderr.read().decode()}")
-            try:
-                if client.fetch(f"http://127.0.0.1:{port}/healthz").code == 200:
-                    return
-            except (ConnectionError, OSError, tornado.httpclient.HTTPClientError):
-                time.sleep(0.1)
-        raise AssertionError("server did not become healthy")
-    finally:
-        client.close()
-
-
-@pytest.fixture
-def start_server(tmp_path):
-    processes = []
-
-    def start(*args, env=None, port=None):
-        port = port or free_port()
-        command = [sys.executable, str(ROOT / "stockquest.py"), "--data-dir", str(tmp_path / "data"),
-                   "--seed", "3", "--log-level", "WARNING", *args]
-        if "--port" not in args and not (env and "STOCKQUEST_PORT" in env):
-            command += ["--port", str(port)]
-        process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   env={**os.environ, **(env or {})})
-        processes.append(process)
-        wait_healthy(port, process)
-        return process, port
-
-    yield start
-    for process in processes:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 def run_cli(*args, stdin="", data_dir):
@@ -84,7 +36,7 @@ def test_bad_flag_value_exits_non_zero_with_a_message():
     assert result.returncode != 0 and "tick-ms" in result.stderr
 
 
-def test_environment_variable_sets_the_port_and_data_dir_is_created(start_server, tmp_path):
+def test_environment_variable_sets_the_port_and_data_dir_is_created(start_server, tmp_path, free_port):
     port = free_port()
     start_server(env={"STOCKQUEST_PORT": str(port)}, port=port)
     assert (tmp_path / "data" / "stockquest.db").exists()

@@ -12,13 +12,12 @@ from pathlib import Path
 
 import pytest
 import tornado.web
-from sockjs.tornado import SockJSConnection
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 from tornado.websocket import websocket_connect
 
-from handlers.sockjs_compat import make_sockjs_router, pending_bytes
+from handlers.sockjs_compat import SockJSConnection, make_sockjs_router, pending_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE_HARNESS = ROOT / "tests" / "node" / "sockjs_client.js"
@@ -109,6 +108,16 @@ class WhoAmI(Recorded):
         pass
 
 
+class Broken(Recorded):
+    """Fails in on_open."""
+
+    def on_open(self, info):
+        raise RuntimeError("boom")
+
+    def on_message(self, message):
+        pass
+
+
 @pytest.fixture
 def opened():
     return []
@@ -126,6 +135,7 @@ def app(opened):
         make_sockjs_router(bind(WhoAmI), "/whoami"),
         make_sockjs_router(bind(Echo), "/nows", settings={"websocket": False}),
         make_sockjs_router(bind(Echo), "/beat", settings={"heartbeat_delay": 0.2}),
+        make_sockjs_router(bind(Broken), "/broken"),
     ]
     return tornado.web.Application([rule for router in routers for rule in router.urls])
 
@@ -729,3 +739,11 @@ async def test_sockjs_client_harness_times_out_and_reports_early_close(http_serv
     code, events, _ = await run_node("--url", url(http_port, "/nows"), "--transport", "websocket",
                                      "--timeout-ms", "3000")
     assert code == 3 and events == [{"event": "close", "code": 2000, "reason": "All transports failed"}]
+
+
+@gen_test
+async def test_exception_in_on_open_closes_session_with_1011(client, http_port):
+    response = await fetch(client, http_port, "/broken/000/x1/xhr", "POST")
+    assert response.body == b"o\n"
+    response = await fetch(client, http_port, "/broken/000/x1/xhr", "POST")
+    assert response.body == b'c[1011,"Internal error"]\n'
