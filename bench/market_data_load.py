@@ -113,7 +113,8 @@ async def run_level(port: int, pid: int, connections: int, symbols: list[str], w
 def start_server(port: int, data_dir: str, max_connections: int) -> subprocess.Popen:
     command = [sys.executable, str(ROOT / "stockquest.py"), "--port", str(port), "--data-dir", data_dir,
                "--seed", "1", "--log-level", "WARNING", "--max-connections", str(max_connections)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = open(Path(data_dir) / "server.log", "wb")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     client = tornado.httpclient.HTTPClient()
     for _ in range(150):
         try:
@@ -122,7 +123,7 @@ def start_server(port: int, data_dir: str, max_connections: int) -> subprocess.P
             return process
         except (OSError, tornado.httpclient.HTTPClientError):
             if process.poll() is not None:
-                raise SystemExit(process.stderr.read().decode())
+                raise SystemExit((Path(data_dir) / "server.log").read_text()) from None
             time.sleep(0.1)
     raise SystemExit("server did not start")
 

@@ -1,0 +1,114 @@
+"""The real sockjs-client (npm) under Node against the server's endpoints, on each of the three transports."""
+
+import asyncio
+import shutil
+from pathlib import Path
+
+import pytest
+import ujson
+
+ROOT = Path(__file__).resolve().parent.parent
+HARNESS = ROOT / "tests" / "node" / "sockjs_client.js"
+TRANSPORTS = ["websocket", "xhr-streaming", "xhr-polling"]
+
+pytestmark = pytest.mark.gen_test(timeout=40)
+
+
+async def sockjs_session(url, transport, *sends, until=None, count=1, until_close=False, timeout_ms=10_000):
+    """Run the Node harness; returns (exit code, events)."""
+    node = shutil.which("node")
+    assert node, "node is required for the SockJS tests (apt-get install nodejs npm)"
+    assert (ROOT / "node_modules" / "sockjs-client").is_dir(), "run `npm ci` (make test does) for sockjs-client"
+    args = [node, str(HARNESS), "--url", url, "--transport", transport, "--timeout-ms", str(timeout_ms)]
+    for message in sends:
+        args += ["--send", ujson.dumps(message)]
+    if until:
+        args += ["--until-type", until, "--count", str(count)]
+    if until_close:
+        args.append("--until-close")
+    process = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE,
+                                                   stderr=asyncio.subprocess.PIPE, cwd=ROOT)
+    stdout, stderr = await process.communicate()
+    events = [ujson.loads(line) for line in stdout.decode().splitlines() if line.strip()]
+    return process.returncode, events, stderr.decode()
+
+
+def messages(events):
+    return [event["data"] for event in events if event["event"] == "message"]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_market_data_subscribe_receives_live_updates(http_port, server, transport):
+    code, events, stderr = await sockjs_session(
+        f"http://127.0.0.1:{http_port}/ws/market-data", transport,
+        {"type": "SUBSCRIBE", "data": {"symbols": ["NVTX", "QBIT"], "updateInterval": 100}, "requestId": "s1"},
+        until="REAL_TIME_UPDATE", count=2)
+    assert code == 0, stderr
+    assert events[0] == {"event": "open", "transport": transport}
+    received = messages(events)
+    types = [m["type"] for m in received]
+    assert types[:3] == ["CONNECTION_ESTABLISHED", "SUBSCRIPTION_CONFIRMED", "INITIAL_DATA"]
+    assert received[1]["requestId"] == "s1"
+    updates = [m for m in received if m["type"] == "REAL_TIME_UPDATE"]
+    assert len(updates) == 2
+    assert {q["symbol"] for u in updates for q in u["data"]["quotes"]} <= {"NVTX", "QBIT"}
+    assert [m["seq"] for m in received] == list(range(1, len(received) + 1))
+
+
+@pytest.mark.parametrize("config_overrides", [{"anonymous_market_data": False}])
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_auth_message_signs_in_over_sockjs_where_sign_in_is_required(http_port, server, make_user,
+                                                                           transport):
+    user, token = make_user()
+    code, events, stderr = await sockjs_session(
+        f"http://127.0.0.1:{http_port}/ws/market-data", transport,
+        {"type": "AUTH", "data": {"token": token}, "requestId": "a1"},
+        {"type": "SUBSCRIBE", "data": {"symbols": ["NVTX"], "updateInterval": 100}},
+        until="REAL_TIME_UPDATE")
+    assert code == 0, stderr
+    received = messages(events)
+    assert received[0]["type"] == "CONNECTION_ESTABLISHED" and received[0]["data"]["userId"] is None
+    assert received[1]["type"] == "AUTHENTICATED" and received[1]["requestId"] == "a1"
+    assert received[1]["data"]["userId"] == str(user.id)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_bad_token_over_sockjs_gets_unauthorized_and_close_4401(http_port, server, transport):
+    code, events, stderr = await sockjs_session(
+        f"http://127.0.0.1:{http_port}/ws/market-data?token=forged.token.here", transport, until_close=True)
+    assert code == 0, stderr
+    received = messages(events)
+    assert received[0]["type"] == "ERROR" and received[0]["data"]["code"] == "UNAUTHORIZED"
+    assert events[-1]["event"] == "close" and events[-1]["code"] == 4401
+
+
+@pytest.mark.parametrize("config_overrides", [{"anonymous_market_data": False}])
+@pytest.mark.parametrize("transport", ["xhr-streaming"])
+async def test_message_before_auth_over_sockjs_closes_4401(http_port, server, transport):
+    code, events, stderr = await sockjs_session(
+        f"http://127.0.0.1:{http_port}/ws/market-data", transport, {"type": "REQUEST_SYMBOLS"}, until_close=True)
+    assert code == 0, stderr
+    errors = [m for m in messages(events) if m["type"] == "ERROR"]
+    assert errors and errors[0]["data"]["code"] == "UNAUTHORIZED"
+    assert events[-1]["code"] == 4401
+
+
+@pytest.mark.parametrize("config_overrides", [{"max_message_bytes": 2048}])
+async def test_oversized_message_over_sockjs_closes_1009(http_port, server):
+    code, events, stderr = await sockjs_session(
+        f"http://127.0.0.1:{http_port}/ws/market-data", "xhr-streaming",
+        {"type": "SUBSCRIBE", "data": {"symbols": ["X" * 4000]}}, until_close=True)
+    assert code == 0, stderr
+    assert events[-1]["event"] == "close" and events[-1]["code"] == 1009
+
+
+async def test_hostile_input_over_sockjs_keeps_session_usable(http_port, server):
+    code, events, stderr = await sockjs_session(
+        f"http://127.0.0.1:{http_port}/ws/market-data", "xhr-polling",
+        "not json", [1, 2], {"type": "NOPE"}, {"type": "HEARTBEAT", "requestId": "h"},
+        until="HEARTBEAT")
+    assert code == 0, stderr
+    received = messages(events)
+    errors = [m["data"]["code"] for m in received if m["type"] == "ERROR"]
+    assert errors == ["INVALID_MESSAGE", "INVALID_MESSAGE", "UNKNOWN_TYPE"]
+    assert received[-1]["type"] == "HEARTBEAT" and received[-1]["requestId"] == "h"
