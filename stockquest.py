@@ -95,7 +95,7 @@ class DashboardHandler(tornado.web.RequestHandler):
 
 
 def make_app(services: Services, **settings) -> tornado.web.Application:
-    """The Tornado application for `services`; call inside the running IOLoop (SockJS starts timers)."""
+    """The Tornado application for `services`: every endpoint natively and over SockJS, plus REST."""
     config = services.config
     routes = []
     for name, endpoint_cls in ENDPOINTS.items():

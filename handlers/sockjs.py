@@ -1,9 +1,7 @@
 """The SockJS transport: the same Endpoint classes as native WebSocket, behind sockjs-tornado (via sockjs_compat)."""
 
-from sockjs.tornado import SockJSConnection
-
+from .sockjs_compat import SockJSConnection, make_sockjs_router, pending_bytes  # noqa: I001 (before sockjs.tornado)
 from .base import RequestInfo
-from .sockjs_compat import make_sockjs_router, pending_bytes
 
 __all__ = ["SockJSTransport", "sockjs_routes"]
 
@@ -53,8 +51,12 @@ class SockJSTransport(SockJSConnection):
         return pending_bytes(self)
 
 
-def sockjs_routes(prefix: str, endpoint_cls, services, settings: dict | None = None) -> list:
-    """URL rules serving `endpoint_cls` over SockJS at `prefix`; call inside the running IOLoop."""
+# The iframe-based transports load the same sockjs-client the page uses, from this server (no CDN).
+SOCKJS_SETTINGS = {"sockjs_url": "/vendor/sockjs-client/sockjs.min.js"}
+
+
+def sockjs_routes(prefix: str, endpoint_cls, services) -> list:
+    """URL rules serving `endpoint_cls` over SockJS at `prefix`."""
     bound = type(f"SockJS{endpoint_cls.__name__}", (SockJSTransport,),
                  {"endpoint_cls": endpoint_cls, "services": services})
-    return make_sockjs_router(bound, prefix, settings=settings).urls
+    return make_sockjs_router(bound, prefix, settings=SOCKJS_SETTINGS).urls

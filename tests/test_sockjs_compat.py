@@ -141,6 +141,21 @@ def app(opened):
 
 
 @pytest.fixture
+def ws_connect(http_server):
+    """Open WebSocket clients (`await ws_connect(url_or_request)`); all closed after the test."""
+    conns = []
+
+    async def connect(target):
+        conn = await websocket_connect(target)
+        conns.append(conn)
+        return conn
+
+    yield connect
+    for conn in conns:
+        conn.close()
+
+
+@pytest.fixture
 def client(http_server):
     http = AsyncHTTPClient(force_instance=True)
     yield http
@@ -268,15 +283,15 @@ async def test_http10_keep_alive_streaming_response_ends_and_connection_closes(h
 
 
 @gen_test
-async def test_raw_websocket_close_in_on_open_sends_close_frame_3000_go_away(http_server, http_port):
-    conn = await websocket_connect(f"ws://127.0.0.1:{http_port}/close/websocket")
+async def test_raw_websocket_close_in_on_open_sends_close_frame_3000_go_away(ws_connect, http_port):
+    conn = await ws_connect(f"ws://127.0.0.1:{http_port}/close/websocket")
     assert await ws_frames_until_closed(conn) == []
     assert (conn.close_code, conn.close_reason) == (3000, "Go away!")
 
 
 @gen_test
-async def test_websocket_transport_close_in_on_open_sends_close_frame_then_ws_close(http_server, http_port):
-    conn = await websocket_connect(f"ws://127.0.0.1:{http_port}/close/000/s7/websocket")
+async def test_websocket_transport_close_in_on_open_sends_close_frame_then_ws_close(ws_connect, http_port):
+    conn = await ws_connect(f"ws://127.0.0.1:{http_port}/close/000/s7/websocket")
     assert await ws_frames_until_closed(conn) == ["o", 'c[3000,"Go away!"]']
     assert (conn.close_code, conn.close_reason) == (3000, "Go away!")
 
@@ -371,14 +386,14 @@ async def test_cors_echoes_origin_with_credentials_and_allows_star_without(clien
 
 
 @gen_test
-async def test_heartbeat_frame_arrives_on_idle_streaming_polling_and_websocket_sessions(client, http_port):
+async def test_heartbeat_frame_arrives_on_idle_streaming_polling_and_websocket_sessions(ws_connect, client, http_port):
     stream = Streaming(client, http_port, "/beat/000/s19/xhr_streaming")
     assert [await stream.frame() for _ in range(3)] == ["h" * 2048, "o", "h"]
 
     assert (await fetch(client, http_port, "/beat/000/s20/xhr", "POST")).body == b"o\n"
     assert (await fetch(client, http_port, "/beat/000/s20/xhr", "POST")).body == b"h\n"
 
-    conn = await websocket_connect(f"ws://127.0.0.1:{http_port}/beat/000/s21/websocket")
+    conn = await ws_connect(f"ws://127.0.0.1:{http_port}/beat/000/s21/websocket")
     assert [await conn.read_message(), await conn.read_message()] == ["o", "h"]
     conn.close()
 
@@ -403,8 +418,8 @@ async def test_iframe_page_loads_sockjs_client_and_answers_if_none_match_with_30
 
 
 @gen_test
-async def test_websocket_echo(http_server, http_port):
-    conn = await websocket_connect(f"ws://127.0.0.1:{http_port}/echo/000/e1/websocket")
+async def test_websocket_echo(ws_connect, http_port):
+    conn = await ws_connect(f"ws://127.0.0.1:{http_port}/echo/000/e1/websocket")
     assert await conn.read_message() == "o"
     await conn.write_message(json.dumps(["hello", '{"type":"PING"}']))
     assert await conn.read_message() == 'a["hello"]'
@@ -480,10 +495,10 @@ async def test_close_code_in_on_open_reaches_streaming_client(client, http_port,
 
 @pytest.mark.parametrize("endpoint", ["/close/000/ws/websocket", "/close/websocket"])
 @gen_test
-async def test_close_code_in_on_open_reaches_websocket_client_in_both_frames(http_server, http_port, endpoint):
+async def test_close_code_in_on_open_reaches_websocket_client_in_both_frames(ws_connect, http_port, endpoint):
     for code, reason in CODES.items():
         query = f"?code={code}&reason={reason.replace(' ', '%20')}"
-        conn = await websocket_connect(f"ws://127.0.0.1:{http_port}{endpoint}{query}")
+        conn = await ws_connect(f"ws://127.0.0.1:{http_port}{endpoint}{query}")
         frames = await ws_frames_until_closed(conn)
         if endpoint.endswith("/ws/websocket"):
             assert frames == ["o", f"c[{code},{json.dumps(reason)}]"]
@@ -491,8 +506,9 @@ async def test_close_code_in_on_open_reaches_websocket_client_in_both_frames(htt
 
 
 @gen_test
-async def test_close_code_after_messages_reaches_client_on_websocket_streaming_and_polling(client, http_port):
-    conn = await websocket_connect(f"ws://127.0.0.1:{http_port}/echo/000/c1/websocket")
+async def test_close_code_after_messages_reaches_client_on_websocket_streaming_and_polling(
+        ws_connect, client, http_port):
+    conn = await ws_connect(f"ws://127.0.0.1:{http_port}/echo/000/c1/websocket")
     assert await conn.read_message() == "o"
     await conn.write_message(json.dumps(["close 4408 Idle timeout"]))
     assert await ws_frames_until_closed(conn) == ['c[4408,"Idle timeout"]']
@@ -542,7 +558,7 @@ async def test_client_abort_of_a_poll_closes_session_with_1002(client, http_port
 
 
 @gen_test
-async def test_connection_info_gives_query_token_origin_and_authorization_as_strings(client, http_port):
+async def test_connection_info_gives_query_token_origin_and_authorization_as_strings(ws_connect, client, http_port):
     headers = {"Origin": "http://dash.test", "Authorization": "Bearer abc.def"}
     body = (await fetch(client, http_port, "/whoami/000/i1/xhr?token=t%C3%B6k", "POST", headers=headers)).body
     assert body == b"o\n"
@@ -552,7 +568,7 @@ async def test_connection_info_gives_query_token_origin_and_authorization_as_str
                    "authorization": "Bearer abc.def", "transport": "xhr", "ip": "127.0.0.1"}
 
     request = HTTPRequest(f"ws://127.0.0.1:{http_port}/whoami/000/i2/websocket?token=w", headers=headers)
-    conn = await websocket_connect(request)
+    conn = await ws_connect(request)
     assert await conn.read_message() == "o"
     who = json.loads(json.loads((await conn.read_message())[1:])[0])
     assert (who["token"], who["origin"], who["authorization"], who["transport"]) == (
