@@ -77,13 +77,15 @@ def build_services(config: Config, *, clock: Clock | None = None, rng: random.Ra
         exchange_hours=config.exchange_hours)
     broker = InMemoryBroker()
     market = MarketService(simulator, market_clock, clock, broker)
+    fanout = QuoteFanout(soft_buffer=config.max_buffered_bytes // 16, hard_buffer=config.max_buffered_bytes)
+    fanout.update(simulator.version, simulator.quotes().values())
+    broker.subscribe(market_events.TICKS, lambda tick: fanout.update(tick.version, tick.quotes))
     return Services(
         config=config, clock=clock, storage=storage, tokens=tokens, broker=broker,
         hub=ConnectionHub(clock=clock, max_total=config.max_connections,
                           max_per_user=config.max_connections_per_user),
         market=market,
-        fanout=QuoteFanout(simulator, soft_buffer=config.max_buffered_bytes // 16,
-                           hard_buffer=config.max_buffered_bytes),
+        fanout=fanout,
         started_at=clock.now(),
     )
 

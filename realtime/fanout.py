@@ -26,20 +26,28 @@ class _Group:
 class QuoteFanout:
     """Owns real-time quote delivery: subscriptions by connection and interval, and what each was last sent.
 
-    Every interval's connections are flushed together. A frame's `data` is built once per distinct
-    (symbols, last version sent) and shared; each quote's JSON is cached until the quote changes.
-    A connection whose transport has not drained is skipped, so its next frame carries only the
-    latest quotes (coalescing); past `hard_buffer` bytes it is closed 4008.
+    It learns prices only from `update` (the market's ticks, delivered by the broker), so the market
+    may live elsewhere. Every interval's connections are flushed together. A frame's `data` is built
+    once per distinct (symbols, last version sent) and shared; each quote's JSON is built once per
+    change. A connection whose transport has not drained is skipped, so its next frame carries only
+    the latest quotes (coalescing); past `hard_buffer` bytes it is closed 4008.
     """
 
-    def __init__(self, market, *, soft_buffer: int = 64 * 1024, hard_buffer: int = 1024 * 1024):
-        self._market = market
+    def __init__(self, *, soft_buffer: int = 64 * 1024, hard_buffer: int = 1024 * 1024):
         self.soft_buffer, self.hard_buffer = soft_buffer, hard_buffer
+        self.version = 0
+        self._latest: dict[str, object] = {}
         self._groups: dict[object, dict[int, _Group]] = {}
         self._buckets: dict[int, set[_Group]] = {}
         self._due: dict[int, int] = {}
         self._quote_json: dict[str, tuple[int, str]] = {}
         self.frames_built = 0
+
+    def update(self, version: int, quotes) -> None:
+        """Take the quotes that changed at market `version` (each with `.symbol`, `.version`, `.to_wire()`)."""
+        for quote in quotes:
+            self._latest[quote.symbol] = quote
+        self.version = max(self.version, version)
 
     @staticmethod
     def normalise_interval(interval_ms: int | None) -> int:
@@ -56,7 +64,7 @@ class QuoteFanout:
                 self._set_symbols(group, [s for s in group.symbols if s not in wanted])
         group = groups.get(interval_ms)
         if group is None:
-            group = _Group(conn, interval_ms, (), self._market.version)
+            group = _Group(conn, interval_ms, (), self.version)
             groups[interval_ms] = group
             self._buckets.setdefault(interval_ms, set()).add(group)
         self._set_symbols(group, list(group.symbols) + list(wanted))
@@ -103,7 +111,7 @@ class QuoteFanout:
         return sent
 
     def flush(self, interval: int) -> int:
-        version = self._market.version
+        version = self.version
         frames: dict[tuple, str | None] = {}
         sent = 0
         for group in list(self._buckets.get(interval, ())):
@@ -127,8 +135,8 @@ class QuoteFanout:
         return sent
 
     def _frame(self, symbols, since_version: int) -> str | None:
-        quotes = self._market.quotes()
-        parts = [self.quote_json(s) for s in symbols if quotes[s].version > since_version]
+        latest = self._latest
+        parts = [self.quote_json(s) for s in symbols if s in latest and latest[s].version > since_version]
         if not parts:
             return None
         self.frames_built += 1
@@ -136,7 +144,7 @@ class QuoteFanout:
 
     def quote_json(self, symbol: str) -> str:
         """The quote's wire JSON, serialized once per change of the quote."""
-        quote = self._market.quote(symbol)
+        quote = self._latest[symbol]
         cached = self._quote_json.get(symbol)
         if cached is not None and cached[0] == quote.version:
             return cached[1]

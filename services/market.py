@@ -1,17 +1,29 @@
 """The running market: drives the pure simulator from the market clock and publishes what happened."""
 
 import logging
+from dataclasses import dataclass
 
 from domain.errors import BadRequest
 
-__all__ = ["MarketService", "TICKS", "STATUS"]
+__all__ = ["MarketService", "MarketTick", "TICKS", "STATUS"]
 
 log = logging.getLogger(__name__)
 
-TICKS = "market.ticks"    # message: domain.market.TickResult
+TICKS = "market.ticks"    # message: MarketTick
 STATUS = "market.status"  # message: MARKET_STATUS data dict
 
 MAX_SPEED = 10_000.0
+
+
+@dataclass(frozen=True, slots=True)
+class MarketTick:
+    """What one tick published: the market version, the quotes that changed (immutable), and the day."""
+
+    version: int
+    quotes: tuple
+    day_rolled: bool
+    day_index: int
+    market_ms: int
 
 
 class MarketService:
@@ -24,13 +36,18 @@ class MarketService:
         self._broker = broker
 
     def tick(self):
-        """Advance the simulator to the market clock's time; publishes and returns the TickResult."""
+        """Advance the simulator to the market clock's time; publishes a MarketTick when anything changed."""
         if self.clock.paused:
             return None
-        result = self.simulator.tick(int(self.clock.now() * 1000), self._wall.now_ms())
-        if result.changed or result.day_rolled:
-            self._broker.publish(TICKS, result)
-        return result
+        market_ms = int(self.clock.now() * 1000)
+        result = self.simulator.tick(market_ms, self._wall.now_ms())
+        if not (result.changed or result.day_rolled):
+            return None
+        quote = self.simulator.quote
+        tick = MarketTick(result.version, tuple(quote(symbol) for symbol in result.changed), result.day_rolled,
+                          result.day_index, market_ms)
+        self._broker.publish(TICKS, tick)
+        return tick
 
     @property
     def status(self) -> str:

@@ -26,11 +26,12 @@ class FakeQuote:
 
 
 class FakeMarket:
-    """Quotes by symbol and a version that moves by one per tick."""
+    """Quotes by symbol and a version that moves by one per tick; each tick goes to its listeners (the broker's job)."""
 
     def __init__(self, symbols=SYMBOLS):
         self.version = 0
         self._quotes = {symbol: FakeQuote(symbol, 100.0) for symbol in symbols}
+        self.listeners = []
 
     def tick(self, *symbols, step=1.0):
         self.version += 1
@@ -38,6 +39,8 @@ class FakeMarket:
             quote = self._quotes[symbol]
             quote.price += step
             quote.version = self.version
+        for listener in self.listeners:
+            listener(self.version, [self._quotes[symbol] for symbol in symbols])
 
     def quotes(self):
         return dict(self._quotes)
@@ -74,9 +77,16 @@ class FakeConnection:
         return {quote["symbol"]: quote["price"] for quote in self.frames[frame_index]["quotes"]}
 
 
+def fanout_for(market, **options):
+    fanout = QuoteFanout(**options)
+    fanout.update(market.version, market.quotes().values())
+    market.listeners.append(fanout.update)
+    return fanout
+
+
 def setup(*connections, symbols=("AAPL", "MSFT", "GOOG"), interval=1000, **options):
     market = FakeMarket()
-    fanout = QuoteFanout(market, **options)
+    fanout = fanout_for(market, **options)
     for conn in connections:
         fanout.subscribe(conn, symbols, interval)
     return market, fanout
@@ -129,7 +139,7 @@ def test_next_frame_carries_only_what_changed_since_the_last_one():
 
 def test_changes_made_before_subscribing_are_not_pushed():
     market = FakeMarket()
-    fanout = QuoteFanout(market)
+    fanout = fanout_for(market)
     market.tick("AAPL")
     conn = FakeConnection()
     fanout.subscribe(conn, ["AAPL"], 1000)
@@ -180,7 +190,7 @@ def test_default_and_minimum_intervals_follow_the_protocol():
 def test_run_due_flushes_each_interval_on_its_own_schedule():
     fast, slow = FakeConnection(), FakeConnection()
     market = FakeMarket()
-    fanout = QuoteFanout(market)
+    fanout = fanout_for(market)
     fanout.subscribe(fast, ["AAPL"], 200)
     fanout.subscribe(slow, ["AAPL"], 1000)
     market.tick("AAPL")
@@ -281,7 +291,7 @@ def test_remove_forgets_the_connection_and_leaves_others_alone():
 
 def test_active_lists_symbols_sorted_across_intervals():
     conn = FakeConnection()
-    fanout = QuoteFanout(FakeMarket())
+    fanout = fanout_for(FakeMarket())
     fanout.subscribe(conn, ["MSFT", "AAPL"], 1000)
     fanout.subscribe(conn, ["TSLA", "GOOG"], 100)
     assert fanout.active(conn) == ["AAPL", "GOOG", "MSFT", "TSLA"]
@@ -304,7 +314,7 @@ def test_connections_with_the_same_subscription_share_one_built_frame():
 def test_different_subscriptions_get_their_own_frames():
     first, second = FakeConnection(), FakeConnection()
     market = FakeMarket()
-    fanout = QuoteFanout(market)
+    fanout = fanout_for(market)
     fanout.subscribe(first, ["AAPL"], 1000)
     fanout.subscribe(second, ["AAPL", "MSFT"], 1000)
     market.tick("AAPL", "MSFT")
@@ -317,7 +327,7 @@ def test_different_subscriptions_get_their_own_frames():
 def test_each_quote_is_serialized_once_per_version():
     conns = [FakeConnection() for _ in range(3)]
     market = FakeMarket()
-    fanout = QuoteFanout(market)
+    fanout = fanout_for(market)
     fanout.subscribe(conns[0], ["AAPL"], 100)
     fanout.subscribe(conns[1], ["AAPL", "MSFT"], 1000)
     fanout.subscribe(conns[2], ["AAPL", "MSFT", "GOOG"], 1000)
@@ -335,7 +345,7 @@ def test_each_quote_is_serialized_once_per_version():
 
 def test_quote_json_is_cached_until_the_quote_changes():
     market = FakeMarket()
-    fanout = QuoteFanout(market)
+    fanout = fanout_for(market)
     first = fanout.quote_json("AAPL")
     assert fanout.quote_json("AAPL") is first
     assert json.loads(first) == {"symbol": "AAPL", "price": 100.0}
