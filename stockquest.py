@@ -37,6 +37,7 @@ from services.storage import Storage
 __all__ = ["Services", "build_services", "make_app", "start_timers", "parse_config", "main"]
 
 log = logging.getLogger("stockquest")
+access_log = logging.getLogger("tornado.access")
 
 ROOT = Path(__file__).resolve().parent
 MAX_HTTP_BODY = 1024 * 1024  # REST bodies are small JSON; SockJS posts are capped by its own response limits
@@ -90,6 +91,15 @@ def build_services(config: Config, *, clock: Clock | None = None, rng: random.Ra
     )
 
 
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    """Access log without query strings: `?token=` must never reach a log file."""
+    status = handler.get_status()
+    level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    request = handler.request
+    access_log.log(level, "%d %s %s (%s) %.1fms", status, request.method, request.path, request.remote_ip,
+                   1000 * request.request_time())
+
+
 class DashboardHandler(tornado.web.RequestHandler):
     def get(self):
         self.set_header("Cache-Control", "no-cache")
@@ -121,6 +131,7 @@ def make_app(services: Services, **settings) -> tornado.web.Application:
         websocket_ping_timeout=config.ping_interval_s,
         websocket_max_message_size=config.max_message_bytes,
         default_handler_class=NotFoundHandler,
+        log_function=log_request,
         default_handler_args=dict(services=services),
         **settings,
     )

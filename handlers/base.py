@@ -283,7 +283,7 @@ class Endpoint:
             request_id, message_type = message.request_id, message.type
             self.dispatch(message)
         except ProtocolError as error:
-            request_id = getattr(error, "request_id", request_id)
+            request_id = error.request_id or request_id
             self.send_error(error.code, error.message, request_id, error.request_type or message_type)
         except DomainError as error:
             self.send_error(error.code, error.message, request_id, message_type)

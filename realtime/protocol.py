@@ -47,6 +47,7 @@ class ProtocolError(Exception):
         self.code = str(code)
         self.message = message
         self.request_type = request_type
+        self.request_id: str | None = None  # set when the id is known before the message could be read
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,3 +86,18 @@ def test_operator_adds_teacher_who_can_then_log_in_while_server_runs(start_serve
         assert refused.value.code == 403  # the stored role decides, at once
     finally:
         client.close()
+
+
+def test_access_log_never_contains_the_token(start_server, tmp_path, io_loop):
+    _, port = start_server("--log-level", "DEBUG")
+
+    async def connect_with_token():
+        conn = await tornado.websocket.websocket_connect(f"ws://127.0.0.1:{port}/ws/market-data?token=SECRETTOKEN")
+        await conn.read_message()
+        conn.close()
+
+    io_loop.run_sync(connect_with_token, timeout=10)
+    time.sleep(0.3)
+    log_text = (tmp_path / "server-0.log").read_text()
+    assert "/ws/market-data" in log_text
+    assert "SECRETTOKEN" not in log_text
