@@ -285,7 +285,8 @@ def configure_logging(level: str) -> None:
 async def serve(config: Config) -> None:
     services = build_services(config)
     app = make_app(services)
-    server = app.listen(config.port, config.host, xheaders=True, max_body_size=MAX_HTTP_BODY)
+    # A deep accept backlog: after a restart a whole class (or a bench) reconnects at once.
+    server = app.listen(config.port, config.host, xheaders=True, max_body_size=MAX_HTTP_BODY, backlog=4096)
     timers = start_timers(services)
     gc.collect()
     gc.freeze()  # the long-lived startup objects (history, universe) leave the cyclic collector's scans

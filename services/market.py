@@ -34,6 +34,7 @@ class MarketService:
         self.clock = market_clock
         self._wall = wall_clock
         self._broker = broker
+        self._announced_status = self.status
 
     def tick(self):
         """Advance the simulator to the market clock's time; publishes a MarketTick when anything changed."""
@@ -41,6 +42,8 @@ class MarketService:
             return None
         market_ms = int(self.clock.now() * 1000)
         result = self.simulator.tick(market_ms, self._wall.now_ms())
+        if self.status != self._announced_status:  # exchange hours: the session opened or closed
+            self._announce({"action": "OPEN" if self.status == "OPEN" else "CLOSE"})
         if not (result.changed or result.day_rolled):
             return None
         quote = self.simulator.quote
@@ -66,6 +69,7 @@ class MarketService:
 
     def _announce(self, event: dict) -> dict:
         data = self.status_data(event)
+        self._announced_status = data["status"]
         log.info("market %s", event.get("action"), extra={"event": event})
         self._broker.publish(STATUS, data)
         return data
