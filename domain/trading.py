@@ -1,0 +1,298 @@
+"""The trading vocabulary shared by the order engine, the ledger, storage and the wire: orders, fills, events.
+
+Money is integer cents and quantities are whole shares everywhere in here; conversion to JSON numbers
+happens only in the `to_wire` methods.
+"""
+
+import enum
+from dataclasses import dataclass, field, replace
+from decimal import ROUND_HALF_EVEN, Decimal
+
+__all__ = [
+    "Side", "OrderType", "TimeInForce", "OrderStatus", "RejectReason", "EventKind", "OPEN_STATUSES",
+    "OrderRequest", "Order", "Fill", "TradeEvent", "Commission", "Position", "PortfolioLedger",
+    "IdSequence", "cents_to_wire", "iso_ms",
+]
+
+
+class Side(enum.StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+class OrderType(enum.StrEnum):
+    MARKET = "MARKET"
+    LIMIT = "LIMIT"
+    STOP = "STOP"
+    STOP_LIMIT = "STOP_LIMIT"
+
+
+class TimeInForce(enum.StrEnum):
+    DAY = "DAY"
+    GTC = "GTC"
+    IOC = "IOC"
+    FOK = "FOK"
+
+
+class OrderStatus(enum.StrEnum):
+    NEW = "NEW"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    CANCELLED = "CANCELLED"
+    REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
+
+
+OPEN_STATUSES = frozenset({OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED})
+
+
+class RejectReason(enum.StrEnum):
+    INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
+    INSUFFICIENT_SHARES = "INSUFFICIENT_SHARES"
+    UNKNOWN_SYMBOL = "UNKNOWN_SYMBOL"
+    INVALID_QUANTITY = "INVALID_QUANTITY"
+    INVALID_PRICE = "INVALID_PRICE"
+    RISK_LIMIT = "RISK_LIMIT"
+    DUPLICATE_CLIENT_ORDER_ID = "DUPLICATE_CLIENT_ORDER_ID"
+    MARKET_CLOSED = "MARKET_CLOSED"
+
+
+class EventKind(enum.StrEnum):
+    """The order events of PROTOCOL.md: each is stored with a per-user eventId and sent under this type."""
+
+    ORDER_SUBMITTED = "ORDER_SUBMITTED"
+    ORDER_REJECTED = "ORDER_REJECTED"
+    ORDER_MODIFIED = "ORDER_MODIFIED"
+    EXECUTION_REPORT = "EXECUTION_REPORT"
+    ORDER_PARTIALLY_FILLED = "ORDER_PARTIALLY_FILLED"
+    ORDER_FILLED = "ORDER_FILLED"
+    ORDER_CANCELLED = "ORDER_CANCELLED"
+
+
+def cents_to_wire(cents: int | Decimal | None) -> float | None:
+    """Integer cents (or a Decimal amount of cents) to a JSON number of currency units rounded to cents."""
+    if cents is None:
+        return None
+    return float((Decimal(cents) / 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN))
+
+
+def iso_ms(epoch_ms: int) -> str:
+    """Epoch milliseconds as the protocol's ISO-8601 UTC string (2026-11-26T03:00:00.123Z)."""
+    from datetime import datetime, timezone
+
+    moment = datetime.fromtimestamp(epoch_ms // 1000, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
+
+
+@dataclass(frozen=True, slots=True)
+class Commission:
+    """The commission schedule: a fixed amount per order (charged on its first fill) plus an amount per share."""
+
+    per_order_cents: int = 0
+    per_share_cents: Decimal = Decimal(0)
+
+    def for_fill(self, quantity: int, first_fill: bool) -> int:
+        """Commission in whole cents for one fill (per-share part rounded half-even)."""
+        per_share = (self.per_share_cents * quantity).quantize(Decimal(1), rounding=ROUND_HALF_EVEN)
+        return int(per_share) + (self.per_order_cents if first_fill else 0)
+
+    def worst_case(self, quantity: int, any_fill_yet: bool) -> int:
+        """The most the remaining `quantity` can still cost in commission: what a buy reserves for it."""
+        per_share = (self.per_share_cents * quantity).to_integral_value(rounding="ROUND_CEILING")
+        return int(per_share) + (0 if any_fill_yet else self.per_order_cents)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """A validated SUBMIT_ORDER (types checked at the wire; values are the engine's to judge)."""
+
+    portfolio_id: str
+    symbol: str
+    side: Side
+    order_type: OrderType
+    quantity: int
+    limit_price: int | None = None  # cents
+    stop_price: int | None = None   # cents
+    time_in_force: TimeInForce = TimeInForce.DAY
+    client_order_id: str | None = None
+
+
+@dataclass(slots=True)
+class Order:
+    """One order and everything that happened to it; the engine mutates it, snapshots go out in events."""
+
+    order_id: str
+    client_order_id: str | None
+    portfolio_id: str
+    user_id: str
+    symbol: str
+    side: Side
+    order_type: OrderType
+    quantity: int
+    limit_price: int | None
+    stop_price: int | None
+    time_in_force: TimeInForce
+    status: OrderStatus
+    created_at_ms: int
+    updated_at_ms: int
+    day_index: int                      # the simulated day it was accepted in (DAY orders expire at its end)
+    filled_quantity: int = 0
+    filled_notional_cents: int = 0      # sum of fill quantity * fill price
+    commission_cents: int = 0
+    reserved_cash_cents: int = 0        # buys: cash still held for the unfilled part (price + worst commission)
+    stop_triggered: bool = False        # STOP / STOP_LIMIT: the stop price has traded
+    reject_reason: RejectReason | None = None
+    error: str | None = None            # human-readable reason for REJECTED / CANCELLED by the system
+
+    @property
+    def remaining_quantity(self) -> int:
+        return self.quantity - self.filled_quantity if self.status in OPEN_STATUSES else 0
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    @property
+    def average_fill_price(self) -> Decimal | None:
+        """Average fill price in cents (exact Decimal), None before the first fill."""
+        if not self.filled_quantity:
+            return None
+        return Decimal(self.filled_notional_cents) / self.filled_quantity
+
+    def snapshot(self) -> "Order":
+        """An independent copy, for events and storage (the engine keeps mutating the original)."""
+        return replace(self)
+
+    def to_wire(self) -> dict:
+        """The protocol's Order object."""
+        return {
+            "orderId": self.order_id,
+            "clientOrderId": self.client_order_id,
+            "portfolioId": self.portfolio_id,
+            "userId": self.user_id,
+            "symbol": self.symbol,
+            "side": str(self.side),
+            "orderType": str(self.order_type),
+            "quantity": self.quantity,
+            "filledQuantity": self.filled_quantity,
+            "remainingQuantity": self.remaining_quantity,
+            "limitPrice": cents_to_wire(self.limit_price),
+            "stopPrice": cents_to_wire(self.stop_price),
+            "timeInForce": str(self.time_in_force),
+            "status": str(self.status),
+            "averageFillPrice": cents_to_wire(self.average_fill_price),
+            "commission": cents_to_wire(self.commission_cents),
+            "rejectReason": None if self.reject_reason is None else str(self.reject_reason),
+            "createdAt": iso_ms(self.created_at_ms),
+            "updatedAt": iso_ms(self.updated_at_ms),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One execution: `quantity` shares of an order at `price_cents`, with its commission."""
+
+    execution_id: str
+    order_id: str
+    portfolio_id: str
+    user_id: str
+    symbol: str
+    side: Side
+    quantity: int
+    price_cents: int
+    commission_cents: int
+    time_ms: int          # wall clock
+    market_time_ms: int   # simulated clock
+
+
+@dataclass(frozen=True, slots=True)
+class TradeEvent:
+    """Something that happened to an order, in the order it happened: stored, numbered per user, then sent.
+
+    `order` is a snapshot taken right after the event; `fill` is set for EXECUTION_REPORT.
+    """
+
+    kind: EventKind
+    order: Order
+    fill: Fill | None = None
+
+    @property
+    def user_id(self) -> str:
+        return self.order.user_id
+
+    def to_wire(self) -> dict:
+        """The event's `data` as PROTOCOL.md defines it (the eventId is added by whoever numbered it)."""
+        if self.kind is EventKind.EXECUTION_REPORT:
+            fill, order = self.fill, self.order
+            return {
+                "orderId": order.order_id,
+                "executionId": fill.execution_id,
+                "portfolioId": order.portfolio_id,
+                "symbol": fill.symbol,
+                "side": str(fill.side),
+                "fillQuantity": fill.quantity,
+                "fillPrice": cents_to_wire(fill.price_cents),
+                "cumulativeQuantity": order.filled_quantity,
+                "leavesQuantity": order.remaining_quantity,
+                "averagePrice": cents_to_wire(order.average_fill_price),
+                "commission": cents_to_wire(fill.commission_cents),
+                "time": fill.time_ms,
+            }
+        data = {"order": self.order.to_wire()}
+        if self.kind is EventKind.ORDER_REJECTED:
+            data["reason"] = str(self.order.reject_reason)
+            data["error"] = self.order.error
+        elif self.kind is EventKind.ORDER_CANCELLED and self.order.error:
+            data["reason"] = self.order.error
+        return data
+
+
+@dataclass(slots=True)
+class Position:
+    """Shares of one symbol in one portfolio: quantity, exact cost basis, realized P&L, protective levels."""
+
+    symbol: str
+    quantity: int = 0
+    reserved_quantity: int = 0        # shares held by open sell orders
+    cost_basis_cents: int = 0         # what the shares still held cost, commissions excluded
+    realized_pnl_cents: int = 0       # proceeds minus cost of shares sold, commissions excluded
+    stop_loss_cents: int | None = None
+    take_profit_cents: int | None = None
+
+    @property
+    def average_cost(self) -> Decimal | None:
+        """Average cost per share in cents (exact), None when flat."""
+        return Decimal(self.cost_basis_cents) / self.quantity if self.quantity else None
+
+
+@dataclass(slots=True)
+class PortfolioLedger:
+    """One portfolio's money and shares; changed only by fills, reservations and their releases.
+
+    Identity (checked by the property tests), with commissions kept out of cost basis:
+        starting_cash = cash + sum(cost basis of positions) - sum(realized P&L) + commissions paid
+    """
+
+    portfolio_id: str
+    owner_id: str
+    name: str
+    starting_cash_cents: int
+    cash_cents: int
+    reserved_cash_cents: int = 0
+    commissions_cents: int = 0
+    positions: dict[str, Position] = field(default_factory=dict)
+
+    @property
+    def buying_power_cents(self) -> int:
+        return self.cash_cents - self.reserved_cash_cents
+
+
+class IdSequence:
+    """Issues opaque ids (`O1001`, `E57`) from a counter that storage seeds past the last stored one."""
+
+    def __init__(self, prefix: str, last: int = 0):
+        self.prefix, self.last = prefix, int(last)
+
+    def __call__(self) -> str:
+        self.last += 1
+        return f"{self.prefix}{self.last}"
