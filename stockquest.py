@@ -18,11 +18,15 @@ from tornado.ioloop import PeriodicCallback
 
 from domain.clock import Clock, MarketClock, SystemClock
 from domain.market import MarketSimulator
+from domain.orders import OrderEngine
+from domain.trading import Commission, IdSequence
 from handlers.api import HealthHandler, MetricsHandler, StatsHandler, metrics_registry
 from handlers.auth_api import AUTH_ROUTES
 from handlers.base import WebSocketTransport
 from handlers.http import NotFoundHandler
 from handlers.market_data import MarketDataEndpoint
+from handlers.orders import OrdersEndpoint, deliver_order_event
+from handlers.portfolio import PortfolioEndpoint
 from handlers.sockjs import sockjs_routes
 from realtime.fanout import MIN_INTERVAL_MS, QuoteFanout
 from realtime.hub import ConnectionHub
@@ -32,7 +36,9 @@ from services import market as market_events
 from services.auth import TokenService, load_or_create_secret
 from services.config import Config
 from services.market import MarketService
-from services.storage import Storage
+from services.portfolios import PortfolioFeed
+from services.storage import Storage, to_cents
+from services.trading import ORDER_EVENTS, PORTFOLIOS_CHANGED, TradingService
 
 __all__ = ["Services", "build_services", "make_app", "start_timers", "parse_config", "main"]
 
@@ -44,6 +50,8 @@ MAX_HTTP_BODY = 1024 * 1024  # REST bodies are small JSON; SockJS posts are capp
 
 ENDPOINTS = {
     "market-data": MarketDataEndpoint,
+    "portfolio": PortfolioEndpoint,
+    "orders": OrdersEndpoint,
 }
 
 
@@ -59,6 +67,8 @@ class Services:
     hub: ConnectionHub
     market: MarketService
     fanout: QuoteFanout
+    trading: TradingService
+    portfolios: PortfolioFeed
     started_at: float
 
 
@@ -81,12 +91,26 @@ def build_services(config: Config, *, clock: Clock | None = None, rng: random.Ra
     fanout = QuoteFanout(soft_buffer=config.max_buffered_bytes // 16, hard_buffer=config.max_buffered_bytes)
     fanout.update(simulator.version, simulator.quotes().values())
     broker.subscribe(market_events.TICKS, lambda tick: fanout.update(tick.version, tick.quotes))
+    last_order, last_execution = storage.trading_ids()
+    engine = OrderEngine(
+        order_ids=IdSequence("O", last_order), execution_ids=IdSequence("E", last_execution),
+        commission=Commission(to_cents(config.commission_per_order), config.commission_per_share * 100),
+        allow_short=config.allow_short)
+    trading = TradingService(engine=engine, storage=storage, market=market, broker=broker, clock=clock)
+    trading.restore()
+    broker.subscribe(market_events.TICKS, trading.on_tick)
+    portfolios = PortfolioFeed(trading=trading, market=market, storage=storage, clock=clock,
+                               value_sample_s=config.portfolio_value_sample_s)
+    broker.subscribe(PORTFOLIOS_CHANGED, portfolios.changed)
+    hub = ConnectionHub(clock=clock, max_total=config.max_connections, max_per_user=config.max_connections_per_user)
+    broker.subscribe(ORDER_EVENTS, lambda event: deliver_order_event(hub, event))
     return Services(
         config=config, clock=clock, storage=storage, tokens=tokens, broker=broker,
-        hub=ConnectionHub(clock=clock, max_total=config.max_connections,
-                          max_per_user=config.max_connections_per_user),
+        hub=hub,
         market=market,
         fanout=fanout,
+        trading=trading,
+        portfolios=portfolios,
         started_at=clock.now(),
     )
 
@@ -165,6 +189,8 @@ def start_timers(services: Services) -> list[PeriodicCallback]:
         (market.tick, config.tick_ms),
         (lambda: services.fanout.run_due(services.clock.now_ms()), MIN_INTERVAL_MS),
         (heartbeat, config.heartbeat_ms),
+        (lambda: services.portfolios.run_due(services.clock.now_ms()), 250),
+        (services.portfolios.record_values, config.portfolio_value_sample_s * 1000),
         (sweep_idle, min(5_000, config.idle_timeout_s * 250)),
         (overview, config.overview_interval_s * 1000),
         (log_stats, config.stats_log_interval_s * 1000),

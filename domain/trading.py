@@ -204,6 +204,13 @@ class Fill:
     time_ms: int          # wall clock
     market_time_ms: int   # simulated clock
 
+    def to_wire(self) -> dict:
+        """A trade as POSITION_DETAILS lists it."""
+        return {"executionId": self.execution_id, "orderId": self.order_id, "symbol": self.symbol,
+                "side": str(self.side), "quantity": self.quantity, "price": cents_to_wire(self.price_cents),
+                "commission": cents_to_wire(self.commission_cents), "time": self.time_ms,
+                "marketTime": self.market_time_ms}
+
 
 @dataclass(frozen=True, slots=True)
 class TradeEvent:

@@ -55,10 +55,15 @@ class RequestInfo:
 
 @dataclass(frozen=True)
 class Reply:
-    """A direct reply: sent with the request's requestId."""
+    """A message answering a request: with the request's requestId when `direct`, else a push caused by it.
+
+    `data_json` carries data serialized earlier (a stored event's exact payload) instead of `data`.
+    """
 
     type: str
-    data: dict | None
+    data: dict | None = None
+    data_json: str | None = None
+    direct: bool = True
 
 
 def handles(message_type: str, *, auth: bool = False, **fields: Field) -> Callable:
@@ -319,7 +324,8 @@ class Endpoint:
         if isinstance(replies, Reply):
             replies = [replies]
         for reply in replies or ():
-            self.send(reply.type, reply.data, request_id=message.request_id)
+            data_json = reply.data_json if reply.data_json is not None else encode_data(reply.data)
+            self.send_json(reply.type, data_json, message.request_id if reply.direct else None)
 
     # outbound ---------------------------------------------------------------
     def send(self, message_type: str, data, request_id: str | None = None) -> bool:

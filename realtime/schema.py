@@ -25,6 +25,7 @@ class Field:
     max: float | None = None
     max_len: int = 256
     upper: bool = False  # normalise strings (symbols, enums) to upper case
+    nullable: bool = False  # an explicit null means None ("clear it"); only a missing field gets `default`
     kind: str = "value"
 
     def convert(self, name: str, value: Any) -> Any:
@@ -208,6 +209,9 @@ def validate(data: dict, fields: dict[str, Field], prefix: str = "",
     values = {}
     for wire_name, spec in fields.items():
         raw = data.get(wire_name, _MISSING)
+        if raw is None and spec.nullable:
+            values[rename(wire_name)] = None
+            continue
         if raw is _MISSING or raw is None:
             if spec.required:
                 raise _bad(f"{prefix}{wire_name} is required")

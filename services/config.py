@@ -41,6 +41,11 @@ class Config:
     starting_cash: Decimal = Decimal("100000.00")
     password_hash_n: int = 2**14  # scrypt cost; tests lower it
 
+    commission_per_order: Decimal = Decimal("0")   # currency per order, charged on its first fill
+    commission_per_share: Decimal = Decimal("0")   # currency per share filled
+    allow_short: bool = False
+    portfolio_value_sample_s: float = 10.0  # how often portfolio values are recorded for analytics
+
     day_length_s: float = 6.5 * 3600
     exchange_hours: bool = False
     predictability: float = 0.3
