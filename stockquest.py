@@ -96,7 +96,8 @@ def build_services(config: Config, *, clock: Clock | None = None, rng: random.Ra
         order_ids=IdSequence("O", last_order), execution_ids=IdSequence("E", last_execution),
         commission=Commission(to_cents(config.commission_per_order), config.commission_per_share * 100),
         allow_short=config.allow_short)
-    trading = TradingService(engine=engine, storage=storage, market=market, broker=broker, clock=clock)
+    trading = TradingService(engine=engine, storage=storage, market=market, broker=broker, clock=clock,
+                             starting_cash_cents=to_cents(config.starting_cash))
     trading.restore()
     broker.subscribe(market_events.TICKS, trading.on_tick)
     portfolios = PortfolioFeed(trading=trading, market=market, storage=storage, clock=clock,

@@ -86,6 +86,12 @@ class PortfolioEndpoint(Endpoint):
         return Reply("POSITION_UPDATE", {"portfolioId": portfolio_id,
                                          "positions": [self._position(portfolio_id, symbol)]})
 
+    @handles("CREATE_PORTFOLIO", name=Str(required=True, max_len=64))
+    def create_portfolio(self, name):
+        """Added to v1: another portfolio with the starting cash (up to the per-user limit)."""
+        ledger = self.trading.create_portfolio(self.user, name)
+        return Reply("PORTFOLIO_CREATED", {"portfolio": self.feed.snapshot(ledger.portfolio_id)})
+
     @handles("REQUEST_PORTFOLIO_ANALYTICS", portfolioId=Id(required=True))
     def request_portfolio_analytics(self, portfolio_id):
         self.trading.readable_portfolio(self.user, portfolio_id)

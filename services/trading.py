@@ -39,12 +39,13 @@ class TradingService:
     fills, ledgers) in one transaction and only then returns or publishes them.
     """
 
-    def __init__(self, *, engine, storage, market, broker, clock):
+    def __init__(self, *, engine, storage, market, broker, clock, starting_cash_cents: int):
         self.engine = engine
         self.storage = storage
         self.market = market
         self.broker = broker
         self.clock = clock
+        self.starting_cash_cents = starting_cash_cents
         self._origin: dict[str, str] = {}  # open order id -> session that submitted it
 
     # start-up ---------------------------------------------------------------
@@ -72,6 +73,11 @@ class TradingService:
                 raise NotFound(f"portfolio {portfolio_id} not found") from None
             self.engine.add_portfolio(ledger)
             return ledger
+
+    def create_portfolio(self, user, name: str):
+        """Another portfolio for `user` with the configured starting cash (LimitExceeded past the limit)."""
+        created = self.storage.create_portfolio(str(user.id), name, self.starting_cash_cents)
+        return self.ledger(created.portfolio_id)
 
     def portfolio_ids_of(self, user_id: str) -> list[str]:
         return self.storage.portfolio_ids_of(user_id)

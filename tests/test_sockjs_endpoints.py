@@ -112,3 +112,51 @@ async def test_hostile_input_over_sockjs_keeps_session_usable(http_port, server)
     errors = [m["data"]["code"] for m in received if m["type"] == "ERROR"]
     assert errors == ["INVALID_MESSAGE", "INVALID_MESSAGE", "UNKNOWN_TYPE"]
     assert received[-1]["type"] == "HEARTBEAT" and received[-1]["requestId"] == "h"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_orders_over_sockjs_submit_and_fill_after_auth_message(http_port, server, make_user, services,
+                                                                     transport):
+    user, token = make_user()
+    portfolio_id = services.storage.portfolio_ids_of(str(user.id))[0]
+    code, events, stderr = await sockjs_session(
+        f"http://127.0.0.1:{http_port}/ws/orders", transport,
+        {"type": "AUTH", "data": {"token": token}},
+        {"type": "SUBSCRIBE_ORDERS", "data": {}},
+        {"type": "SUBMIT_ORDER", "requestId": "o1", "data": {"portfolioId": portfolio_id, "symbol": "NVTX",
+                                                             "side": "BUY", "orderType": "MARKET", "quantity": 3}},
+        until="ORDER_FILLED")
+    assert code == 0, stderr
+    received = messages(events)
+    types = [m["type"] for m in received]
+    assert types[:4] == ["CONNECTION_ESTABLISHED", "AUTHENTICATED", "ACTIVE_ORDERS", "SUBSCRIPTION_CONFIRMED"]
+    submitted = next(m for m in received if m["type"] == "ORDER_SUBMITTED")
+    assert submitted["requestId"] == "o1"
+    assert types.index("ORDER_SUBMITTED") < types.index("EXECUTION_REPORT") < types.index("ORDER_FILLED")
+    assert received[-1]["data"]["order"]["filledQuantity"] == 3
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_portfolio_over_sockjs_lists_and_snapshots_after_auth_message(http_port, server, make_user, services,
+                                                                           transport):
+    user, token = make_user()
+    portfolio_id = services.storage.portfolio_ids_of(str(user.id))[0]
+    code, events, stderr = await sockjs_session(
+        f"http://127.0.0.1:{http_port}/ws/portfolio", transport,
+        {"type": "AUTH", "data": {"token": token}},
+        {"type": "SUBSCRIBE_PORTFOLIO", "data": {"portfolioId": portfolio_id, "updateInterval": 500}},
+        until="PORTFOLIO_UPDATE")
+    assert code == 0, stderr
+    received = messages(events)
+    assert [m["type"] for m in received[:5]] == ["CONNECTION_ESTABLISHED", "AUTHENTICATED", "PORTFOLIO_LIST",
+                                                 "SUBSCRIPTION_CONFIRMED", "PORTFOLIO_SNAPSHOT"]
+    assert received[2]["data"]["portfolios"][0]["portfolioId"] == portfolio_id
+    assert received[-1]["data"]["portfolioId"] == portfolio_id
+
+
+async def test_orders_endpoint_over_sockjs_refuses_a_message_before_auth_with_4401(http_port, server):
+    code, events, stderr = await sockjs_session(
+        f"http://127.0.0.1:{http_port}/ws/orders", "xhr-polling", {"type": "ACTIVE_ORDERS"}, until_close=True)
+    assert code == 0, stderr
+    assert messages(events)[-1]["data"]["code"] == "UNAUTHORIZED"
+    assert events[-1]["code"] == 4401
