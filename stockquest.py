@@ -266,6 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
            type=_positive(int), default=defaults.max_connections)
     option("starting-cash", f"cash of a new user's portfolio (default {defaults.starting_cash})", type=_decimal,
            default=defaults.starting_cash)
+    option("commission-per-order", "commission per order, charged on its first fill (default 0)", type=_decimal,
+           default=defaults.commission_per_order)
+    option("commission-per-share", "commission per share filled (default 0)", type=_decimal,
+           default=defaults.commission_per_share)
+    option("allow-short", "allow short selling (default off)", type=_flag, default=defaults.allow_short)
     option("guests", "allow guest sign-in (classroom mode; default on)", type=_flag, default=True)
     option("anonymous-market-data", "allow market data without signing in (default on)", type=_flag, default=True)
     option("log-level", "DEBUG, INFO, WARNING or ERROR (default INFO)", default=defaults.log_level,
@@ -279,7 +284,9 @@ def parse_config(argv: list[str]) -> Config:
         host=args.host, port=args.port, data_dir=args.data_dir, seed=args.seed, tick_ms=args.tick_ms,
         speed=args.speed, day_length_s=args.day_length, exchange_hours=args.exchange_hours,
         jwt_secret=args.jwt_secret, allow_origin=tuple(args.allow_origin), max_connections=args.max_connections,
-        starting_cash=args.starting_cash, allow_guests=args.guests, anonymous_market_data=args.anonymous_market_data,
+        starting_cash=args.starting_cash, commission_per_order=args.commission_per_order,
+        commission_per_share=args.commission_per_share, allow_short=args.allow_short, allow_guests=args.guests,
+        anonymous_market_data=args.anonymous_market_data,
         log_level=args.log_level,
     )
     assert set(values) <= {f.name for f in fields(Config)}
