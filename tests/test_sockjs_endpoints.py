@@ -160,3 +160,59 @@ async def test_orders_endpoint_over_sockjs_refuses_a_message_before_auth_with_44
     assert code == 0, stderr
     assert messages(events)[-1]["data"]["code"] == "UNAUTHORIZED"
     assert events[-1]["code"] == 4401
+
+
+def replies_by_request(received):
+    return {m["requestId"]: m for m in received if "requestId" in m}
+
+
+async def test_every_orders_message_type_over_sockjs(http_port, server, make_user, services):
+    user, token = make_user()
+    pid = services.storage.portfolio_ids_of(str(user.id))[0]
+    far = {"portfolioId": pid, "symbol": "QBIT", "side": "BUY", "orderType": "LIMIT", "limitPrice": 1.0,
+           "quantity": 2, "timeInForce": "GTC", "clientOrderId": "far-1"}
+    code, events, stderr = await sockjs_session(
+        f"http://127.0.0.1:{http_port}/ws/orders", "xhr-streaming",
+        {"type": "AUTH", "data": {"token": token}, "requestId": "auth"},
+        {"type": "SUBSCRIBE_ORDERS", "data": {"sinceEventId": 0}, "requestId": "sub"},
+        {"type": "SUBMIT_ORDER", "data": far, "requestId": "submit"},
+        {"type": "MODIFY_ORDER", "data": {"orderId": "O1", "limitPrice": 1.5}, "requestId": "modify"},
+        {"type": "REQUEST_ORDER_STATUS", "data": {"orderId": "O1"}, "requestId": "status"},
+        {"type": "CANCEL_ORDER", "data": {"orderId": "O1"}, "requestId": "cancel"},
+        {"type": "REQUEST_ORDER_HISTORY", "data": {"limit": 5}, "requestId": "history"},
+        {"type": "UNSUBSCRIBE_ORDERS", "requestId": "unsub"},
+        {"type": "HEARTBEAT", "requestId": "done"},
+        until="HEARTBEAT")
+    assert code == 0, stderr
+    replies = replies_by_request(messages(events))
+    assert {k: v["type"] for k, v in replies.items()} == {
+        "auth": "AUTHENTICATED", "sub": "SUBSCRIPTION_CONFIRMED", "submit": "ORDER_SUBMITTED",
+        "modify": "ORDER_MODIFIED", "status": "ORDER_STATUS", "cancel": "ORDER_CANCELLED",
+        "history": "ORDER_HISTORY", "unsub": "SUBSCRIPTION_CONFIRMED", "done": "HEARTBEAT"}
+    assert replies["modify"]["data"]["order"]["limitPrice"] == 1.5
+    assert replies["history"]["data"]["orders"][0]["status"] == "CANCELLED"
+
+
+async def test_every_portfolio_message_type_over_sockjs(http_port, server, make_user, services):
+    user, token = make_user()
+    pid = services.storage.portfolio_ids_of(str(user.id))[0]
+    code, events, stderr = await sockjs_session(
+        f"http://127.0.0.1:{http_port}/ws/portfolio", "xhr-polling",
+        {"type": "AUTH", "data": {"token": token}, "requestId": "auth"},
+        {"type": "SUBSCRIBE_PORTFOLIO", "data": {"portfolioId": pid}, "requestId": "sub"},
+        {"type": "REQUEST_PORTFOLIO_SNAPSHOT", "data": {"portfolioId": pid}, "requestId": "snap"},
+        {"type": "REQUEST_POSITION_DETAILS", "data": {"portfolioId": pid, "symbol": "NVTX"}, "requestId": "pos"},
+        {"type": "UPDATE_POSITION", "data": {"portfolioId": pid, "symbol": "NVTX", "stopLoss": 1},
+         "requestId": "levels"},
+        {"type": "REQUEST_PORTFOLIO_ANALYTICS", "data": {"portfolioId": pid}, "requestId": "analytics"},
+        {"type": "CREATE_PORTFOLIO", "data": {"name": "Second"}, "requestId": "create"},
+        {"type": "UNSUBSCRIBE_PORTFOLIO", "data": {"portfolioId": pid}, "requestId": "unsub"},
+        {"type": "HEARTBEAT", "requestId": "done"},
+        until="HEARTBEAT")
+    assert code == 0, stderr
+    replies = replies_by_request(messages(events))
+    types = {k: v["type"] for k, v in replies.items()}
+    assert types == {"auth": "AUTHENTICATED", "sub": "PORTFOLIO_SNAPSHOT", "snap": "PORTFOLIO_SNAPSHOT",
+                     "pos": "POSITION_DETAILS", "levels": "ERROR", "analytics": "PORTFOLIO_ANALYTICS",
+                     "create": "PORTFOLIO_CREATED", "unsub": "SUBSCRIPTION_CONFIRMED", "done": "HEARTBEAT"}
+    assert replies["levels"]["data"]["code"] == "BAD_REQUEST"  # no position to protect yet
