@@ -23,6 +23,7 @@ from domain.trading import Commission, IdSequence
 from handlers.api import HealthHandler, MetricsHandler, StatsHandler, metrics_registry
 from handlers.auth_api import AUTH_ROUTES
 from handlers.base import WebSocketTransport
+from handlers.classroom import CLASSROOM_ROUTES
 from handlers.http import NotFoundHandler
 from handlers.market_data import MarketDataEndpoint
 from handlers.orders import OrdersEndpoint, deliver_order_event
@@ -144,6 +145,7 @@ def make_app(services: Services, **settings) -> tornado.web.Application:
         (r"/metrics", MetricsHandler, dict(services=services, registry=metrics_registry(services))),
         (r"/api/stats", StatsHandler, dict(services=services)),
         *AUTH_ROUTES(services),
+        *CLASSROOM_ROUTES(services),
         (r"/", DashboardHandler),
         (r"/vendor/sockjs-client/(.*)", tornado.web.StaticFileHandler,
          dict(path=str(ROOT / "node_modules" / "sockjs-client" / "dist"))),

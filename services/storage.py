@@ -440,6 +440,13 @@ class Storage:
     def count_users(self) -> int:
         return self._db.execute("SELECT count(*) FROM users").fetchone()[0]
 
+    def main_portfolios(self, role: str = "student") -> list[tuple[User, str]]:
+        """Each user of `role` with their first portfolio's id, in the order they joined (the leaderboard's)."""
+        rows = self._db.execute(
+            "SELECT *, (SELECT min(p.id) FROM portfolios p WHERE p.owner_id = users.id) AS main_portfolio"
+            " FROM users WHERE role = ? ORDER BY created_at, id", (str(role),))
+        return [(_user(row), str(row["main_portfolio"])) for row in rows if row["main_portfolio"] is not None]
+
     # -- portfolios --------------------------------------------------------------------
 
     def portfolios_of(self, user_id: int) -> list[PortfolioRow]:

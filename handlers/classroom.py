@@ -1,0 +1,69 @@
+"""Classroom REST: the leaderboard (any signed-in user) and market controls (teacher or admin)."""
+
+from domain.valuation import portfolio_summary
+from realtime.protocol import ProtocolError, iso_timestamp
+from realtime.schema import Number, Str, StrList, validate
+
+from .http import ApiError, JsonHandler
+
+__all__ = ["LeaderboardHandler", "MarketControlHandler", "CLASSROOM_ROUTES"]
+
+CONTROL_FIELDS = {
+    "action": Str(required=True, upper=True, choices=("PAUSE", "RESUME", "SPEED", "SHOCK")),
+    "speed": Number(),
+    "percent": Number(),
+    "symbols": StrList(upper=True, max_len=12),
+    "sector": Str(max_len=64),
+}
+
+
+class LeaderboardHandler(JsonHandler):
+    """GET /api/leaderboard: every student's main portfolio, best total return first, ties by who joined first."""
+
+    def get(self):
+        self.bearer_user()
+        services = self.services
+        quotes = services.market.simulator.quotes()
+        sectors = {spec.symbol: spec.sector for spec in services.market.simulator.specs()}
+        rows = []
+        for joined, (user, portfolio_id) in enumerate(services.storage.main_portfolios()):
+            summary = portfolio_summary(services.trading.ledger(portfolio_id), quotes, sectors)
+            rows.append((-summary["totalReturnPercent"], joined, user, portfolio_id, summary))
+        rows.sort(key=lambda row: row[:2])
+        self.write_json({
+            "entries": [{"rank": rank, "userId": str(user.id), "name": user.display_name, "portfolioId": pid,
+                         "totalValue": summary["totalValue"], "totalReturnPercent": summary["totalReturnPercent"]}
+                        for rank, (_, _, user, pid, summary) in enumerate(rows, start=1)],
+            "timestamp": iso_timestamp(services.clock.now()),
+        })
+
+
+class MarketControlHandler(JsonHandler):
+    """POST /api/market/control: PAUSE, RESUME, SPEED {speed} or SHOCK {symbols | sector, percent} for a lesson."""
+
+    def post(self):
+        self.require_role("teacher", "admin")
+        try:
+            request = validate(self.json_body(), CONTROL_FIELDS)
+        except ProtocolError as error:
+            raise ApiError(400, error.message, code=error.code) from None
+        market = self.services.market
+        action = request["action"]
+        if action == "PAUSE":
+            status = market.pause()
+        elif action == "RESUME":
+            status = market.resume()
+        elif action == "SPEED":
+            if request["speed"] is None:
+                raise ApiError(400, "SPEED needs speed", code="BAD_REQUEST")
+            status = market.set_speed(request["speed"])
+        else:
+            if request["percent"] is None or not (request["symbols"] or request["sector"]):
+                raise ApiError(400, "SHOCK needs percent and symbols or sector", code="BAD_REQUEST")
+            status = market.shock(request["percent"], symbols=request["symbols"] or (), sector=request["sector"])
+        self.write_json(status)
+
+
+def CLASSROOM_ROUTES(services) -> list:
+    return [(r"/api/leaderboard", LeaderboardHandler, dict(services=services)),
+            (r"/api/market/control", MarketControlHandler, dict(services=services))]
