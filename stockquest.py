@@ -1,10 +1,14 @@
 """Stock Quest Realtime: configuration, the application factory and the IOLoop (wiring only)."""
 
+import os
+
+# The risk and signal maths use small matrices: BLAS worker threads would only spin beside the IOLoop.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import argparse
 import asyncio
 import gc
 import logging
-import os
 import random
 import signal
 import sys
@@ -19,6 +23,7 @@ from tornado.ioloop import PeriodicCallback
 from domain.clock import Clock, MarketClock, SystemClock
 from domain.market import MarketSimulator
 from domain.orders import OrderEngine
+from domain.risk import default_limits
 from domain.trading import Commission, IdSequence
 from handlers.api import HealthHandler, MetricsHandler, StatsHandler, metrics_registry
 from handlers.auth_api import AUTH_ROUTES
@@ -28,6 +33,7 @@ from handlers.http import NotFoundHandler
 from handlers.market_data import MarketDataEndpoint
 from handlers.orders import OrdersEndpoint, deliver_order_event
 from handlers.portfolio import PortfolioEndpoint
+from handlers.risk import RiskEndpoint
 from handlers.sockjs import sockjs_routes
 from realtime.fanout import MIN_INTERVAL_MS, QuoteFanout
 from realtime.hub import ConnectionHub
@@ -38,8 +44,9 @@ from services.auth import TokenService, load_or_create_secret
 from services.config import Config
 from services.market import MarketService
 from services.portfolios import PortfolioFeed
+from services.risk import RiskService
 from services.storage import Storage, to_cents
-from services.trading import ORDER_EVENTS, PORTFOLIOS_CHANGED, TradingService
+from services.trading import LEVEL_TRIGGERS, ORDER_EVENTS, PORTFOLIOS_CHANGED, TradingService
 
 __all__ = ["Services", "build_services", "make_app", "start_timers", "parse_config", "main"]
 
@@ -53,6 +60,7 @@ ENDPOINTS = {
     "market-data": MarketDataEndpoint,
     "portfolio": PortfolioEndpoint,
     "orders": OrdersEndpoint,
+    "risk-monitoring": RiskEndpoint,
 }
 
 
@@ -70,6 +78,7 @@ class Services:
     fanout: QuoteFanout
     trading: TradingService
     portfolios: PortfolioFeed
+    risk: RiskService
     started_at: float
 
 
@@ -104,6 +113,12 @@ def build_services(config: Config, *, clock: Clock | None = None, rng: random.Ra
     portfolios = PortfolioFeed(trading=trading, market=market, storage=storage, clock=clock,
                                value_sample_s=config.portfolio_value_sample_s)
     broker.subscribe(PORTFOLIOS_CHANGED, portfolios.changed)
+    risk = RiskService(trading=trading, market=market, storage=storage, clock=clock,
+                       defaults=default_limits(to_cents(config.starting_cash)), lookback=config.risk_lookback_days)
+    engine.extra_checks = (risk.pre_trade_check(),)
+    risk.restore()
+    broker.subscribe(market_events.TICKS, risk.on_tick)
+    broker.subscribe(LEVEL_TRIGGERS, risk.on_triggers)
     hub = ConnectionHub(clock=clock, max_total=config.max_connections, max_per_user=config.max_connections_per_user)
     broker.subscribe(ORDER_EVENTS, lambda event: deliver_order_event(hub, event))
     return Services(
@@ -113,6 +128,7 @@ def build_services(config: Config, *, clock: Clock | None = None, rng: random.Ra
         fanout=fanout,
         trading=trading,
         portfolios=portfolios,
+        risk=risk,
         started_at=clock.now(),
     )
 
@@ -149,6 +165,8 @@ def make_app(services: Services, **settings) -> tornado.web.Application:
         (r"/", DashboardHandler),
         (r"/vendor/sockjs-client/(.*)", tornado.web.StaticFileHandler,
          dict(path=str(ROOT / "node_modules" / "sockjs-client" / "dist"))),
+        (r"/vendor/lightweight-charts/(.*)", tornado.web.StaticFileHandler,
+         dict(path=str(ROOT / "node_modules" / "lightweight-charts" / "dist"))),
     ]
     return tornado.web.Application(
         routes,
@@ -193,7 +211,9 @@ def start_timers(services: Services) -> list[PeriodicCallback]:
         (lambda: services.fanout.run_due(services.clock.now_ms()), MIN_INTERVAL_MS),
         (heartbeat, config.heartbeat_ms),
         (lambda: services.portfolios.run_due(services.clock.now_ms()), 250),
-        (services.portfolios.record_values, config.portfolio_value_sample_s * 1000),
+        (lambda: services.risk.on_values(services.portfolios.record_values()), config.portfolio_value_sample_s * 1000),
+        (services.risk.evaluate, config.risk_evaluate_ms),
+        (services.risk.push_updates, config.risk_update_ms),
         (sweep_idle, min(5_000, config.idle_timeout_s * 250)),
         (overview, config.overview_interval_s * 1000),
         (log_stats, config.stats_log_interval_s * 1000),

@@ -45,6 +45,9 @@ class Config:
     commission_per_share: Decimal = Decimal("0")   # currency per share filled
     allow_short: bool = False
     portfolio_value_sample_s: float = 10.0  # how often portfolio values are recorded for analytics
+    risk_lookback_days: int = 250            # simulated days of returns behind VaR
+    risk_evaluate_ms: int = 1000             # limits checked (alerts raised) this often
+    risk_update_ms: int = 5000               # RISK_UPDATE pushed this often
 
     day_length_s: float = 6.5 * 3600
     exchange_hours: bool = False

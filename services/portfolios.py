@@ -136,8 +136,8 @@ class PortfolioFeed:
         return self.value_sample_s * 1000 * self._market.clock.speed
 
     # value history --------------------------------------------------------------
-    def record_values(self) -> int:
-        """Store every portfolio's value now (and the index), the series analytics are computed from."""
+    def record_values(self) -> list[tuple]:
+        """Store every portfolio's value now (and the index), the series analytics use; returns the rows."""
         quotes = self._market.simulator.quotes()
         now, market_ms = self._clock.now_ms(), int(self._market.clock.now() * 1000)
         rows = [(ledger.portfolio_id, now, market_ms, valuation.value_cents(ledger, quotes), ledger.cash_cents)
@@ -145,4 +145,4 @@ class PortfolioFeed:
         index = next(i for i in self._market.simulator.indices() if i["symbol"] == INDEX_SERIES)
         rows.append((INDEX_SERIES, now, market_ms, round(index["value"] * 100), 0))
         self._storage.record_values(rows)
-        return len(rows)
+        return rows

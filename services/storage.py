@@ -14,6 +14,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import NamedTuple, Self
 
+import ujson
+
 from domain.clock import Clock
 from domain.errors import BadRequest, DomainError, LimitExceeded, NotFound
 from domain.trading import (
@@ -64,7 +66,7 @@ VALUES_RETENTION_MS = 7 * 24 * 3600 * 1000
 # integer cents in columns named *_cents; no money column is REAL.
 # Order and execution ids ("O12", "E345") sort by (length(id), id), which is their issue order as
 # long as the prefix is fixed; that is the tie-break wherever two rows share a millisecond.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA = """
 -- AUTOINCREMENT: ids are never reused, so a token's sub can never come to name a later user.
 CREATE TABLE IF NOT EXISTS users (
@@ -183,6 +185,23 @@ CREATE TABLE IF NOT EXISTS portfolio_values (
     cash_cents     INTEGER NOT NULL,
     PRIMARY KEY (portfolio_id, time_ms)
 ) STRICT, WITHOUT ROWID;
+
+-- Risk limits set for a portfolio (the wire object as JSON; absent means the configured defaults).
+CREATE TABLE IF NOT EXISTS risk_limits (
+    portfolio_id INTEGER PRIMARY KEY REFERENCES portfolios (id),
+    limits       TEXT    NOT NULL,
+    updated_at_ms INTEGER NOT NULL
+) STRICT;
+
+-- Risk alerts as sent (payload: the RISK_ALERT data as JSON), kept for RISK_SNAPSHOT and restarts.
+CREATE TABLE IF NOT EXISTS risk_alerts (
+    alert_id      TEXT    PRIMARY KEY,
+    portfolio_id  INTEGER NOT NULL REFERENCES portfolios (id),
+    created_at_ms INTEGER NOT NULL,
+    acknowledged  INTEGER NOT NULL DEFAULT 0,
+    payload       TEXT    NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS risk_alerts_by_portfolio ON risk_alerts (portfolio_id, created_at_ms);
 """
 
 # MIGRATIONS[n] upgrades a version-n database to version n + 1; SCHEMA then adds the new tables.
@@ -193,6 +212,7 @@ ALTER TABLE portfolios ADD COLUMN commissions_cents INTEGER NOT NULL DEFAULT 0;
 -- Version 1 had no trading, so every portfolio still holds exactly what it started with.
 UPDATE portfolios SET starting_cash_cents = cash_cents;
 """,
+    2: "-- version 3 only adds tables (risk_limits, risk_alerts), which SCHEMA creates.\n",
 }
 
 
@@ -883,6 +903,54 @@ class Storage:
         for order_id in by_order:  # fills of an order stored under another portfolio, or of none
             differences.append({"field": "order", "orderId": order_id, "expected": "stored", "stored": None})
         return {"ok": not differences, "fills": len(fills), "differences": differences}
+
+    # -- risk ----------------------------------------------------------------------------
+
+    def save_limits(self, portfolio_id: str, limits: dict, *, now_ms: int) -> None:
+        """Store a portfolio's risk limits (the wire object)."""
+        with self._transaction() as db:
+            db.execute("INSERT INTO risk_limits (portfolio_id, limits, updated_at_ms) VALUES (?, ?, ?)"
+                       " ON CONFLICT (portfolio_id) DO UPDATE SET limits = excluded.limits,"
+                       " updated_at_ms = excluded.updated_at_ms", (_key(portfolio_id), encode_data(limits), now_ms))
+
+    def all_limits(self) -> dict[str, dict]:
+        """Every stored limits object by portfolio id."""
+        return {str(pid): ujson.loads(text) for pid, text in
+                self._db.execute("SELECT portfolio_id, limits FROM risk_limits")}
+
+    def save_alerts(self, alerts: Sequence[tuple[str, str, int, dict]]) -> None:
+        """Store alerts as (alert_id, portfolio_id, created_at_ms, wire payload)."""
+        if not alerts:
+            return
+        with self._transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO risk_alerts (alert_id, portfolio_id, created_at_ms, acknowledged,"
+                           " payload) VALUES (?, ?, ?, ?, ?)",
+                           [(aid, _key(pid), at, int(bool(data.get("acknowledged"))), encode_data(data))
+                            for aid, pid, at, data in alerts])
+
+    def recent_alerts(self, portfolio_id: str, limit: int = 50) -> list[dict]:
+        """The portfolio's latest alerts, newest first, with their acknowledged flag."""
+        rows = self._db.execute("SELECT payload, acknowledged FROM risk_alerts WHERE portfolio_id = ?"
+                                " ORDER BY created_at_ms DESC, alert_id DESC LIMIT ?", (_key(portfolio_id), limit))
+        return [{**ujson.loads(payload), "acknowledged": bool(acknowledged)} for payload, acknowledged in rows]
+
+    def acknowledge_alert(self, alert_id: str) -> str | None:
+        """Mark an alert acknowledged; returns its portfolio id, None if there is no such alert."""
+        with self._transaction() as db:
+            row = db.execute("SELECT portfolio_id FROM risk_alerts WHERE alert_id = ?", (alert_id,)).fetchone()
+            if row is None:
+                return None
+            db.execute("UPDATE risk_alerts SET acknowledged = 1 WHERE alert_id = ?", (alert_id,))
+        return str(row[0])
+
+    def alert_portfolio(self, alert_id: str) -> str | None:
+        row = self._db.execute("SELECT portfolio_id FROM risk_alerts WHERE alert_id = ?", (alert_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def last_alert_number(self) -> int:
+        """The highest numeric part of stored alert ids ("A12"), to seed the id sequence."""
+        row = self._db.execute("SELECT max(CAST(substr(alert_id, 2) AS INTEGER)) FROM risk_alerts").fetchone()
+        return row[0] or 0
 
 
 def _encodable(text: object) -> bool:

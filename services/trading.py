@@ -8,11 +8,12 @@ from domain.errors import BadRequest, Forbidden, NotFound
 from domain.orders import TradeResult
 from domain.trading import EventKind, Order, OrderRequest, RejectReason
 
-__all__ = ["TradingService", "StoredEvent", "ORDER_EVENTS", "PORTFOLIOS_CHANGED", "READ_ANY_ROLES"]
+__all__ = ["TradingService", "StoredEvent", "ORDER_EVENTS", "PORTFOLIOS_CHANGED", "LEVEL_TRIGGERS", "READ_ANY_ROLES"]
 
 log = logging.getLogger(__name__)
 
 ORDER_EVENTS = "orders.events"              # message: StoredEvent
+LEVEL_TRIGGERS = "orders.level_triggers"    # message: list of domain.orders.LevelTrigger (stop-loss / take-profit)
 PORTFOLIOS_CHANGED = "portfolios.changed"   # message: frozenset of portfolio ids whose ledger changed
 
 READ_ANY_ROLES = frozenset({"teacher", "admin"})
@@ -181,7 +182,10 @@ class TradingService:
         if self.market.status == "OPEN":
             result += self.engine.on_quotes(self.market.simulator.quotes(), now_ms=now_ms,
                                             market_ms=tick.market_ms)
-        return self._commit(result, None)
+        stored = self._commit(result, None)
+        if result.triggers:
+            self.broker.publish(LEVEL_TRIGGERS, list(result.triggers))
+        return stored
 
     # commit and publish -----------------------------------------------------
     def _commit(self, result: TradeResult, session_id: str | None) -> list[StoredEvent]:

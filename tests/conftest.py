@@ -117,6 +117,16 @@ class WSClient:
             if message["type"] == message_type:
                 return message
 
+    async def drain(self, seconds):
+        """Read everything that arrives for `seconds` (into `received`)."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        while (remaining := deadline - asyncio.get_running_loop().time()) > 0:
+            try:
+                await self.recv(remaining, keep_heartbeats=True)
+            except asyncio.TimeoutError:
+                break
+        return self.received
+
     async def closed(self, timeout=5.0):
         """Read until the server closes; returns (code, reason)."""
         deadline = asyncio.get_running_loop().time() + timeout

@@ -74,9 +74,9 @@ async def test_unsubscribe_some_then_all_stops_updates(ws):
     await client.send("UNSUBSCRIBE", {})
     reply = await client.wait_for("SUBSCRIPTION_CONFIRMED")
     assert reply["data"] == {"action": "UNSUBSCRIBE", "symbols": [B], "active": []}
-    await asyncio.sleep(0.3)
+    await client.drain(0.3)  # a frame already in flight may still arrive
     count = len(client.received)
-    await asyncio.sleep(0.5)
+    await client.drain(0.6)
     later = [m["type"] for m in client.received[count:]]
     assert "REAL_TIME_UPDATE" not in later
 
@@ -187,9 +187,9 @@ async def test_paused_market_sends_status_and_no_updates_until_resumed(ws, servi
     services.market.pause()
     status = await client.wait_for("MARKET_STATUS")
     assert status["data"]["status"] == "PAUSED" and status["data"]["event"]["action"] == "PAUSE"
-    await asyncio.sleep(0.3)
+    await client.drain(0.3)
     mark = len(client.received)
-    await asyncio.sleep(0.6)
+    await client.drain(0.6)
     assert all(m["type"] != "REAL_TIME_UPDATE" for m in client.received[mark:])
     services.market.resume()
     assert (await client.wait_for("MARKET_STATUS"))["data"]["status"] == "OPEN"

@@ -77,7 +77,7 @@ async def test_paused_market_rests_limit_and_rejects_ioc(trader, services):
     assert (await client.expect("ORDER_REJECTED"))["data"]["reason"] == "MARKET_CLOSED"
     await client.send("SUBMIT_ORDER", order_message(portfolio_id))
     resting = await client.expect("ORDER_SUBMITTED")
-    await asyncio.sleep(0.3)
+    await client.drain(0.5)
     assert all(m["type"] != "EXECUTION_REPORT" for m in client.received)
     services.market.resume()
     try:

@@ -216,3 +216,30 @@ async def test_every_portfolio_message_type_over_sockjs(http_port, server, make_
                      "pos": "POSITION_DETAILS", "levels": "ERROR", "analytics": "PORTFOLIO_ANALYTICS",
                      "create": "PORTFOLIO_CREATED", "unsub": "SUBSCRIPTION_CONFIRMED", "done": "HEARTBEAT"}
     assert replies["levels"]["data"]["code"] == "BAD_REQUEST"  # no position to protect yet
+
+
+async def test_every_risk_message_type_over_sockjs(http_port, server, make_user, services):
+    user, token = make_user()
+    _, teacher = make_user("tess", role="teacher")
+    pid = services.storage.portfolio_ids_of(str(user.id))[0]
+    code, events, stderr = await sockjs_session(
+        f"http://127.0.0.1:{http_port}/ws/risk-monitoring", "xhr-streaming",
+        {"type": "AUTH", "data": {"token": token}, "requestId": "auth"},
+        {"type": "SUBSCRIBE_RISK", "data": {"portfolioId": pid}, "requestId": "sub"},
+        {"type": "REQUEST_RISK_SNAPSHOT", "data": {"portfolioId": pid}, "requestId": "snap"},
+        {"type": "SET_RISK_LIMITS", "data": {"portfolioId": pid, "limits": {"maxOrderValue": 5000}},
+         "requestId": "limits"},
+        {"type": "ACKNOWLEDGE_ALERT", "data": {"alertId": "A404"}, "requestId": "ack"},
+        {"type": "UNSUBSCRIBE_RISK", "data": {"portfolioId": pid}, "requestId": "unsub"},
+        {"type": "HEARTBEAT", "requestId": "done"},
+        until="HEARTBEAT")
+    assert code == 0, stderr
+    types = {k: v["type"] for k, v in replies_by_request(messages(events)).items()}
+    assert types == {"auth": "AUTHENTICATED", "sub": "RISK_SNAPSHOT", "snap": "RISK_SNAPSHOT",
+                     "limits": "RISK_LIMITS_UPDATED", "ack": "ERROR", "unsub": "SUBSCRIPTION_CONFIRMED",
+                     "done": "HEARTBEAT"}
+    code, events, stderr = await sockjs_session(
+        f"http://127.0.0.1:{http_port}/ws/risk-monitoring?token={teacher}", "websocket",
+        {"type": "SUBSCRIBE_RISK", "data": {"scope": "ALL"}, "requestId": "all"}, until="RISK_RANKING")
+    assert code == 0, stderr
+    assert messages(events)[-1]["data"]["entries"][0]["portfolioId"] == pid

@@ -1,0 +1,491 @@
+"""Trading signals per symbol from closed 1-minute bars, and the honest, out-of-sample record of every model.
+
+Five models speak about each symbol every time one of its 1-minute bars closes:
+
+- ``momentum``: the 10-bar rate of change and the MACD (12/26/9) histogram; rising prices say BUY.
+- ``meanReversion``: Bollinger (20, 2) position and RSI (14) extremes; a close far above its band with a high RSI
+  says SELL, far below with a low RSI says BUY, and anything inside half the band says nothing (HOLD).
+- ``trend``: the SMA 10 / SMA 30 crossover gap and the least-squares slope of the last 30 log closes.
+- ``online``: a logistic regression over the indicator features below, one per symbol, trained by stochastic
+  gradient descent on the live stream to predict the sign of the return over the next `horizon_bars` bars.
+  It learns from an example only once that example's horizon has closed, so it never trains on the future.
+- ``ensemble``: a weighted vote of the four: each model votes +1 (BUY), -1 (SELL) or 0 (HOLD) with a weight equal
+  to how far its own recent scored hit rate on this symbol is above 50 % (equal weights while none is).
+
+Every feature is scale-free: log returns over the last bars divided by the symbol's recent per-bar volatility
+(the root mean square of the last 30 one-bar log returns), so the same thresholds fit a $30 and a $900 stock.
+
+**Score, signal, confidence.** momentum and trend score tanh of the mean of their two features; meanReversion
+scores minus the sign of (bollinger + rsi) / 2 times how far its size goes from 0.5 to 1 (0 inside, 1 at the band
+with RSI at 70 / 30); online scores 2 P(up) - 1; ensemble scores its vote (the sum of weight x vote). A model says
+BUY or SELL when its score reaches its threshold (0.4 for the three rule models, 0.3 for the ensemble, 0.02 for the
+online model, whose probabilities stay close to one half even when it has a real edge), HOLD otherwise.
+`confidence` is |score|, for the online model discounted by n / (n + 200) over its n training examples.
+
+**Honest evaluation.** Each BUY or SELL becomes a prediction that the close `horizon_bars` bars later (the first bar
+starting at least horizon_bars minutes after the predicting bar, so a gap in the bars lengthens it) will be above
+(BUY) or below (SELL) the close it was made at. When that bar closes the prediction is scored: a hit when the simple
+return close_later / close_then - 1 has the predicted sign; a return of exactly zero (an unchanged price) is a miss.
+HOLDs are not predictions and are not counted. `averageReturn` is the mean of direction x realized return over the
+scored predictions (+1 for BUY, -1 for SELL): what following every call at the close would have earned per call,
+before spread and commission. Predictions made while feeding history with `warm_up` train the online model and the
+ensemble weights (they are just as out-of-sample) but are not counted in `performance`, whose `since` is the wall
+time of the first live bar; predictions still waiting for their horizon are not counted yet either.
+"""
+
+import math
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from domain import indicators
+from domain.errors import BadRequest, NotFound
+from domain.trading import iso_ms
+
+__all__ = [
+    "MODELS",
+    "BASE_MODELS",
+    "FEATURES",
+    "BUY",
+    "SELL",
+    "HOLD",
+    "OnlineLogisticRegression",
+    "SignalEngine",
+    "compute_features",
+]
+
+MODELS = ("momentum", "meanReversion", "trend", "online", "ensemble")
+BASE_MODELS = MODELS[:4]
+BUY, SELL, HOLD = "BUY", "SELL", "HOLD"
+
+# The online model's inputs, in order. Each is scaled to about unit standard deviation under a random walk.
+FEATURES = ("roc1", "roc5", "roc10", "macdHistogram", "bollinger", "rsi", "smaGap", "slope")
+
+_MINUTE_MS = 60_000
+_WINDOW = 60  # closes kept per symbol; every indicator is computed over at most these
+_VOL_BARS = 30
+_SLOPE_BARS = 30
+_MIN_BARS = 35  # MACD 12/26/9 needs 34 closes, the volatility 31
+_CLIP = 5.0
+# Divisors that bring each raw feature to about unit standard deviation on a pure random walk (measured on the
+# simulator at predictability 0 over 40k bars; only the rule models' thresholds depend on them).
+_MACD_SCALE = 0.34
+_GAP_SCALE = 2.1
+_SLOPE_SCALE = 1.09
+_RSI_SCALE = 20.0  # RSI points: 70 and 30 map to +1 and -1
+# |score| at or above which a model says BUY or SELL instead of HOLD.
+_THRESHOLDS = {"momentum": 0.4, "meanReversion": 0.4, "trend": 0.4, "online": 0.02, "ensemble": 0.3}
+_ONLINE_PRIOR_EXAMPLES = 200  # the online model's confidence is discounted by n / (n + this)
+_SKILL_DECAY = 0.996  # per scored prediction: the ensemble's view of a model's hit rate has a ~170-call half-life
+_SKILL_PRIOR = 20.0  # pseudo-calls at 50 % behind each hit-rate estimate
+
+
+class _BarLike(Protocol):
+    time: int
+    close: int
+
+
+def _clip(value: float) -> float:
+    return _CLIP if value > _CLIP else -_CLIP if value < -_CLIP else value
+
+
+def compute_features(closes: Sequence[float], logs: Sequence[float] | None = None) -> dict[str, float] | None:
+    """The scale-free indicator features of the last close of `closes` (oldest first), or None with too few.
+
+    Needs at least 35 closes and uses at most the last 60 (`logs`, their natural logs, may be passed to save
+    recomputing them). Every value is clipped to [-5, 5]:
+
+    - ``roc1``, ``roc5``, ``roc10``: log return over the last 1, 5, 10 bars / (volatility x sqrt(bars));
+    - ``macdHistogram``: MACD 12/26/9 histogram / (close x volatility x 0.34);
+    - ``bollinger``: (close - SMA 20) / (2 population std of the last 20 closes): +1 at the upper band;
+    - ``rsi``: (Wilder RSI 14 - 50) / 20: +1 at 70, -1 at 30;
+    - ``smaGap``: log(SMA 10 / SMA 30) / (volatility x 2.1);
+    - ``slope``: least-squares slope of the last 30 log closes x 30 / (volatility x sqrt(30) x 1.09);
+    - ``volatility`` (not clipped, not a model input): root mean square of the last 30 one-bar log returns.
+    """
+    if len(closes) < _MIN_BARS:
+        return None
+    closes = list(closes)[-_WINDOW:]
+    logs = [math.log(c) for c in closes] if logs is None else list(logs)[-len(closes) :]
+    last = logs[-1]
+    returns = [b - a for a, b in zip(logs[-_VOL_BARS - 1 : -1], logs[-_VOL_BARS:], strict=True)]
+    vol = math.sqrt(sum(r * r for r in returns) / _VOL_BARS)
+    out = {"volatility": vol}
+    if vol <= 0.0:  # a price that has not moved in 30 bars: nothing to say
+        out.update(dict.fromkeys(FEATURES, 0.0))
+        return out
+    close = closes[-1]
+    hist = indicators.macd(closes, 12, 26, 9)[2]
+    upper, middle, _ = indicators.bollinger(closes, 20, 2.0)
+    band = upper - middle
+    rsi = indicators.rsi(closes, 14)
+    fast, slow = indicators.sma(closes, 10), indicators.sma(closes, 30)
+    # The least-squares slope is sum_k (k - centre) y_k / sum_k (k - centre)^2; the weights already sum to zero.
+    slope = sum(w * y for w, y in zip(_SLOPE_WEIGHTS, logs[-_SLOPE_BARS:], strict=True))
+    out.update(
+        roc1=_clip(returns[-1] / vol),
+        roc5=_clip((last - logs[-6]) / (vol * _SQRT5)),
+        roc10=_clip((last - logs[-11]) / (vol * _SQRT10)),
+        macdHistogram=_clip(hist / (close * vol * _MACD_SCALE)),
+        bollinger=_clip((close - middle) / band) if band > 0 else 0.0,
+        rsi=_clip((rsi - 50.0) / _RSI_SCALE),
+        smaGap=_clip(math.log(fast / slow) / (vol * _GAP_SCALE)),
+        slope=_clip(slope * _SLOPE_BARS / (vol * math.sqrt(_SLOPE_BARS) * _SLOPE_SCALE)),
+    )
+    return out
+
+
+_SQRT5, _SQRT10 = math.sqrt(5), math.sqrt(10)
+_SLOPE_WEIGHTS = [k - (_SLOPE_BARS - 1) / 2 for k in range(_SLOPE_BARS)]
+_SLOPE_WEIGHTS = [w / math.fsum(v * v for v in _SLOPE_WEIGHTS) for w in _SLOPE_WEIGHTS]
+
+
+class OnlineLogisticRegression:
+    """Owns one online logistic regression: its weights (bias first) and how many examples it has learnt from.
+
+    P(up) = sigmoid(w . [1, x]); each `update` takes one stochastic gradient step on the log loss with L2 decay
+    (the bias is not decayed). A constant learning rate keeps it adapting if the market changes character.
+
+    >>> model = OnlineLogisticRegression(1, learning_rate=0.5)
+    >>> for _ in range(50):
+    ...     model.update([1.0], True)
+    ...     model.update([-1.0], False)
+    >>> model.probability([1.0]) > 0.9 > 0.1 > model.probability([-1.0])
+    True
+    """
+
+    def __init__(self, n_features: int, *, learning_rate: float = 0.01, l2: float = 1e-4):
+        if not learning_rate > 0 or l2 < 0:
+            raise ValueError("learning_rate must be positive and l2 not negative")
+        self.weights = np.zeros(n_features + 1)
+        self.learning_rate = learning_rate
+        self.l2 = l2
+        self.examples = 0
+
+    def probability(self, x: Sequence[float]) -> float:
+        z = float(self.weights[0] + np.dot(self.weights[1:], x))
+        return 1.0 / (1.0 + math.exp(-z)) if z > -500 else 0.0
+
+    def update(self, x: Sequence[float], label: bool) -> None:
+        """One gradient step towards predicting `label` (True: the price went up) from `x`."""
+        error = (1.0 if label else 0.0) - self.probability(x)
+        step = self.learning_rate
+        self.weights[1:] *= 1.0 - step * self.l2
+        self.weights[0] += step * error
+        self.weights[1:] += step * error * np.asarray(x, dtype=float)
+        self.examples += 1
+
+
+@dataclass(slots=True)
+class _Pending:
+    """One bar's predictions waiting for their horizon: the close they were made at and each model's direction."""
+
+    target_ms: int
+    close: float
+    directions: dict[str, int]
+    features: list[float] | None  # the online model's inputs, for training when the label is known
+    counted: bool  # made live (not during warm-up), so it goes into the public record
+
+
+@dataclass(slots=True)
+class _Record:
+    """One model's public record: scored predictions, hits and the sum of direction x realized return."""
+
+    predictions: int = 0
+    hits: int = 0
+    return_sum: float = 0.0
+
+
+@dataclass(slots=True)
+class _Skill:
+    """A decayed hit count of one model on one symbol, which sets its weight in the ensemble."""
+
+    hits: float = 0.0
+    calls: float = 0.0
+
+    def add(self, hit: bool) -> None:
+        self.hits = self.hits * _SKILL_DECAY + (1.0 if hit else 0.0)
+        self.calls = self.calls * _SKILL_DECAY + 1.0
+
+    def edge(self) -> float:
+        return max(0.0, (self.hits + _SKILL_PRIOR / 2) / (self.calls + _SKILL_PRIOR) - 0.5)
+
+
+@dataclass(slots=True)
+class _SymbolState:
+    """Everything the engine keeps about one symbol."""
+
+    learner: OnlineLogisticRegression
+    closes: deque = field(default_factory=lambda: deque(maxlen=_WINDOW))
+    logs: deque = field(default_factory=lambda: deque(maxlen=_WINDOW))
+    last_time: int | None = None
+    bars: int = 0
+    pending: deque = field(default_factory=deque)
+    skill: dict = field(default_factory=lambda: {m: _Skill() for m in BASE_MODELS})
+    raw: dict | None = None  # model -> (score, confidence, features used, direction) of the latest bar
+    latest: dict = field(default_factory=dict)  # model -> the latest Signal dict
+    announced: dict = field(default_factory=dict)  # model -> (signal, score) last returned as changed
+
+
+class SignalEngine:
+    """Owns every model's state per symbol, the predictions awaiting their horizon, and each model's scored record.
+
+    Drive it with `on_bar` each time a 1-minute bar closes (after `warm_up` with history at start-up); it computes
+    every model's signal once per symbol per bar and keeps it, so all subscribers share the same Signal dicts
+    (treat them as read-only). Not thread-safe; pure and synchronous: wall times are passed in, nothing is random.
+
+    Options (keyword-only): `horizon_bars` (default 5: a "5m" horizon), `warmup_bars` (closes a symbol needs
+    before its models speak; at least 35), `learning_rate` and `l2` of the online model, `change_threshold` (how far
+    a score must move from the last one `on_bar` returned to count as changed), `rng` (accepted for a uniform engine
+    signature; nothing here is random).
+    """
+
+    def __init__(
+        self,
+        symbols: Iterable[str],
+        *,
+        horizon_bars: int = 5,
+        warmup_bars: int = 40,
+        learning_rate: float = 0.001,
+        l2: float = 1e-4,
+        change_threshold: float = 0.1,
+        rng=None,
+    ):
+        symbols = list(symbols)
+        if not symbols or len(set(symbols)) != len(symbols):
+            raise ValueError("symbols must be a non-empty list without duplicates")
+        if isinstance(horizon_bars, bool) or not isinstance(horizon_bars, int) or horizon_bars < 1:
+            raise ValueError("horizon_bars must be a positive integer")
+        if not isinstance(warmup_bars, int) or warmup_bars < _MIN_BARS:
+            raise ValueError(f"warmup_bars must be at least {_MIN_BARS}")
+        if not 0 < change_threshold <= 2:
+            raise ValueError("change_threshold must be within (0, 2]")
+        self.horizon_bars = horizon_bars
+        self.horizon = f"{horizon_bars}m"
+        self.warmup_bars = warmup_bars
+        self.change_threshold = change_threshold
+        self._horizon_ms = horizon_bars * _MINUTE_MS
+        self._states = {
+            s: _SymbolState(OnlineLogisticRegression(len(FEATURES), learning_rate=learning_rate, l2=l2))
+            for s in symbols
+        }
+        self._records = {m: _Record() for m in MODELS}
+        self._since_ms: int | None = None
+        del rng
+
+    # ----- feeding bars --------------------------------------------------------------------------------------
+
+    def _state(self, symbol: str) -> _SymbolState:
+        state = self._states.get(symbol) if isinstance(symbol, str) else None
+        if state is None:
+            raise NotFound(f"unknown symbol {symbol!r}")
+        return state
+
+    def on_bar(self, symbol: str, bar_time_ms: int, close_cents: int, *, wall_ms: int) -> list[dict]:
+        """Take one closed 1-minute bar (its start time and close) and return the Signals that changed.
+
+        In order: predictions whose horizon has now passed are scored against this close; the online model learns
+        from exactly those examples (and no others); then every model's signal is computed from the closes up to
+        and including this one, recorded as a prediction, and compared with the last one returned for this symbol.
+        A Signal counts as changed when its BUY/SELL/HOLD differs or its score moved by more than
+        `change_threshold`; the first Signal of each model always counts. A bar at or before the last one fed for
+        this symbol changes nothing and returns []. NotFound for an unknown symbol.
+        """
+        state = self._state(symbol)
+        if self._since_ms is None:
+            self._since_ms = int(wall_ms)
+        return self._advance(state, symbol, int(bar_time_ms), close_cents, int(wall_ms), live=True)
+
+    def warm_up(self, symbol: str, bars: Iterable[_BarLike], *, wall_ms: int) -> None:
+        """Feed history (completed 1-minute bars, oldest first: leave out the still-forming last one) at start-up.
+
+        The same path as `on_bar`, so the online model and the ensemble weights learn from the history in time
+        order with the same no-look-ahead rule; the predictions made meanwhile are scored for that learning but not
+        counted in `performance`. Bars at or before the last one fed are skipped. Nothing is returned: read the
+        resulting Signals (generated at `wall_ms`) with `signals`.
+        """
+        state = self._state(symbol)
+        fed = 0
+        for bar in bars:
+            fed += state.last_time is None or int(bar.time) > state.last_time
+            self._advance(state, symbol, int(bar.time), bar.close, int(wall_ms), live=False)
+        if fed:
+            self._publish(state, symbol, int(wall_ms))
+            for model, signal in state.latest.items():
+                state.announced[model] = (signal["signal"], signal["score"])
+
+    def _advance(
+        self, state: _SymbolState, symbol: str, bar_time: int, close_cents: int, wall_ms: int, *, live: bool
+    ) -> list[dict]:
+        if state.last_time is not None and bar_time <= state.last_time:
+            return []
+        close = float(close_cents)
+        if not close > 0:
+            raise ValueError(f"a close must be positive, got {close_cents!r}")
+        state.last_time = bar_time
+        state.closes.append(close)
+        state.logs.append(math.log(close))
+        state.bars += 1
+        self._score(state, bar_time, close)
+        state.raw = self._compute(state, bar_time, close, live)
+        if not live:
+            return []  # warm_up publishes once, at its last bar
+        self._publish(state, symbol, wall_ms)
+        changed = []
+        for model in MODELS:
+            signal = state.latest[model]
+            before = state.announced.get(model)
+            if (
+                before is None
+                or before[0] != signal["signal"]
+                or abs(before[1] - signal["score"]) > self.change_threshold
+            ):
+                changed.append(signal)
+                state.announced[model] = (signal["signal"], signal["score"])
+        return changed
+
+    def _score(self, state: _SymbolState, bar_time: int, close: float) -> None:
+        pending = state.pending
+        while pending and pending[0].target_ms <= bar_time:
+            entry = pending.popleft()
+            realized = close / entry.close - 1.0
+            for model, direction in entry.directions.items():
+                hit = realized * direction > 0
+                if model in state.skill:
+                    state.skill[model].add(hit)
+                if entry.counted:
+                    record = self._records[model]
+                    record.predictions += 1
+                    record.hits += hit
+                    record.return_sum += direction * realized
+            if entry.features is not None and realized != 0.0:
+                state.learner.update(entry.features, realized > 0.0)
+
+    # ----- the models ----------------------------------------------------------------------------------------
+
+    def _compute(self, state: _SymbolState, bar_time: int, close: float, live: bool) -> dict[str, tuple] | None:
+        """Every model's (score, confidence, features used, direction) for the latest close; None while warming up.
+
+        Also queues this bar's calls (and the online model's inputs) to be scored once the horizon has passed.
+        """
+        features = compute_features(state.closes, state.logs) if state.bars >= self.warmup_bars else None
+        if features is None:
+            return None
+        f = features
+        vector = [f[name] for name in FEATURES]
+        raw: dict[str, tuple] = {}
+
+        momentum = math.tanh((f["roc10"] + f["macdHistogram"]) / 2)
+        raw["momentum"] = (momentum, abs(momentum), {"roc10": f["roc10"], "macdHistogram": f["macdHistogram"]})
+
+        stretch = (f["bollinger"] + f["rsi"]) / 2
+        reversion = -math.copysign(min(1.0, max(0.0, (abs(stretch) - 0.5) / 0.5)), stretch)
+        raw["meanReversion"] = (reversion, abs(reversion), {"bollinger": f["bollinger"], "rsi": f["rsi"]})
+
+        trend = math.tanh((f["smaGap"] + f["slope"]) / 2)
+        raw["trend"] = (trend, abs(trend), {"smaGap": f["smaGap"], "slope": f["slope"]})
+
+        learner = state.learner
+        online = 2.0 * learner.probability(vector) - 1.0
+        seasoned = learner.examples / (learner.examples + _ONLINE_PRIOR_EXAMPLES)
+        raw["online"] = (online, abs(online) * seasoned, dict(zip(FEATURES, vector, strict=True)))
+
+        directions = {m: _direction(raw[m][0], _THRESHOLDS[m]) for m in BASE_MODELS}
+        edges = {m: state.skill[m].edge() for m in BASE_MODELS}
+        total = sum(edges.values())
+        weights = {m: e / total for m, e in edges.items()} if total > 0 else dict.fromkeys(BASE_MODELS, 0.25)
+        vote = sum(weights[m] * directions[m] for m in BASE_MODELS)
+        directions["ensemble"] = _direction(vote, _THRESHOLDS["ensemble"])
+        raw["ensemble"] = (vote, abs(vote), weights)
+
+        calls = {m: d for m, d in directions.items() if d}
+        state.pending.append(_Pending(bar_time + self._horizon_ms, close, calls, vector, live))
+        return {m: (*raw[m], directions[m]) for m in MODELS}
+
+    def _publish(self, state: _SymbolState, symbol: str, wall_ms: int) -> None:
+        """Turn the latest computation into the Signal dicts that every reader shares."""
+        generated = iso_ms(wall_ms)
+        horizon = self.horizon
+        raw = state.raw or dict.fromkeys(MODELS, (0.0, 0.0, {}, 0))
+        state.latest = {
+            model: {
+                "symbol": symbol,
+                "model": model,
+                "signal": BUY if direction > 0 else SELL if direction < 0 else HOLD,
+                "score": _round(score),
+                "confidence": _round(min(1.0, confidence)),
+                "horizon": horizon,
+                "features": {k: _round(v) for k, v in used.items()},
+                "generatedAt": generated,
+            }
+            for model, (score, confidence, used, direction) in raw.items()
+        }
+
+    # ----- reading ---------------------------------------------------------------------------------------------
+
+    def signals(self, symbol: str, models: Iterable[str] | None = None) -> list[dict]:
+        """The latest Signal of each model (all, or those named, in MODELS order) for `symbol`.
+
+        [] before the symbol's first bar; HOLD with score 0 and no features until it has `warmup_bars` closes.
+        NotFound for an unknown symbol, BadRequest for an unknown model.
+        """
+        state = self._state(symbol)
+        chosen = _check_models(models)
+        return [state.latest[m] for m in chosen if m in state.latest]
+
+    def performance(self, model: str | None = None) -> list[dict]:
+        """MODEL_PERFORMANCE rows: `{model, predictions, hitRate, averageReturn, since}` for every model or one.
+
+        Pooled over every symbol: `predictions` counts the scored live BUY/SELL calls (HOLDs are not calls, calls
+        still inside their horizon are not scored yet); `hitRate` (hits / predictions, an unchanged price being a
+        miss) and `averageReturn` (mean of direction x simple return over the horizon, a fraction per call) are None
+        before the first one; `since` is the ISO wall time of the first live bar (None before it): warm-up calls are
+        never counted. BadRequest for an unknown model.
+        """
+        chosen = MODELS if model is None else _check_models([model])
+        since = None if self._since_ms is None else iso_ms(self._since_ms)
+        rows = []
+        for m in chosen:
+            record = self._records[m]
+            n = record.predictions
+            rows.append(
+                {
+                    "model": m,
+                    "predictions": n,
+                    "hitRate": round(record.hits / n, 4) if n else None,
+                    "averageReturn": round(record.return_sum / n, 8) if n else None,
+                    "since": since,
+                }
+            )
+        return rows
+
+    def learner(self, symbol: str) -> OnlineLogisticRegression:
+        """The online model of `symbol` (for inspection; NotFound for an unknown symbol)."""
+        return self._state(symbol).learner
+
+    @property
+    def symbols(self) -> list[str]:
+        return list(self._states)
+
+
+def _direction(score: float, threshold: float) -> int:
+    return 1 if score >= threshold else -1 if score <= -threshold else 0
+
+
+def _round(value: float) -> float:
+    return round(value, 4) + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
+def _check_models(models: Iterable[str] | None) -> tuple[str, ...]:
+    if models is None:
+        return MODELS
+    if isinstance(models, str):
+        models = [models]
+    wanted = list(models)
+    unknown = [m for m in wanted if m not in MODELS]
+    if unknown:
+        raise BadRequest(f"unknown model {unknown[0]!r}; models: {', '.join(MODELS)}")
+    return tuple(m for m in MODELS if m in wanted)
