@@ -34,6 +34,7 @@ from handlers.market_data import MarketDataEndpoint
 from handlers.orders import OrdersEndpoint, deliver_order_event
 from handlers.portfolio import PortfolioEndpoint
 from handlers.risk import RiskEndpoint
+from handlers.signals import SignalsEndpoint
 from handlers.sockjs import sockjs_routes
 from realtime.fanout import MIN_INTERVAL_MS, QuoteFanout
 from realtime.hub import ConnectionHub
@@ -45,6 +46,7 @@ from services.config import Config
 from services.market import MarketService
 from services.portfolios import PortfolioFeed
 from services.risk import RiskService
+from services.signals import PUSH_EVERY_MS, SignalService
 from services.storage import Storage, to_cents
 from services.trading import LEVEL_TRIGGERS, ORDER_EVENTS, PORTFOLIOS_CHANGED, TradingService
 
@@ -61,6 +63,7 @@ ENDPOINTS = {
     "portfolio": PortfolioEndpoint,
     "orders": OrdersEndpoint,
     "risk-monitoring": RiskEndpoint,
+    "ml-signals": SignalsEndpoint,
 }
 
 
@@ -79,6 +82,7 @@ class Services:
     trading: TradingService
     portfolios: PortfolioFeed
     risk: RiskService
+    signals: SignalService
     started_at: float
 
 
@@ -119,6 +123,8 @@ def build_services(config: Config, *, clock: Clock | None = None, rng: random.Ra
     risk.restore()
     broker.subscribe(market_events.TICKS, risk.on_tick)
     broker.subscribe(LEVEL_TRIGGERS, risk.on_triggers)
+    signals = SignalService(market=market, trading=trading, clock=clock, warmup_bars=config.signal_warmup_bars)
+    broker.subscribe(market_events.TICKS, signals.on_tick)
     hub = ConnectionHub(clock=clock, max_total=config.max_connections, max_per_user=config.max_connections_per_user)
     broker.subscribe(ORDER_EVENTS, lambda event: deliver_order_event(hub, event))
     return Services(
@@ -129,6 +135,7 @@ def build_services(config: Config, *, clock: Clock | None = None, rng: random.Ra
         trading=trading,
         portfolios=portfolios,
         risk=risk,
+        signals=signals,
         started_at=clock.now(),
     )
 
@@ -214,11 +221,19 @@ def start_timers(services: Services) -> list[PeriodicCallback]:
         (lambda: services.risk.on_values(services.portfolios.record_values()), config.portfolio_value_sample_s * 1000),
         (services.risk.evaluate, config.risk_evaluate_ms),
         (services.risk.push_updates, config.risk_update_ms),
+        (services.signals.push_all, PUSH_EVERY_MS),
         (sweep_idle, min(5_000, config.idle_timeout_s * 250)),
         (overview, config.overview_interval_s * 1000),
         (log_stats, config.stats_log_interval_s * 1000),
     ]
     timers = [PeriodicCallback(callback, interval) for callback, interval in schedule]
+
+    def warm_signals():
+        if not services.signals.warm_next():
+            warming.stop()
+
+    warming = PeriodicCallback(warm_signals, 200)  # one symbol's model warm-up per step, not all at start-up
+    timers.append(warming)
     for timer in timers:
         timer.start()
     return timers

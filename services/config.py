@@ -48,6 +48,7 @@ class Config:
     risk_lookback_days: int = 250            # simulated days of returns behind VaR
     risk_evaluate_ms: int = 1000             # limits checked (alerts raised) this often
     risk_update_ms: int = 5000               # RISK_UPDATE pushed this often
+    signal_warmup_bars: int = 240            # 1-minute bars of history each symbol's models learn from first
 
     day_length_s: float = 6.5 * 3600
     exchange_hours: bool = False

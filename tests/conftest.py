@@ -42,7 +42,7 @@ def config_overrides():
 @pytest.fixture
 def config(tmp_path, config_overrides):
     values = dict(data_dir=tmp_path / "data", jwt_secret="test-secret-" + "x" * 32, seed=7, tick_ms=50,
-                  password_hash_n=2**10, heartbeat_ms=30_000, overview_interval_s=30.0)
+                  password_hash_n=2**10, heartbeat_ms=30_000, overview_interval_s=30.0, signal_warmup_bars=60)
     values.update(config_overrides)
     return Config(**values)
 

@@ -243,3 +243,25 @@ async def test_every_risk_message_type_over_sockjs(http_port, server, make_user,
         {"type": "SUBSCRIBE_RISK", "data": {"scope": "ALL"}, "requestId": "all"}, until="RISK_RANKING")
     assert code == 0, stderr
     assert messages(events)[-1]["data"]["entries"][0]["portfolioId"] == pid
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_every_signals_message_type_over_sockjs(http_port, server, make_user, services, transport):
+    user, token = make_user()
+    pid = services.storage.portfolio_ids_of(str(user.id))[0]
+    code, events, stderr = await sockjs_session(
+        f"http://127.0.0.1:{http_port}/ws/ml-signals", transport,
+        {"type": "AUTH", "data": {"token": token}, "requestId": "auth"},
+        {"type": "SUBSCRIBE_SIGNALS", "data": {"symbols": ["NVTX"]}, "requestId": "sub"},
+        {"type": "REQUEST_SIGNAL", "data": {"symbol": "QBIT"}, "requestId": "signal"},
+        {"type": "REQUEST_MODEL_PERFORMANCE", "requestId": "perf"},
+        {"type": "REQUEST_OPTIMIZATION", "data": {"portfolioId": pid, "symbols": ["NVTX", "QBIT"],
+                                                  "objective": "MAX_SHARPE"}, "requestId": "opt"},
+        {"type": "UNSUBSCRIBE_SIGNALS", "requestId": "unsub"},
+        {"type": "HEARTBEAT", "requestId": "done"},
+        until="HEARTBEAT")
+    assert code == 0, stderr
+    types = {k: v["type"] for k, v in replies_by_request(messages(events)).items()}
+    assert types == {"auth": "AUTHENTICATED", "sub": "SIGNAL_UPDATE", "signal": "SIGNAL_UPDATE",
+                     "perf": "MODEL_PERFORMANCE", "opt": "OPTIMIZATION_RESULT", "unsub": "SUBSCRIPTION_CONFIRMED",
+                     "done": "HEARTBEAT"}

@@ -1,0 +1,65 @@
+"""/ws/ml-signals: model signals, their measured record, and portfolio optimisation (PROTOCOL.md, ML signals)."""
+
+from domain.signals import MODELS
+from realtime.protocol import ErrorCode, ProtocolError
+from realtime.schema import Id, Int, Number, Obj, Str, StrList
+
+from .base import Endpoint, Reply, handles
+
+__all__ = ["SignalsEndpoint"]
+
+SYMBOL = dict(upper=True, max_len=12)
+MODEL_LIST = StrList(choices=MODELS, max_items=len(MODELS))
+CONSTRAINTS = {"minWeight": Number(default=0.0, min=0, max=1), "maxWeight": Number(default=1.0, min=0, max=1)}
+
+
+class SignalsEndpoint(Endpoint):
+    """One connection's signals session: the symbols it follows and its signal and optimisation requests."""
+
+    name = "ml-signals"
+
+    @property
+    def signal_service(self):
+        return self.services.signals
+
+    def closed(self) -> None:
+        self.signal_service.unsubscribe(self)
+
+    @handles("SUBSCRIBE_SIGNALS", symbols=StrList(required=True, **SYMBOL), models=MODEL_LIST)
+    def subscribe_signals(self, symbols, models):
+        market = self.services.market.simulator
+        known = [s for s in symbols if market.has(s)]
+        chosen = tuple(models) if models else None
+        self.signal_service.subscribe(self, known, chosen)
+        signals = [signal for s in known for signal in self.signal_service.signals(s, chosen)]
+        return [Reply("SUBSCRIPTION_CONFIRMED", {
+                    "action": "SUBSCRIBE", "symbols": known, "models": list(chosen or MODELS),
+                    "rejected": [{"symbol": s, "reason": "UNKNOWN_SYMBOL"} for s in symbols if s not in known],
+                    "active": self.signal_service.active(self)}),
+                Reply("SIGNAL_UPDATE", {"signals": signals})]
+
+    @handles("UNSUBSCRIBE_SIGNALS", symbols=StrList(**SYMBOL))
+    def unsubscribe_signals(self, symbols):
+        removed = self.signal_service.unsubscribe(self, symbols or None)
+        return Reply("SUBSCRIPTION_CONFIRMED", {"action": "UNSUBSCRIBE", "symbols": sorted(removed),
+                                                "active": self.signal_service.active(self)})
+
+    @handles("REQUEST_SIGNAL", symbol=Str(required=True, **SYMBOL), models=MODEL_LIST)
+    def request_signal(self, symbol, models):
+        return Reply("SIGNAL_UPDATE", {"signals": self.signal_service.signals(symbol, models or None)})
+
+    @handles("REQUEST_MODEL_PERFORMANCE", model=Str(choices=MODELS))
+    def request_model_performance(self, model):
+        return Reply("MODEL_PERFORMANCE", {"models": self.signal_service.performance(model)})
+
+    @handles("REQUEST_OPTIMIZATION", portfolioId=Id(), symbols=StrList(**SYMBOL),
+             objective=Str(required=True, upper=True, choices=("MAX_SHARPE", "MIN_VARIANCE", "RISK_PARITY")),
+             constraints=Obj(fields=CONSTRAINTS, default={}), lookback=Int(default=60, min=3, max=1000))
+    def request_optimization(self, portfolio_id, symbols, objective, constraints, lookback):
+        if portfolio_id is not None and self.user is None:
+            raise ProtocolError(ErrorCode.UNAUTHORIZED, "optimising a portfolio needs a signed-in user")
+        constraints = constraints or {"min_weight": 0.0, "max_weight": 1.0}
+        result = self.signal_service.optimize(
+            self.user, portfolio_id=portfolio_id, symbols=symbols, objective=objective, lookback=lookback,
+            min_weight=constraints["min_weight"], max_weight=constraints["max_weight"])
+        return Reply("OPTIMIZATION_RESULT", {**result, "portfolioId": portfolio_id})
