@@ -299,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     option("jwt-secret", "HS256 secret for tokens (default: generated and saved in the data dir; never logged)")
     option("allow-origin", "an extra browser Origin allowed to connect (repeatable; the server's own origin "
            "is always allowed; '*' allows all)", action="append", default=[])
+    option("rate-limit", f"messages per second each connection may send (bursts of twice that; default "
+           f"{defaults.rate_limit_per_s:g})", type=_positive(float), default=defaults.rate_limit_per_s)
     option("max-connections", f"server-wide connection limit (default {defaults.max_connections})",
            type=_positive(int), default=defaults.max_connections)
     option("starting-cash", f"cash of a new user's portfolio (default {defaults.starting_cash})", type=_decimal,
@@ -320,7 +322,8 @@ def parse_config(argv: list[str]) -> Config:
     values = dict(
         host=args.host, port=args.port, data_dir=args.data_dir, seed=args.seed, tick_ms=args.tick_ms,
         speed=args.speed, day_length_s=args.day_length, exchange_hours=args.exchange_hours,
-        jwt_secret=args.jwt_secret, allow_origin=tuple(args.allow_origin), max_connections=args.max_connections,
+        jwt_secret=args.jwt_secret, rate_limit_per_s=args.rate_limit, rate_limit_burst=max(1, int(2 * args.rate_limit)),
+        allow_origin=tuple(args.allow_origin), max_connections=args.max_connections,
         starting_cash=args.starting_cash, commission_per_order=args.commission_per_order,
         commission_per_share=args.commission_per_share, allow_short=args.allow_short, allow_guests=args.guests,
         anonymous_market_data=args.anonymous_market_data,

@@ -9,15 +9,15 @@ measures over a window: acks/s, latency from send to ack (p50, p99), the server'
 /proc/PID/stat) and this client's CPU (the client shares the machine: near 100 % it is the bottleneck).
 The first level is the baseline, run in the same invocation; each level repeats and medians are printed.
 Client sockets set TCP_NODELAY (as browsers do; tornado's client does not by default, and Nagle's
-algorithm then holds back pipelined frames, halving throughput here). The machine's other CPU use is
-printed too: on a shared machine it explains a server that saturates below 100 % CPU.
+algorithm then holds back pipelined frames: up to half the throughput in an A/B run here). Also printed:
+the longest time without any acknowledgement (a whole-server stall, as opposed to one connection waiting)
+and the machine's other CPU use, which on a shared machine explains a server saturating below 100 % CPU.
 
-Rate limit: the server allows 20 messages/s per connection (bursts of 40) and has no flag or environment
-variable to change it (`Config.rate_limit_per_s` / `rate_limit_burst` are not on the command line). So by
-default every connection is paced at `--rate` (18/s) and load comes from many connections, one user per
-connection (`--conns-per-user`; a user may hold 10 /ws/orders connections). With `--lift-rate-limit` the
-same server code is started through a two-line wrapper that raises those two Config fields (bench only),
-and connections are not paced: one connection is then pipelined as fast as the server answers.
+Rate limit: the server allows 20 messages/s per connection (bursts of 40) by default. So by default every
+connection is paced at `--rate` (18/s) and load comes from many connections, one user per connection
+(`--conns-per-user`; a user may hold 10 /ws/orders connections). With `--lift-rate-limit` the server is
+started with `--rate-limit 1000000000` and connections are not paced: one connection is then pipelined as
+fast as the server answers.
 
 Resting orders accumulate during a measurement (the engine scans every open order on each tick), which is
 one reason each measurement gets a fresh server.
@@ -48,15 +48,6 @@ ROOT = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
 SYMBOLS = ("NVTX", "QBIT", "MCRS", "BKNR", "SUNM", "TLXA", "DTVL", "PHLN")
 SERVER_LIMIT = "20 messages/s per connection, bursts of 40"
-# The server with its per-connection rate limit raised: same code, same flags (--lift-rate-limit only).
-LIFTED = """
-import asyncio, dataclasses, sys
-sys.path.insert(0, sys.argv.pop(1))
-import stockquest
-config = dataclasses.replace(stockquest.parse_config(sys.argv[1:]), rate_limit_per_s=1e9, rate_limit_burst=10**9)
-stockquest.configure_logging(config.log_level)
-asyncio.run(stockquest.serve(config))
-"""
 
 
 def free_port() -> int:
@@ -91,8 +82,9 @@ class Server:
         self.data_dir = tempfile.mkdtemp(prefix="sq-orders-bench-")
         flags = ["--port", str(self.port), "--data-dir", self.data_dir, "--seed", "1", "--log-level", "WARNING",
                  "--starting-cash", "1000000000"]  # far limits reserve cash: never run out
-        command = ([sys.executable, "-c", LIFTED, str(ROOT), *flags] if lifted
-                   else [sys.executable, str(ROOT / "stockquest.py"), *flags])
+        if lifted:
+            flags += ["--rate-limit", "1000000000"]
+        command = [sys.executable, str(ROOT / "stockquest.py"), *flags]
         self.log_path = Path(self.data_dir) / "server.log"
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
@@ -254,13 +246,18 @@ async def measure(server: Server, connections: int, args) -> dict:
                             time.perf_counter())
     stop.set()
     await asyncio.gather(*tasks)
-    latencies = [latency * 1000 for at, latency in stats["acks"] if t0 <= at <= t1]
+    measured = sorted((at, latency) for at, latency in stats["acks"] if t0 <= at <= t1)
+    latencies = [latency * 1000 for _, latency in measured]
+    # the longest time without any acknowledgement: a stall of the whole server, not of one connection
+    times = [t0] + [at for at, _ in measured] + [t1]
     return {
         "connections": connections,
         "offered_per_s": connections * rate if rate else float("nan"),
         "acks_per_s": len(latencies) / (t1 - t0),
         "p50_ms": percentile(latencies, 0.50),
         "p99_ms": percentile(latencies, 0.99),
+        "max_ms": max(latencies, default=float("nan")),
+        "longest_gap_ms": 1000 * max(b - a for a, b in zip(times, times[1:], strict=False)),
         "server_cpu_percent": 100 * (cpu1 - cpu0) / (t1 - t0),
         "client_cpu_percent": 100 * (own1 - own0) / (t1 - t0),
         # everything else on the machine (other processes, the kernel's softirqs): a shared machine's noise
@@ -306,8 +303,10 @@ def main() -> None:
         f"paced at {args.rate:g}/s per connection (server limit {SERVER_LIMIT})"
     print(f"\nmedians of {args.repeat} runs; far LIMIT buys that rest, every ack after its SQLite (WAL) commit; "
           f"window {args.window}; {pacing}; {args.conns_per_user} connection(s) per user; {os.cpu_count()} cores")
-    print(f"{'connections':>11} {'offered/s':>9} {'acks/s':>8} {'p50 ms':>7} {'p99 ms':>8} {'server CPU %':>12} "
-          f"{'client CPU %':>12} {'others CPU %':>12} {'rate-limited':>12} {'acks/CPU-s':>10} {'vs base':>8}")
+    columns = [("connections", 11), ("offered/s", 9), ("acks/s", 8), ("p50 ms", 7), ("p99 ms", 8), ("gap ms", 7),
+               ("server CPU %", 12), ("client CPU %", 12), ("others CPU %", 12), ("rate-limited", 12),
+               ("acks/CPU-s", 10), ("vs base", 8)]
+    print(" ".join(f"{name:>{width}}" for name, width in columns))
     base = None
     for level in levels:
         def med(key, level=level):
@@ -315,12 +314,13 @@ def main() -> None:
         acks, cpu = med("acks_per_s"), med("server_cpu_percent")
         per_cpu = acks / (cpu / 100) if cpu else float("nan")
         base = base or per_cpu
-        offered = "-" if args.lift_rate_limit else f"{level * args.rate:.0f}"
-        print(f"{level:>11} {offered:>9} {acks:>8.0f} {med('p50_ms'):>7.1f} {med('p99_ms'):>8.1f} {cpu:>12.1f} "
-              f"{med('client_cpu_percent'):>12.1f} {med('others_cpu_percent'):>12.1f} {med('rate_limited'):>12.0f} "
-              f"{per_cpu:>10.0f} "
-              f"{per_cpu / base:>7.2f}x")
-    print("(acks/CPU-s: acknowledgements per second of server CPU; vs base: that, relative to the baseline level;\n"
+        cells = [str(level), "-" if args.lift_rate_limit else f"{level * args.rate:.0f}", f"{acks:.0f}",
+                 f"{med('p50_ms'):.1f}", f"{med('p99_ms'):.1f}", f"{med('longest_gap_ms'):.0f}", f"{cpu:.1f}",
+                 f"{med('client_cpu_percent'):.1f}", f"{med('others_cpu_percent'):.1f}",
+                 f"{med('rate_limited'):.0f}", f"{per_cpu:.0f}", f"{per_cpu / base:.2f}x"]
+        print(" ".join(f"{cell:>{width}}" for cell, (_, width) in zip(cells, columns, strict=True)))
+    print("(gap: the longest time in the window without any acknowledgement, i.e. a whole-server stall;\n"
+          " acks/CPU-s: acknowledgements per second of server CPU; vs base: that, relative to the baseline level;\n"
           f" others CPU %: the rest of the machine, of {os.cpu_count() * 100} %: when it is high, the figures are "
           "squeezed by other load)")
 

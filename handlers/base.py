@@ -6,6 +6,7 @@ rate limits, heartbeats, and turning every refusal into an ERROR frame. Transpor
 WebSocket below, SockJS in sockjs.py) only pass text in and out through the `Transport` interface.
 """
 
+import asyncio
 import logging
 import time
 import uuid
@@ -408,7 +409,10 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
         self.endpoint = self.endpoint_cls(self.services, self, info)
         self.endpoint.start()
 
-    def on_message(self, message) -> None:
+    async def on_message(self, message) -> None:
+        # Yield to the loop first: Tornado reads already-buffered frames without returning to it, so one
+        # client pipelining requests would otherwise be served for seconds while every other one waits.
+        await asyncio.sleep(0)
         if self.endpoint is None:
             return
         if isinstance(message, bytes):
