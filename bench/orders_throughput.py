@@ -32,7 +32,6 @@ import os
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,22 +42,15 @@ from pathlib import Path
 import tornado.httpclient
 import tornado.websocket
 import ujson
+from procstat import TICKS, cpu_seconds, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-TICKS = os.sysconf("SC_CLK_TCK")
 SYMBOLS = ("NVTX", "QBIT", "MCRS", "BKNR", "SUNM", "TLXA", "DTVL", "PHLN")
 SERVER_LIMIT = "20 messages/s per connection, bursts of 40"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def machine_busy_seconds() -> float:
