@@ -8,6 +8,8 @@ PYTEST_ARGS ?=
 .PHONY: run test lint setup node clean
 
 run: setup
+	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory node; else \
+	  echo "warning: npm not found: the dashboard's chart and SockJS libraries are missing (apt-get install nodejs npm)" >&2; fi
 	$(PY) stockquest.py $(ARGS)
 
 test: setup node

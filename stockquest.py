@@ -149,6 +149,14 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
                    1000 * request.request_time())
 
 
+class StaticHandler(tornado.web.StaticFileHandler):
+    """Static files; ES modules imported by other modules carry no version stamp, so browsers revalidate them."""
+
+    def set_extra_headers(self, path: str) -> None:
+        if path.endswith(".js") and not self.get_argument("v", None):
+            self.set_header("Cache-Control", "no-cache")
+
+
 class DashboardHandler(tornado.web.RequestHandler):
     def get(self):
         self.set_header("Cache-Control", "no-cache")
@@ -178,6 +186,7 @@ def make_app(services: Services, **settings) -> tornado.web.Application:
     return tornado.web.Application(
         routes,
         static_path=str(ROOT / "static"),
+        static_handler_class=StaticHandler,
         template_path=str(ROOT / "static"),
         websocket_ping_interval=config.ping_interval_s,
         websocket_ping_timeout=config.ping_interval_s,

@@ -65,7 +65,9 @@ class MarketService:
         return data
 
     def overview(self) -> dict:
-        return self.simulator.overview(self.status)
+        """MARKET_OVERVIEW data, with the market's speed and clock so a new client knows them at once."""
+        return {**self.simulator.overview(self.status), "speed": self.clock.speed,
+                "marketTime": int(self.clock.now() * 1000)}
 
     def _announce(self, event: dict) -> dict:
         data = self.status_data(event)
