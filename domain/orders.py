@@ -31,6 +31,7 @@ from domain.trading import (
     Side,
     TimeInForce,
     TradeEvent,
+    money_text,
 )
 
 __all__ = ["OrderEngine", "TradeResult", "LevelTrigger", "ExtraCheck", "MARKET_STATES", "KEEP"]
@@ -151,11 +152,6 @@ class _Batch:
             [snapshot_ledger(ledger) for ledger in self.ledgers.values()],
             self.triggers,
         )
-
-
-def _money(cents: int) -> str:
-    sign = "-" if cents < 0 else ""
-    return f"{sign}{abs(cents) // 100:,}.{abs(cents) % 100:02d}"
 
 
 def _whole(value: object) -> bool:
@@ -443,8 +439,8 @@ class OrderEngine:
             if needed > ledger.buying_power_cents:
                 return (
                     RejectReason.INSUFFICIENT_FUNDS,
-                    f"the order needs {_money(needed)} including commission; buying power is "
-                    f"{_money(ledger.buying_power_cents)}",
+                    f"the order needs {money_text(needed)} including commission; buying power is "
+                    f"{money_text(ledger.buying_power_cents)}",
                 )
         for check in checks:
             verdict = check(ledger, request, quote)
@@ -462,9 +458,9 @@ class OrderEngine:
         if not _whole(cents) or cents <= 0:
             return f"{name} must be positive"
         if cents > self.max_price_cents:
-            return f"{name} must be at most {_money(self.max_price_cents)}"
+            return f"{name} must be at most {money_text(self.max_price_cents)}"
         if cents % self.price_tick_cents:
-            return f"{name} must be a multiple of {_money(self.price_tick_cents)}"
+            return f"{name} must be a multiple of {money_text(self.price_tick_cents)}"
         return None
 
     def _prices_problem(self, order_type: OrderType, limit_price: object, stop_price: object) -> str | None:

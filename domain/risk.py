@@ -14,7 +14,16 @@ import numpy as np
 from domain.errors import BadRequest
 from domain.market import TRADING_DAYS_PER_YEAR, Quote
 from domain.orders import ExtraCheck, LevelTrigger
-from domain.trading import OrderRequest, OrderType, PortfolioLedger, RejectReason, Side, cents_to_wire, iso_ms
+from domain.trading import (
+    OrderRequest,
+    OrderType,
+    PortfolioLedger,
+    RejectReason,
+    Side,
+    cents_to_wire,
+    iso_ms,
+    money_text,
+)
 from domain.valuation import position_values_cents, sector_of, value_cents
 
 __all__ = [
@@ -148,7 +157,7 @@ def _parse_limit(key: str, kind: str, value: object) -> Decimal | int | None:
             raise BadRequest(f"{key} is a fraction of the portfolio's value (0.25 is 25 %) and must be at most 1")
         return number
     if number * 100 > MAX_MONEY_LIMIT_CENTS:  # before quantize, which cannot hold 1e300
-        raise BadRequest(f"{key} must be at most {_money_text(MAX_MONEY_LIMIT_CENTS)}")
+        raise BadRequest(f"{key} must be at most {money_text(MAX_MONEY_LIMIT_CENTS)}")
     cents = (number * 100).quantize(Decimal(1), rounding=ROUND_HALF_EVEN)
     if cents < 1:
         raise BadRequest(f"{key} must be at least 0.01")
@@ -175,11 +184,6 @@ def limits_from_wire(data: object, current: RiskLimits) -> RiskLimits:
 
 
 # ----- formatting ------------------------------------------------------------------------------------------
-
-
-def _money_text(cents: int) -> str:
-    """Cents as text with thousands separators: 3000000 -> "30,000.00"."""
-    return f"{Decimal(int(cents)) / 100:,.2f}"
 
 
 _HUNDREDTH = Decimal("0.01")
@@ -501,7 +505,7 @@ def _breach(rule, metric, label, value, limit, money, warning_fraction) -> Breac
         severity = Severity.WARNING
     else:
         return None
-    text = _money_text if money else _percent_text
+    text = money_text if money else _percent_text
     if severity is Severity.CRITICAL:
         message = f"{label} {text(exact)} is over {rule} {text(bound)} by {text(exact - bound)}"
     else:
@@ -638,8 +642,8 @@ class AlertMonitor:
         level_name = "stop-loss" if trigger.kind == "STOP_LOSS" else "take-profit"
         outcome = (f"market sell order {trigger.order_id} placed" if trigger.order_id is not None
                    else "no free shares to sell")
-        message = (f"{level_name} on {trigger.symbol}: price {_money_text(trigger.price_cents)} reached "
-                   f"{_money_text(trigger.level_cents)}; {outcome}")
+        message = (f"{level_name} on {trigger.symbol}: price {money_text(trigger.price_cents)} reached "
+                   f"{money_text(trigger.level_cents)}; {outcome}")
         return Alert(self._ids(), trigger.portfolio_id, Severity.INFO, trigger.kind, "price",
                      cents_to_wire(trigger.price_cents), cents_to_wire(trigger.level_cents), message, now_ms,
                      symbol=trigger.symbol)
@@ -698,8 +702,8 @@ def pre_trade_check(
         cap = limits.max_order_value
         if cap is not None and order_value > cap:
             return RejectReason.RISK_LIMIT, (
-                f"order value {_money_text(order_value)} exceeds maxOrderValue {_money_text(cap)} "
-                f"by {_money_text(order_value - cap)}"
+                f"order value {money_text(order_value)} exceeds maxOrderValue {money_text(cap)} "
+                f"by {money_text(order_value - cap)}"
             )
         weight_cap = limits.max_position_weight
         if weight_cap is None:

@@ -6,12 +6,13 @@ happens only in the `to_wire` methods.
 
 import enum
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from decimal import ROUND_HALF_EVEN, Decimal
 
 __all__ = [
     "Side", "OrderType", "TimeInForce", "OrderStatus", "RejectReason", "EventKind", "OPEN_STATUSES",
     "OrderRequest", "Order", "Fill", "TradeEvent", "Commission", "Position", "PortfolioLedger",
-    "IdSequence", "cents_to_wire", "iso_ms",
+    "IdSequence", "cents_to_wire", "money_text", "iso_ms",
 ]
 
 
@@ -76,10 +77,15 @@ def cents_to_wire(cents: int | Decimal | None) -> float | None:
     return float((Decimal(cents) / 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN))
 
 
+def money_text(cents: int) -> str:
+    """Whole cents (int or integral Decimal) as text for messages, with thousands separators: -123456 -> "-1,234.56"."""
+    cents = int(cents)
+    sign = "-" if cents < 0 else ""
+    return f"{sign}{abs(cents) // 100:,}.{abs(cents) % 100:02d}"
+
+
 def iso_ms(epoch_ms: int) -> str:
     """Epoch milliseconds as the protocol's ISO-8601 UTC string (2026-11-26T03:00:00.123Z)."""
-    from datetime import datetime, timezone
-
     moment = datetime.fromtimestamp(epoch_ms // 1000, tz=timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
 

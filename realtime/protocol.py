@@ -6,9 +6,10 @@ import math
 import os
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 import ujson
+
+from domain.trading import iso_ms
 
 __all__ = [
     "ErrorCode", "CloseCode", "ProtocolError", "Inbound", "iso_timestamp",
@@ -113,9 +114,8 @@ def _with_request_id(error: ProtocolError, request_id: str | None) -> ProtocolEr
 
 
 def iso_timestamp(epoch_s: float) -> str:
-    """ISO-8601 UTC with exactly three fractional digits and Z: 2026-11-26T03:00:00.123Z."""
-    moment = datetime.fromtimestamp(math.floor(epoch_s * 1000) / 1000, tz=timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """ISO-8601 UTC with exactly three fractional digits and Z (2026-11-26T03:00:00.123Z), truncated to the ms."""
+    return iso_ms(math.floor(epoch_s * 1000))
 
 
 def encode_data(data) -> str:

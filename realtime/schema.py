@@ -26,7 +26,6 @@ class Field:
     max_len: int = 256
     upper: bool = False  # normalise strings (symbols, enums) to upper case
     nullable: bool = False  # an explicit null means None ("clear it"); only a missing field gets `default`
-    kind: str = "value"
 
     def convert(self, name: str, value: Any) -> Any:
         raise NotImplementedError
@@ -62,7 +61,6 @@ def _finite_number(name: str, value) -> float | int:
 
 @dataclass(frozen=True, kw_only=True)
 class Str(Field):
-    kind: str = "a string"
 
     def convert(self, name, value):
         if not isinstance(value, str):
@@ -78,7 +76,6 @@ class Str(Field):
 
 @dataclass(frozen=True, kw_only=True)
 class Int(Field):
-    kind: str = "an integer"
 
     def convert(self, name, value):
         value = _finite_number(name, value)
@@ -93,7 +90,6 @@ class Int(Field):
 
 @dataclass(frozen=True, kw_only=True)
 class Number(Field):
-    kind: str = "a number"
 
     def convert(self, name, value):
         value = _finite_number(name, value)
@@ -105,7 +101,6 @@ class Number(Field):
 class Money(Field):
     """A price or amount as Decimal; accepts a JSON number or a decimal string ("101.25")."""
 
-    kind: str = "a number"
 
     def convert(self, name, value):
         if isinstance(value, str):
@@ -128,7 +123,6 @@ class Money(Field):
 
 @dataclass(frozen=True, kw_only=True)
 class Bool(Field):
-    kind: str = "a boolean"
 
     def convert(self, name, value):
         if not isinstance(value, bool):
@@ -143,7 +137,6 @@ _ID = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 class Id(Field):
     """An opaque id: a string, or a number read as the string of that number (PROTOCOL.md)."""
 
-    kind: str = "an id"
 
     def convert(self, name, value):
         if isinstance(value, bool) or not isinstance(value, (str, int)):
@@ -159,7 +152,6 @@ class StrList(Field):
     """A list of strings (or one string, taken as a list of one); upper-cased when `upper`."""
 
     max_items: int = 200
-    kind: str = "a list of strings"
 
     def convert(self, name, value):
         if isinstance(value, str):
@@ -182,7 +174,6 @@ class Obj(Field):
     """A nested object validated by its own field map."""
 
     fields: dict | None = None
-    kind: str = "an object"
 
     def convert(self, name, value):
         if not isinstance(value, dict):

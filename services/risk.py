@@ -91,7 +91,7 @@ class RiskService:
         ledgers = self._trading.engine.portfolios()
         self.metrics = risk.compute_metrics(
             self._model, ledgers, simulator.quotes(), self._sectors,
-            value_histories={pid: list(values) for pid, values in self._values.items()},
+            value_histories=self._values,  # deques, read in place: no per-second copy of every history
             day_start_values=self._day_start)
         now = self._clock.now_ms()
         alerts = []

@@ -1,7 +1,7 @@
 """The trading flow: the engine decides, storage makes it durable, the broker delivers it to the user."""
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from domain.errors import BadRequest, Forbidden, NotFound
@@ -218,7 +218,6 @@ def _first_event_type(order: Order) -> str:
 
 
 def _without_client_id(request: OrderRequest) -> OrderRequest:
-    from dataclasses import replace
     return replace(request, client_order_id=None)
 
 
