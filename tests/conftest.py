@@ -74,6 +74,21 @@ def server(http_server, timers):
     return http_server
 
 
+@pytest.fixture
+def db_path(tmp_path):
+    return tmp_path / "data" / "stockquest.db"
+
+
+@pytest.fixture
+def storage(db_path, clock):
+    """A Storage on its own file; the test module provides the `clock` it runs on."""
+    from services.storage import Storage
+
+    store = Storage(db_path, clock)
+    yield store
+    store.close()
+
+
 class WSClient:
     """A test client: sends envelopes, receives decoded messages, skipping pushed HEARTBEATs unless asked."""
 

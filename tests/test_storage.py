@@ -30,18 +30,6 @@ def clock():
     return FakeClock(1_000_000.0)
 
 
-@pytest.fixture
-def db_path(tmp_path):
-    return tmp_path / "data" / "stockquest.db"
-
-
-@pytest.fixture
-def storage(db_path, clock):
-    store = Storage(db_path, clock)
-    yield store
-    store.close()
-
-
 def test_create_user_makes_one_main_portfolio_with_starting_cash_in_cents(storage, clock):
     user = storage.create_user("ada", "Ada L", "scrypt$hash", Role.STUDENT, CASH)
     assert (user.username, user.display_name, user.role, user.created_at) == ("ada", "Ada L", Role.STUDENT, 1_000_000.0)

@@ -70,18 +70,6 @@ def clock():
     return FakeClock(T0 / 1000)
 
 
-@pytest.fixture
-def db_path(tmp_path):
-    return tmp_path / "data" / "stockquest.db"
-
-
-@pytest.fixture
-def storage(db_path, clock):
-    store = Storage(db_path, clock)
-    yield store
-    store.close()
-
-
 def new_user(storage, name):
     """(user id, id of the user's Main portfolio), as the engine sees them: strings."""
     user = storage.create_user(name, name.title(), None, Role.STUDENT, CASH)
