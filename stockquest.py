@@ -22,6 +22,7 @@ from tornado.ioloop import PeriodicCallback
 
 from domain.clock import Clock, MarketClock, SystemClock
 from domain.market import MarketSimulator
+from domain.money import to_cents
 from domain.orders import OrderEngine
 from domain.risk import default_limits
 from domain.trading import Commission, IdSequence
@@ -47,7 +48,7 @@ from services.market import MarketService
 from services.portfolios import PortfolioFeed
 from services.risk import RiskService
 from services.signals import PUSH_EVERY_MS, SignalService
-from services.storage import Storage, to_cents
+from services.storage import Storage
 from services.trading import LEVEL_TRIGGERS, ORDER_EVENTS, PORTFOLIOS_CHANGED, TradingService
 
 __all__ = ["Services", "build_services", "make_app", "start_timers", "parse_config", "main"]

@@ -6,6 +6,7 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 
 from domain.market import Quote
+from domain.money import div_round_half_even
 from domain.trading import Fill, PortfolioLedger, Side
 from domain.valuation import portfolio_view, position_values_cents, sector_allocation, sector_of, value_cents
 
@@ -102,13 +103,6 @@ def aligned_returns(
     return ours, market
 
 
-def _div_round_half_even(numerator: int, denominator: int) -> int:
-    quotient, remainder = divmod(numerator, denominator)
-    if 2 * remainder > denominator or (2 * remainder == denominator and quotient % 2):
-        quotient += 1
-    return quotient
-
-
 def _closing_pnls(fills: Iterable[Fill]) -> list[int]:
     """Realized P&L in cents (commissions excluded) of every fill that reduces a position, in time order.
 
@@ -124,7 +118,7 @@ def _closing_pnls(fills: Iterable[Fill]) -> list[int]:
         delta = fill.quantity if fill.side == Side.BUY else -fill.quantity
         if quantity and (quantity > 0) != (delta > 0):
             closing = min(abs(delta), abs(quantity))
-            removed = basis if closing == abs(quantity) else _div_round_half_even(basis * closing, abs(quantity))
+            removed = basis if closing == abs(quantity) else div_round_half_even(basis * closing, abs(quantity))
             signed_closing = closing if delta > 0 else -closing
             pnls.append(-signed_closing * fill.price_cents - removed)
             quantity += signed_closing

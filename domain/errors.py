@@ -1,6 +1,6 @@
 """Domain errors: engines raise these; only the connection layer turns them into ERROR frames."""
 
-__all__ = ["DomainError", "BadRequest", "NotFound", "Forbidden", "LimitExceeded"]
+__all__ = ["DomainError", "BadRequest", "NotFound", "Forbidden", "Conflict", "LimitExceeded"]
 
 
 class DomainError(Exception):
@@ -23,6 +23,12 @@ class NotFound(DomainError):
 
 class Forbidden(DomainError):
     code = "FORBIDDEN"
+
+
+class Conflict(DomainError):
+    """The request clashes with what exists (a taken name); REST answers 409."""
+
+    code = "CONFLICT"
 
 
 class LimitExceeded(DomainError):

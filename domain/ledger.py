@@ -3,6 +3,7 @@
 from collections.abc import Iterable
 from dataclasses import replace
 
+from domain.money import div_round_half_even
 from domain.trading import Fill, PortfolioLedger, Position, Side
 
 __all__ = [
@@ -15,19 +16,7 @@ __all__ = [
     "identity_gap",
     "snapshot_ledger",
     "replay_fills",
-    "div_round_half_even",
 ]
-
-
-def div_round_half_even(numerator: int, denominator: int) -> int:
-    """numerator / denominator rounded half-even to an integer, in exact integer arithmetic (denominator > 0)."""
-    if denominator <= 0:
-        raise ValueError("denominator must be positive")
-    quotient, remainder = divmod(numerator, denominator)
-    twice = 2 * remainder
-    if twice > denominator or (twice == denominator and quotient % 2):
-        quotient += 1
-    return quotient
 
 
 def position(ledger: PortfolioLedger, symbol: str) -> Position:

@@ -16,11 +16,13 @@ from domain.ledger import (
     snapshot_ledger,
 )
 from domain.market import Quote
+from domain.money import money_text
 from domain.trading import (
     Commission,
     EventKind,
     Fill,
     IdSequence,
+    MarketState,
     Order,
     OrderRequest,
     OrderStatus,
@@ -31,12 +33,9 @@ from domain.trading import (
     Side,
     TimeInForce,
     TradeEvent,
-    money_text,
 )
 
-__all__ = ["OrderEngine", "TradeResult", "LevelTrigger", "ExtraCheck", "MARKET_STATES", "KEEP"]
-
-MARKET_STATES = frozenset({"OPEN", "PAUSED", "CLOSED"})
+__all__ = ["OrderEngine", "TradeResult", "LevelTrigger", "ExtraCheck", "KEEP"]
 
 ExtraCheck = Callable[[PortfolioLedger, OrderRequest, Quote], "tuple[RejectReason, str] | None"]
 """A pre-trade check run after the engine's own: a (reason, message) rejects the order with them."""
@@ -158,11 +157,11 @@ def _whole(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _market_state(state: str) -> str:
-    state = str(state)
-    if state not in MARKET_STATES:
-        raise ValueError(f"market_state must be one of {sorted(MARKET_STATES)}, not {state!r}")
-    return state
+def _market_state(state: MarketState | str) -> MarketState:
+    try:
+        return MarketState(state)
+    except ValueError:
+        raise ValueError(f"market_state must be one of {[str(s) for s in MarketState]}, not {state!r}") from None
 
 
 class OrderEngine:
@@ -711,7 +710,7 @@ class OrderEngine:
                 if shares > 0:
                     request = OrderRequest(ledger.portfolio_id, held.symbol, Side.SELL, OrderType.MARKET, shares)
                     order = self._submit(batch, ledger, ledger.owner_id, request, quote, now_ms, market_ms,
-                                         self.day_index, "OPEN", ())
+                                         self.day_index, MarketState.OPEN, ())
                     order_id = order.order_id
                 batch.triggers.append(
                     LevelTrigger(ledger.portfolio_id, ledger.owner_id, held.symbol, kind, level, quote.price, order_id)

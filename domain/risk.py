@@ -13,6 +13,7 @@ import numpy as np
 
 from domain.errors import BadRequest
 from domain.market import TRADING_DAYS_PER_YEAR, Quote
+from domain.money import money_text
 from domain.orders import ExtraCheck, LevelTrigger
 from domain.trading import (
     OrderRequest,
@@ -22,7 +23,6 @@ from domain.trading import (
     Side,
     cents_to_wire,
     iso_ms,
-    money_text,
 )
 from domain.valuation import position_values_cents, sector_of, value_cents
 

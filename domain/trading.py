@@ -10,15 +10,23 @@ from datetime import datetime, timezone
 from decimal import ROUND_HALF_EVEN, Decimal
 
 __all__ = [
-    "Side", "OrderType", "TimeInForce", "OrderStatus", "RejectReason", "EventKind", "OPEN_STATUSES",
+    "Side", "MarketState", "OrderType", "TimeInForce", "OrderStatus", "RejectReason", "EventKind", "OPEN_STATUSES",
     "OrderRequest", "Order", "Fill", "TradeEvent", "Commission", "Position", "PortfolioLedger",
-    "IdSequence", "cents_to_wire", "money_text", "iso_ms",
+    "IdSequence", "cents_to_wire", "iso_ms",
 ]
 
 
 class Side(enum.StrEnum):
     BUY = "BUY"
     SELL = "SELL"
+
+
+class MarketState(enum.StrEnum):
+    """Whether the simulated market trades now: OPEN, PAUSED by a teacher, or CLOSED between exchange sessions."""
+
+    OPEN = "OPEN"
+    PAUSED = "PAUSED"
+    CLOSED = "CLOSED"
 
 
 class OrderType(enum.StrEnum):
@@ -75,13 +83,6 @@ def cents_to_wire(cents: int | Decimal | None) -> float | None:
     if cents is None:
         return None
     return float((Decimal(cents) / 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN))
-
-
-def money_text(cents: int) -> str:
-    """Whole cents (int or integral Decimal) as text for messages, with thousands separators: -123456 -> "-1,234.56"."""
-    cents = int(cents)
-    sign = "-" if cents < 0 else ""
-    return f"{sign}{abs(cents) // 100:,}.{abs(cents) % 100:02d}"
 
 
 def iso_ms(epoch_ms: int) -> str:

@@ -3,6 +3,7 @@
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from domain.users import CLASS_ROLES
 from realtime.protocol import iso_timestamp
 
 from .http import JsonHandler
@@ -26,7 +27,7 @@ class StatsHandler(JsonHandler):
     """GET /api/stats: connection statistics, for teachers and admins."""
 
     def get(self):
-        self.require_role("teacher", "admin")
+        self.require_role(*CLASS_ROLES)
         self.write_json(self.services.hub.stats())
 
 

@@ -7,6 +7,8 @@ import secrets
 
 from tornado.ioloop import IOLoop
 
+from domain.money import to_cents
+from domain.users import Role, User, UsernameTaken
 from services.auth import (
     GUEST_PREFIX,
     check_login,
@@ -15,7 +17,6 @@ from services.auth import (
     validate_password,
     validate_username,
 )
-from services.storage import Role, User, UsernameTaken, to_cents
 
 from .http import ApiError, JsonHandler, user_to_wire
 

@@ -1,5 +1,6 @@
 """Classroom REST: the leaderboard (any signed-in user) and market controls (teacher or admin)."""
 
+from domain.users import CLASS_ROLES
 from domain.valuation import portfolio_summary
 from realtime.protocol import ProtocolError, iso_timestamp
 from realtime.schema import Number, Str, StrList, validate
@@ -42,7 +43,7 @@ class MarketControlHandler(JsonHandler):
     """POST /api/market/control: PAUSE, RESUME, SPEED {speed} or SHOCK {symbols | sector, percent} for a lesson."""
 
     def post(self):
-        self.require_role("teacher", "admin")
+        self.require_role(*CLASS_ROLES)
         try:
             request = validate(self.json_body(), CONTROL_FIELDS)
         except ProtocolError as error:

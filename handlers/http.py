@@ -10,8 +10,8 @@ import tornado.web
 import ujson
 
 from domain.errors import DomainError
+from domain.users import Role, User
 from services.auth import AuthError
-from services.storage import Role, User
 
 __all__ = ["MAX_BODY_BYTES", "ApiError", "JsonHandler", "NotFoundHandler", "user_to_wire"]
 

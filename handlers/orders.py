@@ -1,9 +1,10 @@
 """/ws/orders: submit, cancel, modify, status, history, and the durable per-user event stream (PROTOCOL.md, Orders)."""
 
 from domain.errors import BadRequest
+from domain.money import price_to_cents
 from domain.trading import OrderRequest, OrderStatus, OrderType, Side, TimeInForce
 from realtime.schema import Id, Int, Money, Number, Str
-from services.trading import StoredEvent, price_to_cents
+from services.trading import StoredEvent
 
 from .base import Endpoint, Reply, handles
 

@@ -1,9 +1,9 @@
 """/ws/portfolio: portfolio snapshots, positions, analytics, stop-loss / take-profit (PROTOCOL.md, Portfolio)."""
 
 from domain.errors import BadRequest, NotFound
+from domain.money import price_to_cents
 from realtime.schema import Id, Int, Money, Str
 from services.portfolios import DEFAULT_VALUE_INTERVAL_MS, UPDATE_TYPES
-from services.trading import price_to_cents
 
 from .base import Endpoint, Reply, handles
 

@@ -1,6 +1,6 @@
 """The SockJS transport: the same Endpoint classes as native WebSocket, behind sockjs-tornado (via sockjs_compat)."""
 
-from .sockjs_compat import SockJSConnection, make_sockjs_router, pending_bytes  # noqa: I001 (before sockjs.tornado)
+from sockjs_compat import SockJSConnection, make_sockjs_router, pending_bytes  # noqa: I001 (before sockjs.tornado)
 from .base import RequestInfo
 
 __all__ = ["SockJSTransport", "sockjs_routes"]

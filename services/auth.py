@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPubl
 
 from domain.clock import Clock
 from domain.errors import BadRequest, DomainError
-from services.storage import Role, User
+from domain.users import Role, User
 
 __all__ = [
     "GUEST_PREFIX",

@@ -4,6 +4,7 @@ import logging
 from dataclasses import dataclass
 
 from domain.errors import BadRequest
+from domain.trading import MarketState
 
 __all__ = ["MarketService", "MarketTick", "TICKS", "STATUS"]
 
@@ -43,7 +44,7 @@ class MarketService:
         market_ms = int(self.clock.now() * 1000)
         result = self.simulator.tick(market_ms, self._wall.now_ms())
         if self.status != self._announced_status:  # exchange hours: the session opened or closed
-            self._announce({"action": "OPEN" if self.status == "OPEN" else "CLOSE"})
+            self._announce({"action": "OPEN" if self.status is MarketState.OPEN else "CLOSE"})
         if not (result.changed or result.day_rolled):
             return None
         quote = self.simulator.quote
@@ -53,10 +54,10 @@ class MarketService:
         return tick
 
     @property
-    def status(self) -> str:
+    def status(self) -> MarketState:
         if self.clock.paused:
-            return "PAUSED"
-        return "OPEN" if self.simulator.is_open(int(self.clock.now() * 1000)) else "CLOSED"
+            return MarketState.PAUSED
+        return MarketState.OPEN if self.simulator.is_open(int(self.clock.now() * 1000)) else MarketState.CLOSED
 
     def status_data(self, event: dict | None = None) -> dict:
         data = {"status": self.status, "speed": self.clock.speed, "marketTime": int(self.clock.now() * 1000)}

@@ -6,6 +6,7 @@ from collections import deque
 from domain import risk
 from domain.errors import Forbidden, NotFound
 from domain.trading import IdSequence
+from domain.users import CLASS_ROLES
 from realtime.protocol import encode_data, iso_timestamp
 
 __all__ = ["RiskService", "VALUE_SAMPLES"]
@@ -138,7 +139,7 @@ class RiskService:
         self._watchers.setdefault(portfolio_id, set()).add(conn)
 
     def watch_all(self, conn, user) -> None:
-        if self._trading.role_of(user) not in ("teacher", "admin"):
+        if self._trading.role_of(user) not in CLASS_ROLES:
             raise Forbidden("the class-wide risk feed is for teachers and admins")
         self._all_watchers.add(conn)
 

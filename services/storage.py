@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import enum
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from decimal import ROUND_HALF_EVEN, Decimal
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import NamedTuple, Self
@@ -17,7 +15,7 @@ from typing import NamedTuple, Self
 import ujson
 
 from domain.clock import Clock
-from domain.errors import BadRequest, DomainError, LimitExceeded, NotFound
+from domain.errors import BadRequest, LimitExceeded, NotFound
 from domain.trading import (
     EventKind,
     Fill,
@@ -31,6 +29,7 @@ from domain.trading import (
     TimeInForce,
     TradeEvent,
 )
+from domain.users import Role, UnknownUser, User, UsernameTaken
 from realtime.protocol import encode_data
 
 __all__ = [
@@ -40,14 +39,9 @@ __all__ = [
     "SCHEMA_VERSION",
     "VALUES_RETENTION_MS",
     "PortfolioRow",
-    "Role",
     "Storage",
     "StorageError",
-    "UnknownUser",
-    "User",
-    "UsernameTaken",
     "ValuePoint",
-    "to_cents",
 ]
 
 DB_FILENAME = "stockquest.db"
@@ -216,38 +210,8 @@ UPDATE portfolios SET starting_cash_cents = cash_cents;
 }
 
 
-class Role(enum.StrEnum):
-    """The three roles a user can have; the stored one decides rights."""
-
-    STUDENT = "student"
-    TEACHER = "teacher"
-    ADMIN = "admin"
-
-
 class StorageError(Exception):
     """The database cannot be used (for example, it was written by a newer server)."""
-
-
-class UsernameTaken(DomainError):
-    """A user with that name (compared case-insensitively) already exists."""
-
-    code = "CONFLICT"
-
-
-class UnknownUser(NotFound):
-    """No user has that name or id."""
-
-
-@dataclass(frozen=True)
-class User:
-    """One stored user; `password_hash` is None for guests, who cannot log in by password."""
-
-    id: int
-    username: str
-    display_name: str
-    role: Role
-    created_at: float
-    password_hash: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -268,16 +232,6 @@ class ValuePoint(NamedTuple):
     market_time_ms: int
     value_cents: int
     cash_cents: int
-
-
-def to_cents(amount: Decimal | int | str) -> int:
-    """Convert a money amount to integer cents, rounding half-even.
-
-    >>> to_cents(Decimal("100000.00"))
-    10000000
-    """
-    cents = (Decimal(amount) * 100).quantize(Decimal(1), rounding=ROUND_HALF_EVEN)
-    return int(cents)
 
 
 class Storage:

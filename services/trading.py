@@ -2,13 +2,13 @@
 
 import logging
 from dataclasses import dataclass, replace
-from decimal import Decimal
 
 from domain.errors import BadRequest, Forbidden, NotFound
 from domain.orders import TradeResult
-from domain.trading import EventKind, Order, OrderRequest, RejectReason
+from domain.trading import EventKind, MarketState, Order, OrderRequest, RejectReason
+from domain.users import CLASS_ROLES, Role
 
-__all__ = ["TradingService", "StoredEvent", "ORDER_EVENTS", "PORTFOLIOS_CHANGED", "LEVEL_TRIGGERS", "READ_ANY_ROLES"]
+__all__ = ["TradingService", "StoredEvent", "ORDER_EVENTS", "PORTFOLIOS_CHANGED", "LEVEL_TRIGGERS"]
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +16,6 @@ ORDER_EVENTS = "orders.events"              # message: StoredEvent
 LEVEL_TRIGGERS = "orders.level_triggers"    # message: list of domain.orders.LevelTrigger (stop-loss / take-profit)
 PORTFOLIOS_CHANGED = "portfolios.changed"   # message: frozenset of portfolio ids whose ledger changed
 
-READ_ANY_ROLES = frozenset({"teacher", "admin"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +58,10 @@ class TradingService:
         log.info("restored %d portfolios and %d open orders", len(ledgers), len(orders))
 
     # access -----------------------------------------------------------------
-    def role_of(self, user) -> str:
+    def role_of(self, user) -> Role:
         """The role as stored now (a demoted teacher loses rights at once), not as the connection began."""
         current = self.storage.user_by_id(int(user.id))
-        return str(current.role) if current is not None else "student"
+        return current.role if current is not None else Role.STUDENT
 
     def ledger(self, portfolio_id: str):
         """The engine's ledger, loading a portfolio created behind its back (operator CLI, registration)."""
@@ -86,7 +85,7 @@ class TradingService:
     def readable_portfolio(self, user, portfolio_id: str):
         """The ledger of `portfolio_id` if `user` may read it (owner, or teacher/admin), else Forbidden/NotFound."""
         ledger = self.ledger(portfolio_id)
-        if ledger.owner_id != str(user.id) and self.role_of(user) not in READ_ANY_ROLES:
+        if ledger.owner_id != str(user.id) and self.role_of(user) not in CLASS_ROLES:
             raise Forbidden(f"portfolio {portfolio_id} is not yours")
         return ledger
 
@@ -100,7 +99,7 @@ class TradingService:
         order = self.engine.order(order_id) or self.storage.order_by_id(order_id)
         if order is None:
             raise NotFound(f"order {order_id} not found")
-        if order.user_id != str(user.id) and self.role_of(user) not in READ_ANY_ROLES:
+        if order.user_id != str(user.id) and self.role_of(user) not in CLASS_ROLES:
             raise Forbidden(f"order {order_id} is not yours")
         return order
 
@@ -179,7 +178,7 @@ class TradingService:
         result = TradeResult()
         if tick.day_rolled:
             result += self.engine.expire_day(tick.day_index, now_ms=now_ms)
-        if self.market.status == "OPEN":
+        if self.market.status is MarketState.OPEN:
             result += self.engine.on_quotes(self.market.simulator.quotes(), now_ms=now_ms,
                                             market_ms=tick.market_ms)
         stored = self._commit(result, None)
@@ -227,13 +226,3 @@ def _same_request(order: Order, request: OrderRequest) -> bool:
             order.stop_price, order.time_in_force) == (
         request.portfolio_id, request.symbol, request.side, request.order_type, request.quantity,
         request.limit_price, request.stop_price, request.time_in_force)
-
-
-def price_to_cents(amount: Decimal | None) -> tuple[int | None, str | None]:
-    """A wire price to integer cents, or an error text when it has fractions of a cent."""
-    if amount is None:
-        return None, None
-    cents = amount * 100
-    if cents != cents.to_integral_value():
-        return None, f"price {amount} is not a whole number of cents"
-    return int(cents), None

@@ -9,9 +9,11 @@ from typing import NoReturn, TextIO
 
 from domain.clock import SystemClock
 from domain.errors import DomainError
+from domain.money import to_cents
+from domain.users import Role
 from services.auth import hash_password, validate_password, validate_username
 from services.config import Config
-from services.storage import DB_FILENAME, Role, Storage, StorageError, to_cents
+from services.storage import DB_FILENAME, Storage, StorageError
 
 __all__ = ["run"]
 

@@ -17,7 +17,7 @@ from tornado.ioloop import PeriodicCallback
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from handlers.sockjs_compat import SockJSConnection, make_sockjs_router  # noqa: E402
+from sockjs_compat import SockJSConnection, make_sockjs_router  # noqa: E402
 
 __all__ = ["make_app", "main"]
 

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from domain.clock import FakeClock
 from domain.errors import BadRequest
+from domain.users import Role, User
 from services.auth import (
     AuthError,
     Claims,
@@ -28,7 +29,6 @@ from services.auth import (
     validate_username,
     verify_password,
 )
-from services.storage import Role, User
 
 SECRET = "s" * 64  # long enough for HS512 too, so pyjwt does not warn
 N = 2**10

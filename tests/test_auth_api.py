@@ -11,11 +11,12 @@ import ujson
 
 import handlers.auth_api
 from domain.clock import FakeClock
+from domain.users import Role
 from handlers.auth_api import AUTH_ROUTES, LOGIN_FAILED
 from handlers.http import JsonHandler, NotFoundHandler
 from services.auth import TokenService, verify_password
 from services.config import Config
-from services.storage import Role, Storage
+from services.storage import Storage
 
 pytestmark = pytest.mark.filterwarnings(
     # pytest-tornado's io_loop fixture uses these two deprecated IOLoop calls.
@@ -430,7 +431,7 @@ async def test_expired_token_is_401(call, services):
 
 @pytest.mark.gen_test
 async def test_token_of_an_unknown_user_is_401(call, services):
-    from services.storage import User
+    from domain.users import User
 
     ghost = User(id=999, username="ghost", display_name="Ghost", role=Role.ADMIN, created_at=0.0)
     status, body, headers = await call("/api/me", method="GET", token=services.tokens.issue(ghost))

@@ -17,7 +17,7 @@ from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 from tornado.websocket import websocket_connect
 
-from handlers.sockjs_compat import SockJSConnection, make_sockjs_router, pending_bytes
+from sockjs_compat import SockJSConnection, make_sockjs_router, pending_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE_HARNESS = ROOT / "tests" / "node" / "sockjs_client.js"

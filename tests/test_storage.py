@@ -11,16 +11,9 @@ from decimal import Decimal
 import pytest
 
 from domain.clock import FakeClock
-from services.storage import (
-    SCHEMA_VERSION,
-    PortfolioRow,
-    Role,
-    Storage,
-    StorageError,
-    UnknownUser,
-    UsernameTaken,
-    to_cents,
-)
+from domain.money import to_cents
+from domain.users import Role, UnknownUser, UsernameTaken
+from services.storage import SCHEMA_VERSION, PortfolioRow, Storage, StorageError
 
 CASH = 10_000_000  # 100000.00
 

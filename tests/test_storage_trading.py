@@ -25,16 +25,15 @@ from domain.trading import (
     TimeInForce,
     TradeEvent,
 )
+from domain.users import Role, UnknownUser
 from realtime.protocol import encode_data
 from services.storage import (
     MAX_PORTFOLIOS_PER_USER,
     MIGRATIONS,
     SCHEMA,
     SCHEMA_VERSION,
-    Role,
     Storage,
     StorageError,
-    UnknownUser,
     ValuePoint,
     _encode_cursor,
 )

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from domain.clock import FakeClock
+from domain.users import Role
 from services.auth import verify_password
-from services.storage import Role, Storage
+from services.storage import Storage
 from services.users_cli import run
 
 ROOT = Path(__file__).resolve().parent.parent
