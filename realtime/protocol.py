@@ -6,13 +6,12 @@ import math
 import os
 import re
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import ujson
 
-from domain.trading import iso_ms
-
 __all__ = [
-    "ErrorCode", "CloseCode", "ProtocolError", "Inbound", "iso_timestamp",
+    "ErrorCode", "CloseCode", "ProtocolError", "Inbound", "iso_ms", "iso_timestamp",
     "decode", "encode", "encode_data", "new_message_id",
 ]
 
@@ -111,6 +110,12 @@ def _utf8_clean(message: dict) -> bool:
 def _with_request_id(error: ProtocolError, request_id: str | None) -> ProtocolError:
     error.request_id = request_id
     return error
+
+
+def iso_ms(epoch_ms: int) -> str:
+    """Epoch milliseconds as the protocol's ISO-8601 UTC string (2026-11-26T03:00:00.123Z)."""
+    moment = datetime.fromtimestamp(epoch_ms // 1000, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
 
 
 def iso_timestamp(epoch_s: float) -> str:
