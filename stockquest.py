@@ -13,7 +13,7 @@ import random
 import signal
 import sys
 import time
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -28,7 +28,6 @@ from domain.risk import default_limits
 from domain.trading import Commission, IdSequence
 from handlers.api import HealthHandler, MetricsHandler, StatsHandler, metrics_registry
 from handlers.auth_api import AUTH_ROUTES
-from handlers.base import WebSocketTransport
 from handlers.classroom import CLASSROOM_ROUTES
 from handlers.http import NotFoundHandler
 from handlers.market_data import MarketDataEndpoint
@@ -37,21 +36,26 @@ from handlers.portfolio import PortfolioEndpoint
 from handlers.risk import RiskEndpoint
 from handlers.signals import SignalsEndpoint
 from handlers.sockjs import sockjs_routes
+from handlers.websocket import WebSocketTransport
+from realtime.broker import InMemoryBroker
 from realtime.fanout import MIN_INTERVAL_MS, QuoteFanout
 from realtime.hub import ConnectionHub
 from realtime.protocol import CloseCode, iso_timestamp
-from realtime.pubsub import Broker, InMemoryBroker
+from realtime.pubsub import InMemoryBroker as LegacyBroker
+from realtime.scheduler import LoopScheduler
 from services import market as market_events
 from services.auth import TokenService, load_or_create_secret
 from services.config import Config
+from services.container import Services
 from services.market import MarketService
 from services.portfolios import PortfolioFeed
 from services.risk import RiskService
 from services.signals import PUSH_EVERY_MS, SignalService
 from services.storage import Storage
 from services.trading import LEVEL_TRIGGERS, ORDER_EVENTS, PORTFOLIOS_CHANGED, TradingService
+from services.users import UserDirectory
 
-__all__ = ["Services", "build_services", "make_app", "start_timers", "parse_config", "main"]
+__all__ = ["Services", "build_services", "make_app", "start", "stop", "start_timers", "parse_config", "main"]
 
 log = logging.getLogger("stockquest")
 access_log = logging.getLogger("tornado.access")
@@ -66,25 +70,6 @@ ENDPOINTS = {
     "risk-monitoring": RiskEndpoint,
     "ml-signals": SignalsEndpoint,
 }
-
-
-@dataclass
-class Services:
-    """Everything the handlers need, built once per application (each test builds its own)."""
-
-    config: Config
-    clock: Clock
-    storage: Storage
-    tokens: TokenService
-    broker: Broker
-    hub: ConnectionHub
-    market: MarketService
-    fanout: QuoteFanout
-    trading: TradingService
-    portfolios: PortfolioFeed
-    risk: RiskService
-    signals: SignalService
-    started_at: float
 
 
 def build_services(config: Config, *, clock: Clock | None = None, rng: random.Random | None = None) -> Services:
@@ -102,34 +87,40 @@ def build_services(config: Config, *, clock: Clock | None = None, rng: random.Ra
         day_length_ms=int(config.day_length_s * 1000), predictability=config.predictability,
         exchange_hours=config.exchange_hours)
     broker = InMemoryBroker()
-    market = MarketService(simulator, market_clock, clock, broker)
+    events = LegacyBroker()
+    market = MarketService(simulator, market_clock, clock, events)
     fanout = QuoteFanout(soft_buffer=config.max_buffered_bytes // 16, hard_buffer=config.max_buffered_bytes)
     fanout.update(simulator.version, simulator.quotes().values())
-    broker.subscribe(market_events.TICKS, lambda tick: fanout.update(tick.version, tick.quotes))
+    events.subscribe(market_events.TICKS, lambda tick: fanout.update(tick.version, tick.quotes))
     last_order, last_execution = storage.trading_ids()
     engine = OrderEngine(
         order_ids=IdSequence("O", last_order), execution_ids=IdSequence("E", last_execution),
         commission=Commission(to_cents(config.commission_per_order), config.commission_per_share * 100),
         allow_short=config.allow_short)
-    trading = TradingService(engine=engine, storage=storage, market=market, broker=broker, clock=clock,
+    trading = TradingService(engine=engine, storage=storage, market=market, broker=events, clock=clock,
                              starting_cash_cents=to_cents(config.starting_cash))
     trading.restore()
-    broker.subscribe(market_events.TICKS, trading.on_tick)
+    events.subscribe(market_events.TICKS, trading.on_tick)
     portfolios = PortfolioFeed(trading=trading, market=market, storage=storage, clock=clock,
                                value_sample_s=config.portfolio_value_sample_s)
-    broker.subscribe(PORTFOLIOS_CHANGED, portfolios.changed)
+    events.subscribe(PORTFOLIOS_CHANGED, portfolios.changed)
     risk = RiskService(trading=trading, market=market, storage=storage, clock=clock,
                        defaults=default_limits(to_cents(config.starting_cash)), lookback=config.risk_lookback_days)
     engine.extra_checks = (risk.pre_trade_check(),)
     risk.restore()
-    broker.subscribe(market_events.TICKS, risk.on_tick)
-    broker.subscribe(LEVEL_TRIGGERS, risk.on_triggers)
+    events.subscribe(market_events.TICKS, risk.on_tick)
+    events.subscribe(LEVEL_TRIGGERS, risk.on_triggers)
     signals = SignalService(market=market, trading=trading, clock=clock, warmup_bars=config.signal_warmup_bars)
-    broker.subscribe(market_events.TICKS, signals.on_tick)
-    hub = ConnectionHub(clock=clock, max_total=config.max_connections, max_per_user=config.max_connections_per_user)
-    broker.subscribe(ORDER_EVENTS, lambda event: deliver_order_event(hub, event))
+    events.subscribe(market_events.TICKS, signals.on_tick)
+    hub = ConnectionHub(clock=clock, broker=broker, max_total=config.max_connections,
+                        max_per_user=config.max_connections_per_user)
+    events.subscribe(ORDER_EVENTS, lambda event: deliver_order_event(hub, event))
+    events.subscribe(market_events.STATUS, lambda data: hub.broadcast(
+        "MARKET_STATUS", data, hub.connections(MarketDataEndpoint.name)))
+    users = UserDirectory(storage=storage, tokens=tokens, starting_cash_cents=to_cents(config.starting_cash))
     return Services(
-        config=config, clock=clock, storage=storage, tokens=tokens, broker=broker,
+        config=config, clock=clock, scheduler=LoopScheduler(), storage=storage, tokens=tokens, users=users,
+        broker=broker,
         hub=hub,
         market=market,
         fanout=fanout,
@@ -199,6 +190,18 @@ def make_app(services: Services, **settings) -> tornado.web.Application:
     )
 
 
+async def start(services: Services) -> list[PeriodicCallback]:
+    """Start the broker, then every schedule; inside the running loop."""
+    await services.broker.start()
+    return start_timers(services)
+
+
+async def stop(services: Services, timers: list[PeriodicCallback]) -> None:
+    for timer in timers:
+        timer.stop()
+    await services.broker.stop()
+
+
 def start_timers(services: Services) -> list[PeriodicCallback]:
     """Every schedule of the server: ticks, quote flushes, heartbeats, idle sweep, overview, stats log."""
     config, hub, market = services.config, services.hub, services.market
@@ -221,8 +224,6 @@ def start_timers(services: Services) -> list[PeriodicCallback]:
     def log_stats():
         log.info("connection stats %s", hub.stats())
 
-    services.broker.subscribe(market_events.STATUS,
-                              lambda data: hub.broadcast("MARKET_STATUS", data, market_data_connections()))
     schedule = [
         (market.tick, config.tick_ms),
         (lambda: services.fanout.run_due(services.clock.now_ms()), MIN_INTERVAL_MS),
@@ -371,16 +372,16 @@ async def serve(config: Config) -> None:
     app = make_app(services)
     # A deep accept backlog: after a restart a whole class (or a bench) reconnects at once.
     server = app.listen(config.port, config.host, xheaders=True, max_body_size=MAX_HTTP_BODY, backlog=4096)
-    timers = start_timers(services)
+    timers = await start(services)
     gc.collect()
     gc.freeze()  # the long-lived startup objects (history, universe) leave the cyclic collector's scans
-    stop = asyncio.Event()
+    stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, stopping.set)
     log.info("Stock Quest listening on http://%s:%d/ (data in %s)", config.host, config.port,
              Path(config.data_dir).resolve())
-    await stop.wait()
+    await stopping.wait()
 
     started = time.monotonic()
     log.info("shutting down")
@@ -393,6 +394,7 @@ async def serve(config: Config) -> None:
         await asyncio.wait_for(server.close_all_connections(), timeout=3.0)
     except asyncio.TimeoutError:
         log.warning("some connections did not close in time")
+    await stop(services, [])
     services.storage.close()
     log.info("stopped in %.2f s", time.monotonic() - started)
 

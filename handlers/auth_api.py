@@ -7,8 +7,7 @@ import secrets
 
 from tornado.ioloop import IOLoop
 
-from domain.money import to_cents
-from domain.users import Role, User, UsernameTaken
+from domain.users import User, UsernameTaken
 from services.auth import (
     GUEST_PREFIX,
     check_login,
@@ -30,17 +29,11 @@ class _TokenHandler(JsonHandler):
     """Shared by the endpoints that answer `{token, user}`."""
 
     def prepare(self) -> None:
-        if not self.services.tokens.can_issue:
+        if not self.services.users.can_issue_tokens:
             raise ApiError(403, "this server verifies tokens but does not issue them", code="FORBIDDEN")
 
     def send_token(self, user: User, status: int) -> None:
-        self.write_json({"token": self.services.tokens.issue(user), "user": user_to_wire(user)}, status)
-
-    def create_user(self, username: str, display_name: str, password_hash: str | None) -> User:
-        config = self.services.config
-        return self.services.storage.create_user(
-            username, display_name, password_hash, Role.STUDENT, to_cents(config.starting_cash)
-        )
+        self.write_json({"token": self.services.users.token_for(user), "user": user_to_wire(user)}, status)
 
 
 class RegisterHandler(_TokenHandler):
@@ -50,13 +43,13 @@ class RegisterHandler(_TokenHandler):
         body = self.json_body()
         username = validate_username(self.field(body, "username"))
         password = validate_password(self.field(body, "password"))
-        storage = self.services.storage
-        if storage.user_by_name(username) is not None:  # spare the hash work; create_user re-checks
+        users = self.services.users
+        if users.by_name(username) is not None:  # spare the hash work; create re-checks
             raise UsernameTaken(f"username {username!r} is taken")
         password_hash = await IOLoop.current().run_in_executor(
             None, functools.partial(hash_password, password, n=self.services.config.password_hash_n)
         )
-        user = self.create_user(username, username, password_hash)
+        user = users.create(username, username, password_hash)
         self.send_token(user, 201)
 
 
@@ -67,7 +60,7 @@ class LoginHandler(_TokenHandler):
         body = self.json_body()
         username = self.field(body, "username")
         password = self.field(body, "password")
-        user = self.services.storage.user_by_name(username)
+        user = self.services.users.by_name(username)
         stored = user.password_hash if user is not None else None
         ok = await IOLoop.current().run_in_executor(
             None, functools.partial(check_login, password, stored, n=self.services.config.password_hash_n)
@@ -87,7 +80,7 @@ class GuestHandler(_TokenHandler):
         # 8 random hex digits: a clash is rare, and a registered name never clashes ("guest-" is reserved).
         for _ in range(_GUEST_NAME_ATTEMPTS):
             try:
-                user = self.create_user(f"{GUEST_PREFIX}{secrets.token_hex(4)}", nickname, None)
+                user = self.services.users.create(f"{GUEST_PREFIX}{secrets.token_hex(4)}", nickname, None)
             except UsernameTaken:
                 continue
             break

@@ -3,10 +3,11 @@
 An `Endpoint` subclass declares its message types with `@handles`; the base class does the
 rest of the protocol (PROTOCOL.md): envelope in and out, field validation, auth, Origin,
 rate limits, heartbeats, and turning every refusal into an ERROR frame. Transports (native
-WebSocket below, SockJS in sockjs.py) only pass text in and out through the `Transport` interface.
+WebSocket in websocket.py, SockJS in sockjs.py) only pass text in and out through the `Transport` interface,
+so an Endpoint runs as well on a fake transport in a test, with no socket and no event loop.
 """
 
-import asyncio
+import enum
 import logging
 import time
 import uuid
@@ -14,22 +15,30 @@ from dataclasses import dataclass
 from typing import Callable, Protocol
 from urllib.parse import urlsplit
 
-import tornado.web
-import tornado.websocket
-from tornado.ioloop import IOLoop
-
 from domain.errors import DomainError
 from realtime.hub import ConnectionRefused
 from realtime.protocol import CloseCode, ErrorCode, ProtocolError, decode, encode, encode_data, iso_timestamp
 from realtime.ratelimit import TokenBucket
+from realtime.scheduler import Cancellable
 from realtime.schema import Field, validate
 from services.auth import AuthError
+from services.container import Services
 
-__all__ = ["Endpoint", "Transport", "RequestInfo", "Reply", "handles", "WebSocketTransport", "SOCKJS_GREETING"]
+__all__ = ["Endpoint", "ConnectionState", "Transport", "RequestInfo", "Reply", "handles"]
 
 log = logging.getLogger(__name__)
 
-SOCKJS_GREETING = "Welcome to SockJS!\n"
+
+class ConnectionState(enum.Enum):
+    """Where a connection is in its life; it only ever moves forward (python-websockets' `State`)."""
+
+    CONNECTING = 1  # the transport is up; the endpoint has not yet admitted and greeted it
+    OPEN = 2  # admitted and greeted: messages flow both ways
+    CLOSING = 3  # the server asked the transport to close: nothing more is read or sent
+    CLOSED = 4  # the transport has ended: subscriptions and timers are released
+
+
+_SENDING = frozenset({ConnectionState.CONNECTING, ConnectionState.OPEN})  # CONNECTING: a refusal's ERROR
 
 
 class Transport(Protocol):
@@ -83,10 +92,12 @@ def handles(message_type: str, *, auth: bool = False, **fields: Field) -> Callab
 class Endpoint:
     """Owns one client's session on one endpoint: identity, sequence numbers, limits, and dispatch.
 
-    Subclasses set `name` and `auth_required`, declare handlers with `@handles`, and may
-    override `ready()` (sent once the client is known, e.g. PORTFOLIO_LIST) and `closed()`.
-    A handler returns a Reply, a list of them, or None; it raises DomainError or ProtocolError
-    to refuse, and the base turns that into ERROR.
+    Subclasses set `name` and `auth_required`, declare handlers with `@handles`, and may override
+    `ready()` (what is sent once the client is known, e.g. PORTFOLIO_LIST). A handler returns a Reply,
+    a list of them, or None; it raises DomainError or ProtocolError to refuse, and the base turns that
+    into ERROR. Pushes reach the connection through the hub's channels, which it leaves automatically
+    when it ends. Its life is `state` (ConnectionState), driven by the transport through `start`,
+    `receive` and `finish`, and by the endpoint itself through `close`.
     """
 
     name = "base"
@@ -104,8 +115,9 @@ class Endpoint:
                     table[message_type] = (attr, auth, fields)
         cls.handlers = table
 
-    def __init__(self, services, transport: Transport, request: RequestInfo):
+    def __init__(self, services: Services, transport: Transport, request: RequestInfo):
         self.services = services
+        self.hub = services.hub
         self.config = services.config
         self.transport = transport
         self.request = request
@@ -116,31 +128,35 @@ class Endpoint:
         self.opened_at = services.clock.now()
         self.last_inbound = self.opened_at
         self.seq = 0
-        self.is_open = False
-        self._admitted = False
-        self._timers: dict[str, object] = {}
+        self.state = ConnectionState.CONNECTING
+        self._timers: dict[str, Cancellable] = {}
         self._bucket = TokenBucket(rate=self.config.rate_limit_per_s, burst=self.config.rate_limit_burst,
                                    clock=services.clock)
         self.log = logging.LoggerAdapter(log, {"session_id": self.session_id, "endpoint": self.name})
 
     # lifecycle ------------------------------------------------------------
+    @property
+    def is_open(self) -> bool:
+        return self.state is ConnectionState.OPEN
+
     def start(self) -> None:
-        """Called by the transport when the connection opens."""
-        self.is_open = True
+        """Called by the transport once it is up: check Origin, admit, sign in, greet (CONNECTING → OPEN)."""
+        if self.state is not ConnectionState.CONNECTING:
+            return
         if not self.origin_allowed():
             self.log.warning("forbidden origin %r", self.request.origin)
             self.refuse(ErrorCode.FORBIDDEN, "origin not allowed", CloseCode.POLICY_VIOLATION)
             return
         try:
-            self.services.hub.admit(self)
+            self.hub.admit(self)
         except ConnectionRefused as refused:
             self.refuse(refused.code, refused.message, refused.close_code)
             return
-        self._admitted = True
         if self.request.token:
             verified = self.verify_token(self.request.token)
             if verified is None or not self.bind(*verified):
                 return
+        self.state = ConnectionState.OPEN
         self.send("CONNECTION_ESTABLISHED", {
             "sessionId": self.session_id,
             "endpoint": self.name,
@@ -155,15 +171,14 @@ class Endpoint:
         self.log.info("connection opened via %s", self.transport.kind)
 
     def finish(self) -> None:
-        """Called by the transport when the connection has closed, whoever closed it."""
-        if not self.is_open:
+        """Called by the transport when the connection has ended, whoever ended it (any state → CLOSED)."""
+        if self.state is ConnectionState.CLOSED:
             return
-        self.is_open = False
+        self.state = ConnectionState.CLOSED
         for handle in self._timers.values():
-            IOLoop.current().remove_timeout(handle)
+            handle.cancel()
         self._timers.clear()
-        if self._admitted:
-            self.services.hub.remove(self)
+        self.hub.remove(self)
         try:
             self.closed()
         except Exception:
@@ -180,24 +195,18 @@ class Endpoint:
     def verify_token(self, token: str, request_id: str | None = None):
         """(stored user, token expiry) behind `token`, or None after refusing the connection (4401)."""
         try:
-            claims = self.services.tokens.verify(token)
+            return self.services.users.signed_in(token)
         except AuthError as error:
             self.log.info("token refused: %s", error)
             self.refuse(ErrorCode.UNAUTHORIZED, f"invalid token: {error}", CloseCode.UNAUTHORIZED,
                         request_id=request_id, request_type="AUTH" if request_id else None)
             return None
-        user = self.services.storage.user_by_id(claims.user_id)
-        if user is None:
-            self.refuse(ErrorCode.UNAUTHORIZED, "invalid token: unknown user", CloseCode.UNAUTHORIZED,
-                        request_id=request_id)
-            return None
-        return user, claims.expires_at
 
     def bind(self, user, expires_at: float) -> bool:
         """Attach the connection to `user` (role as stored), within the per-user limit, until `expires_at`."""
         user_id = str(user.id)
         try:
-            self.services.hub.bind_user(self, user_id)
+            self.hub.bind_user(self, user_id)
         except ConnectionRefused as refused:
             self.refuse(refused.code, refused.message, refused.close_code)
             return False
@@ -209,12 +218,12 @@ class Endpoint:
 
     def _arm_timer(self, name: str, delay_s: float, callback) -> None:
         self._cancel_timer(name)
-        self._timers[name] = IOLoop.current().call_later(max(0.0, delay_s), callback)
+        self._timers[name] = self.services.scheduler.call_later(delay_s, callback)
 
     def _cancel_timer(self, name: str) -> None:
         handle = self._timers.pop(name, None)
         if handle is not None:
-            IOLoop.current().remove_timeout(handle)
+            handle.cancel()
 
     def _auth_timed_out(self) -> None:
         self._timers.pop("auth", None)
@@ -271,7 +280,7 @@ class Endpoint:
             return
         started = time.perf_counter()
         self.touch()
-        hub = self.services.hub
+        hub = self.hub
         hub.record_received()
         request_id = None
         message_type = None
@@ -299,8 +308,10 @@ class Endpoint:
         hub.record_response((time.perf_counter() - started) * 1000)
 
     def receive_binary(self) -> None:
+        if not self.is_open:
+            return
         self.touch()
-        self.services.hub.record_received()
+        self.hub.record_received()
         self.send_error(ErrorCode.INVALID_MESSAGE, "binary frames are not accepted; send JSON text", None, None)
 
     def dispatch(self, message) -> None:
@@ -333,8 +344,8 @@ class Endpoint:
         return self.send_json(message_type, encode_data(data), request_id)
 
     def send_json(self, message_type: str, data_json: str, request_id: str | None = None) -> bool:
-        """Send pre-serialized data in this connection's envelope; False when the connection is gone."""
-        if not self.is_open:
+        """Send pre-serialized data in this connection's envelope; False once it is closing or gone."""
+        if self.state not in _SENDING:
             return False
         if self.transport.buffered_bytes() > self.config.max_buffered_bytes:
             self.log.warning("closing slow consumer")
@@ -344,11 +355,11 @@ class Endpoint:
         text = encode(message_type, data_json, seq=self.seq, request_id=request_id,
                       timestamp=iso_timestamp(self.services.clock.now()))
         ok = self.transport.send_text(text)
-        self.services.hub.record_sent(ok)
+        self.hub.record_sent(ok)
         return ok
 
     def send_error(self, code, message: str, request_id: str | None, request_type: str | None) -> None:
-        self.services.hub.record_error()
+        self.hub.record_error()
         self.send("ERROR", {"code": str(code), "error": message, "requestType": request_type},
                   request_id=request_id)
 
@@ -358,92 +369,10 @@ class Endpoint:
         self.close(close_code, message)
 
     def close(self, code: int, reason: str) -> None:
-        if self.is_open:
+        """Ask the transport to close with `code` (→ CLOSING); its end arrives later through `finish`."""
+        if self.state in _SENDING:
+            self.state = ConnectionState.CLOSING
             self.transport.close_transport(int(code), reason[:120])
 
     def buffered_bytes(self) -> int:
         return self.transport.buffered_bytes()
-
-
-def request_token(request: tornado.httputil.HTTPServerRequest) -> str | None:
-    """The token from `?token=` or `Authorization: Bearer`."""
-    token = request.query_arguments.get("token")
-    if token:
-        return token[-1].decode("utf-8", "replace")
-    header = request.headers.get("Authorization", "")
-    if header[:7].lower() == "bearer ":
-        return header[7:].strip() or None
-    return None
-
-
-class WebSocketTransport(tornado.websocket.WebSocketHandler):
-    """Native WebSocket transport for any Endpoint class (route kwargs: endpoint_cls, services)."""
-
-    kind = "websocket"
-
-    def initialize(self, endpoint_cls: type[Endpoint], services) -> None:
-        self.endpoint_cls = endpoint_cls
-        self.services = services
-        self.endpoint: Endpoint | None = None
-
-    async def get(self, *args, **kwargs):
-        if self.request.headers.get("Upgrade", "").lower() != "websocket":
-            # The same path is the SockJS prefix: answer its greeting like sockjs-node does.
-            self.set_header("Content-Type", "text/plain; charset=UTF-8")
-            self.finish(SOCKJS_GREETING)
-            return
-        await super().get(*args, **kwargs)
-
-    def check_origin(self, origin: str) -> bool:
-        """Accept the handshake; the Endpoint checks Origin and closes 1008 with an ERROR saying why."""
-        return True
-
-    def open(self, *args, **kwargs) -> None:
-        self.set_nodelay(True)
-        info = RequestInfo(
-            token=request_token(self.request),
-            origin=self.request.headers.get("Origin"),
-            host=self.request.host,
-            remote_ip=self.request.remote_ip,
-        )
-        self.endpoint = self.endpoint_cls(self.services, self, info)
-        self.endpoint.start()
-
-    async def on_message(self, message) -> None:
-        # Yield to the loop first: Tornado reads already-buffered frames without returning to it, so one
-        # client pipelining requests would otherwise be served for seconds while every other one waits.
-        await asyncio.sleep(0)
-        if self.endpoint is None:
-            return
-        if isinstance(message, bytes):
-            self.endpoint.receive_binary()
-        else:
-            self.endpoint.receive(message)
-
-    def on_pong(self, data: bytes) -> None:
-        if self.endpoint is not None:
-            self.endpoint.touch()
-
-    def on_ping(self, data: bytes) -> None:
-        if self.endpoint is not None:
-            self.endpoint.touch()
-
-    def on_close(self) -> None:
-        if self.endpoint is not None:
-            self.endpoint.finish()
-
-    # Transport ----------------------------------------------------------------
-    def send_text(self, text: str) -> bool:
-        try:
-            self.write_message(text)
-        except tornado.websocket.WebSocketClosedError:
-            return False
-        return True
-
-    def close_transport(self, code: int, reason: str) -> None:
-        self.close(code, reason)
-
-    def buffered_bytes(self) -> int:
-        connection = self.ws_connection
-        stream = getattr(connection, "stream", None)
-        return getattr(stream, "_write_buffer_size", 0) if stream is not None else 0

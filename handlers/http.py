@@ -11,7 +11,7 @@ import ujson
 
 from domain.errors import DomainError
 from domain.users import Role, User
-from services.auth import AuthError
+from services.auth import AuthError, bearer_token
 
 __all__ = ["MAX_BODY_BYTES", "ApiError", "JsonHandler", "NotFoundHandler", "user_to_wire"]
 
@@ -114,18 +114,13 @@ class JsonHandler(tornado.web.RequestHandler):
         The user is loaded from storage on every call: the stored role is the one
         that counts, whatever role the token claims.
         """
-        header = self.request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+        token = bearer_token(self.request.headers.get("Authorization"))
+        if token is None:
             raise ApiError(401, "missing bearer token", code="UNAUTHORIZED")
         try:
-            claims = self.services.tokens.verify(token)
+            user, _ = self.services.users.signed_in(token)
         except AuthError as error:
             raise ApiError(401, f"invalid token: {error.reason}", code="UNAUTHORIZED") from None
-        user = self.services.storage.user_by_id(claims.user_id)
-        if user is None:
-            raise ApiError(401, "invalid token: unknown user", code="UNAUTHORIZED")
         return user
 
     def require_role(self, *roles: Role | str) -> User:

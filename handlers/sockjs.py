@@ -1,15 +1,11 @@
 """The SockJS transport: the same Endpoint classes as native WebSocket, behind sockjs-tornado (via sockjs_compat)."""
 
 from sockjs_compat import SockJSConnection, make_sockjs_router, pending_bytes  # noqa: I001 (before sockjs.tornado)
+from services.auth import bearer_token
+
 from .base import RequestInfo
 
 __all__ = ["SockJSTransport", "sockjs_routes"]
-
-
-def _bearer(header: str | None) -> str | None:
-    if header and header[:7].lower() == "bearer ":
-        return header[7:].strip() or None
-    return None
 
 
 class SockJSTransport(SockJSConnection):
@@ -21,7 +17,7 @@ class SockJSTransport(SockJSConnection):
 
     def on_open(self, info) -> None:
         request = RequestInfo(
-            token=info.get_argument("token") or _bearer(info.get_header("authorization")),
+            token=info.get_argument("token") or bearer_token(info.get_header("authorization")),
             origin=info.get_header("origin"),
             host=info.get_header("host"),
             remote_ip=info.ip,

@@ -1,12 +1,16 @@
-"""The connection hub: every open connection on this node, by session, user and endpoint, with limits and statistics."""
+"""The connection hub: this node's open connections and their channel subscriptions, limits and statistics."""
 
 import logging
 from collections import Counter, defaultdict
-from typing import Iterable, Protocol
+from collections.abc import Iterable
+from typing import Protocol
 
+import ujson
+
+from .broker import Broker
 from .protocol import CloseCode, ErrorCode, encode_data, iso_timestamp
 
-__all__ = ["Connection", "ConnectionHub", "ConnectionRefused"]
+__all__ = ["Connection", "ConnectionHolder", "ConnectionHub", "ConnectionRefused", "Publisher", "PUBLICATIONS"]
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +31,25 @@ class Connection(Protocol):
     def close(self, code: int, reason: str) -> None: ...
 
 
+class ConnectionHolder(Protocol):
+    """Something else that keeps per-connection state (the quote fan-out): told when a connection ends."""
+
+    def remove(self, conn: Connection) -> None: ...
+
+
+class Publisher(Protocol):
+    """What a service needs of the hub: publish to channels, and see which channels anyone listens to."""
+
+    def publish(self, channels: str | Iterable[str], message_type: str, data_json: str, *,
+                exclude: str | None = None) -> None: ...
+
+    def channels(self, prefix: str) -> list[str]: ...
+
+
+PUBLICATIONS = "hub"
+"""The broker channel every hub publication travels on; each node's hub delivers it to its own subscribers."""
+
+
 class ConnectionRefused(Exception):
     """A connection over a limit: answered with ERROR `code`, then closed with `close_code`."""
 
@@ -36,17 +59,28 @@ class ConnectionRefused(Exception):
 
 
 class ConnectionHub:
-    """Owns the registry of this node's open connections, enforces connection limits, and keeps the statistics.
+    """Owns this node's open connections and their channel subscriptions: limits, statistics, and every push.
 
-    It knows connections only through `send_json` and `close`, never their transport.
+    Services publish to channels (`publish`) and never touch a connection. A publication travels through the
+    broker, so that with a remote broker every node hears it, and each node's hub hands it to its own
+    subscribers, once per connection however many of the publication's channels that connection holds.
+    When a connection ends, `remove` drops all its subscriptions, here and in the attached holders (the quote
+    fan-out, which keeps its own subscriptions because it coalesces). The hub knows connections only through
+    `send_json` and `close`, never their transport.
     """
 
-    def __init__(self, *, clock, max_total: int, max_per_user: int):
+    def __init__(self, *, clock, broker: Broker, max_total: int, max_per_user: int):
         self._clock = clock
+        self._broker = broker
         self.max_total, self.max_per_user = max_total, max_per_user
         self._sessions: dict[str, Connection] = {}
         self._by_endpoint: dict[str, set[str]] = defaultdict(set)
         self._by_user: dict[str, set[str]] = defaultdict(set)
+        self._subscribers: dict[str, set[Connection]] = {}  # channel -> connections
+        self._subscriptions: dict[str, set[str]] = {}  # session id -> channels
+        self._under: dict[str, set[str]] = {}  # "portfolio:17:" -> the channels named under it
+        self._holders: list[ConnectionHolder] = []
+        broker.subscribe(PUBLICATIONS, self._deliver)
         self.messages_sent = 0
         self.messages_failed = 0
         self.messages_received = 0
@@ -74,9 +108,18 @@ class ConnectionHub:
                 f"at most {self.max_per_user} connections per user to {conn.endpoint}", CloseCode.TOO_MANY)
         self._by_user[user_id].add(conn.session_id)
 
+    def attach(self, holder: ConnectionHolder) -> None:
+        """Tell `holder` of every connection's end from now on."""
+        self._holders.append(holder)
+
     def remove(self, conn: Connection) -> None:
+        """Forget a connection that ended, with every subscription it held; harmless if it was never admitted."""
         if self._sessions.pop(conn.session_id, None) is None:
             return
+        for channel in self._subscriptions.pop(conn.session_id, ()):
+            self._drop(conn, channel)
+        for holder in self._holders:
+            holder.remove(conn)
         self._by_endpoint[conn.endpoint].discard(conn.session_id)
         if conn.user_id is not None:
             sessions = self._by_user.get(conn.user_id)
@@ -103,9 +146,79 @@ class ConnectionHub:
         conns = [self._sessions[sid] for sid in self._by_user.get(user_id, ())]
         return conns if endpoint is None else [c for c in conns if c.endpoint == endpoint]
 
+    # channels -------------------------------------------------------------
+    def subscribe(self, conn: Connection, channel: str) -> bool:
+        """Deliver `channel`'s publications to `conn` until it unsubscribes or ends; False if it was already."""
+        if conn.session_id not in self._sessions:
+            return False
+        held = self._subscriptions.setdefault(conn.session_id, set())
+        if channel in held:
+            return False
+        held.add(channel)
+        subscribers = self._subscribers.get(channel)
+        if subscribers is None:
+            subscribers = self._subscribers[channel] = set()
+            for prefix in _prefixes(channel):
+                self._under.setdefault(prefix, set()).add(channel)
+        subscribers.add(conn)
+        return True
+
+    def unsubscribe(self, conn: Connection, channel: str) -> bool:
+        """Stop `channel` for `conn`; False if it was not subscribed."""
+        held = self._subscriptions.get(conn.session_id)
+        if not held or channel not in held:
+            return False
+        held.discard(channel)
+        self._drop(conn, channel)
+        return True
+
+    def _drop(self, conn: Connection, channel: str) -> None:
+        subscribers = self._subscribers.get(channel)
+        if subscribers is None:
+            return
+        subscribers.discard(conn)
+        if subscribers:
+            return
+        del self._subscribers[channel]
+        for prefix in _prefixes(channel):
+            names = self._under[prefix]
+            names.discard(channel)
+            if not names:
+                del self._under[prefix]
+
+    def subscriptions(self, conn: Connection, prefix: str = "") -> list[str]:
+        """The channels `conn` holds (those starting with `prefix`), sorted."""
+        return sorted(c for c in self._subscriptions.get(conn.session_id, ()) if c.startswith(prefix))
+
+    def channels(self, prefix: str) -> list[str]:
+        """The channels named under `prefix` (up to and including a ':') that a connection of this node holds."""
+        return sorted(self._under.get(prefix, ()))
+
+    def publish(self, channels: str | Iterable[str], message_type: str, data_json: str, *,
+                exclude: str | None = None) -> None:
+        """Send `data_json` as `message_type` to the subscribers of `channels` (every node's), except session `exclude`.
+
+        Returns at once; delivery happens when the broker delivers (on a later turn of the loop).
+        """
+        names = [channels] if isinstance(channels, str) else list(channels)
+        header = encode_data({"channels": names, "type": message_type, "exclude": exclude})
+        self._broker.publish(PUBLICATIONS, f"{header}\n{data_json}".encode())
+
+    def _deliver(self, _broker_channel: str, message: bytes) -> None:
+        header, _, data_json = message.decode().partition("\n")
+        publication = ujson.loads(header)
+        exclude = publication["exclude"]
+        targets: set[Connection] = set()
+        for channel in publication["channels"]:
+            targets.update(self._subscribers.get(channel, ()))
+        message_type = publication["type"]
+        for conn in targets:
+            if conn.session_id != exclude:
+                conn.send_json(message_type, data_json)
+
     # broadcast ------------------------------------------------------------
     def broadcast(self, message_type: str, data, connections: Iterable[Connection] | None = None) -> int:
-        """Serialize once and send to each connection (all by default); returns how many took it."""
+        """Serialize once and send now to each of this node's connections (all by default); how many took it."""
         data_json = encode_data(data)
         targets = list(self._sessions.values()) if connections is None else list(connections)
         return sum(1 for conn in targets if conn.send_json(message_type, data_json))
@@ -154,3 +267,8 @@ class ConnectionHub:
             "errorRate": round(self.errors_sent / self.messages_received, 6) if self.messages_received else 0.0,
             "timestamp": iso_timestamp(now),
         }
+
+
+def _prefixes(channel: str) -> list[str]:
+    """"portfolio:17:positions" -> ["portfolio:", "portfolio:17:"]."""
+    return [channel[:i + 1] for i, char in enumerate(channel) if char == ":"]

@@ -26,6 +26,7 @@ from domain.users import Role, User
 __all__ = [
     "GUEST_PREFIX",
     "AuthError",
+    "bearer_token",
     "Claims",
     "TokenService",
     "check_login",
@@ -197,6 +198,16 @@ class AuthError(DomainError):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
+
+
+def bearer_token(header: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header (scheme in any case), else None.
+
+    >>> bearer_token("bearer abc.def "), bearer_token("Basic xyz"), bearer_token("Bearer ")
+    ('abc.def', None, None)
+    """
+    scheme, _, token = (header or "").strip().partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
 @dataclass(frozen=True)

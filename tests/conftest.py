@@ -62,10 +62,9 @@ def app(services, io_loop):
 @pytest.fixture
 def timers(services, io_loop):
     """The server's schedules (ticks, quote flushes, heartbeats...), stopped after the test."""
-    started = stockquest.start_timers(services)
+    started = io_loop.run_sync(lambda: stockquest.start(services))
     yield started
-    for timer in started:
-        timer.stop()
+    io_loop.run_sync(lambda: stockquest.stop(services, started))
 
 
 @pytest.fixture

@@ -11,12 +11,14 @@ import ujson
 
 import handlers.auth_api
 from domain.clock import FakeClock
+from domain.money import to_cents
 from domain.users import Role
 from handlers.auth_api import AUTH_ROUTES, LOGIN_FAILED
 from handlers.http import JsonHandler, NotFoundHandler
 from services.auth import TokenService, verify_password
 from services.config import Config
 from services.storage import Storage
+from services.users import UserDirectory
 
 pytestmark = pytest.mark.filterwarnings(
     # pytest-tornado's io_loop fixture uses these two deprecated IOLoop calls.
@@ -61,7 +63,8 @@ def services(tmp_path, config_overrides):
     config = Config(data_dir=tmp_path, password_hash_n=2**10, **config_overrides)
     storage = Storage(tmp_path / "t.db", clock)
     tokens = TokenService(SECRET, clock=clock, ttl_s=config.token_ttl_s)
-    yield types.SimpleNamespace(config=config, clock=clock, storage=storage, tokens=tokens)
+    users = UserDirectory(storage=storage, tokens=tokens, starting_cash_cents=to_cents(config.starting_cash))
+    yield types.SimpleNamespace(config=config, clock=clock, storage=storage, tokens=tokens, users=users)
     storage.close()
 
 
@@ -480,7 +483,8 @@ async def test_verify_only_server_refuses_to_issue_tokens(call, services):
     public_pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    services.tokens = TokenService(None, clock=services.clock, ttl_s=60, public_key=public_pem)
+    services.users = UserDirectory(storage=services.storage, starting_cash_cents=0,
+                                   tokens=TokenService(None, clock=services.clock, ttl_s=60, public_key=public_pem))
     for path, body in (("/api/auth/register", {"username": "ada", "password": "correct horse"}),
                        ("/api/auth/guest", {"nickname": "Nick"})):
         assert_json_error(*await call(path, body), 403, "FORBIDDEN")

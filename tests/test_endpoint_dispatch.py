@@ -3,7 +3,8 @@
 import pytest
 import tornado.web
 
-from handlers.base import Endpoint, Reply, WebSocketTransport, handles
+from handlers.base import Endpoint, Reply, handles
+from handlers.websocket import WebSocketTransport
 from realtime.schema import Int
 
 pytestmark = pytest.mark.gen_test(timeout=10)

@@ -7,6 +7,7 @@ import pytest
 
 import realtime.hub
 from domain.clock import FakeClock
+from realtime.broker import InMemoryBroker
 from realtime.hub import ConnectionHub, ConnectionRefused
 from realtime.protocol import CloseCode, ErrorCode, iso_timestamp
 
@@ -37,8 +38,9 @@ class FakeConnection:
         self.closed.append((code, reason))
 
 
-def make_hub(clock=None, max_total=100, max_per_user=10):
-    return ConnectionHub(clock=clock or FakeClock(), max_total=max_total, max_per_user=max_per_user)
+def make_hub(clock=None, max_total=100, max_per_user=10, broker=None):
+    return ConnectionHub(clock=clock or FakeClock(), broker=broker or InMemoryBroker(), max_total=max_total,
+                         max_per_user=max_per_user)
 
 
 def signed_in(hub, clock, user_id, endpoint=MARKET):
@@ -367,3 +369,139 @@ def test_stats_forget_a_removed_connection():
     assert stats["averageConnectionDuration"] == 0.0
     assert sum(stats["connectionsByDuration"].values()) == 0
     assert hub.closed_durations_total == pytest.approx(120)
+
+
+# channels -----------------------------------------------------------------------
+
+
+def channel_hub(clock=None):
+    broker = InMemoryBroker()
+    return make_hub(clock or FakeClock(), broker=broker), broker
+
+
+def admitted(hub, clock, endpoint=MARKET):
+    conn = FakeConnection(clock, endpoint)
+    hub.admit(conn)
+    return conn
+
+
+def test_a_publication_reaches_the_channels_subscribers_once_the_broker_delivers_it():
+    clock = FakeClock()
+    hub, broker = channel_hub(clock)
+    watcher, other = admitted(hub, clock), admitted(hub, clock)
+    assert hub.subscribe(watcher, "risk:17")
+    hub.subscribe(other, "risk:18")
+    hub.publish("risk:17", "RISK_UPDATE", '{"portfolioId":"17"}')
+    assert watcher.sent == []  # nothing is sent inside publish: it travels through the broker
+    broker.drain()
+    assert watcher.sent == [("RISK_UPDATE", '{"portfolioId":"17"}', None)]
+    assert other.sent == []
+
+
+def test_a_connection_on_several_of_a_publications_channels_gets_it_once():
+    clock = FakeClock()
+    hub, broker = channel_hub(clock)
+    teacher, student = admitted(hub, clock), admitted(hub, clock)
+    hub.subscribe(teacher, "risk:*")
+    hub.subscribe(teacher, "risk:17")
+    hub.subscribe(student, "risk:17")
+    hub.publish(["risk:17", "risk:*"], "RISK_ALERT", "{}")
+    broker.drain()
+    assert teacher.sent == [("RISK_ALERT", "{}", None)]
+    assert student.sent == [("RISK_ALERT", "{}", None)]
+
+
+def test_a_publication_can_leave_out_the_session_that_already_has_it():
+    clock = FakeClock()
+    hub, broker = channel_hub(clock)
+    origin, other = admitted(hub, clock, ORDERS), admitted(hub, clock, ORDERS)
+    for conn in (origin, other):
+        hub.subscribe(conn, "orders:user:5")
+    hub.publish("orders:user:5", "ORDER_SUBMITTED", "{}", exclude=origin.session_id)
+    broker.drain()
+    assert origin.sent == []
+    assert other.sent == [("ORDER_SUBMITTED", "{}", None)]
+
+
+def test_unsubscribe_stops_a_channel_and_says_whether_it_was_held():
+    clock = FakeClock()
+    hub, broker = channel_hub(clock)
+    conn = admitted(hub, clock)
+    hub.subscribe(conn, "signals:NVTX:*")
+    assert not hub.subscribe(conn, "signals:NVTX:*")
+    assert hub.unsubscribe(conn, "signals:NVTX:*")
+    assert not hub.unsubscribe(conn, "signals:NVTX:*")
+    hub.publish("signals:NVTX:*", "SIGNAL_UPDATE", "{}")
+    broker.drain()
+    assert conn.sent == [] and hub.channels("signals:") == []
+
+
+def test_channels_lists_a_family_or_one_portfolio_with_subscribers_on_this_node():
+    clock = FakeClock()
+    hub, _ = channel_hub(clock)
+    first, second = admitted(hub, clock), admitted(hub, clock)
+    hub.subscribe(first, "portfolio:17:positions")
+    hub.subscribe(first, "portfolio:17:value:5000")
+    hub.subscribe(second, "portfolio:17:value:5000")
+    hub.subscribe(second, "portfolio:170:positions")
+    hub.subscribe(second, "risk:17")
+    assert hub.channels("portfolio:17:") == ["portfolio:17:positions", "portfolio:17:value:5000"]
+    assert hub.channels("portfolio:") == sorted(["portfolio:17:positions", "portfolio:17:value:5000",
+                                                 "portfolio:170:positions"])
+    assert hub.channels("risk:") == ["risk:17"]
+    hub.unsubscribe(first, "portfolio:17:value:5000")
+    assert "portfolio:17:value:5000" in hub.channels("portfolio:17:")  # second still listens
+    hub.unsubscribe(second, "portfolio:17:value:5000")
+    assert hub.channels("portfolio:17:") == ["portfolio:17:positions"]
+
+
+def test_a_connections_end_drops_every_subscription_it_held_and_tells_the_attached_holders():
+    clock = FakeClock()
+    hub, broker = channel_hub(clock)
+    told = []
+
+    class Holder:
+        def remove(self, conn):
+            told.append(conn.session_id)
+
+    hub.attach(Holder())
+    conn = admitted(hub, clock)
+    for channel in ("risk:17", "risk:*", "portfolio:17:positions"):
+        hub.subscribe(conn, channel)
+    hub.remove(conn)
+    assert told == [conn.session_id]
+    assert hub.channels("risk:") == [] and hub.channels("portfolio:") == []
+    hub.publish(["risk:17", "risk:*"], "RISK_ALERT", "{}")
+    broker.drain()
+    assert conn.sent == []
+
+
+def test_subscriptions_lists_what_one_connection_holds():
+    clock = FakeClock()
+    hub, _ = channel_hub(clock)
+    conn = admitted(hub, clock)
+    for channel in ("signals:QBIT:*", "signals:NVTX:momentum,trend", "risk:17"):
+        hub.subscribe(conn, channel)
+    assert hub.subscriptions(conn, "signals:") == ["signals:NVTX:momentum,trend", "signals:QBIT:*"]
+    assert hub.subscriptions(conn) == ["risk:17", "signals:NVTX:momentum,trend", "signals:QBIT:*"]
+
+
+def test_a_connection_that_is_not_admitted_cannot_subscribe():
+    clock = FakeClock()
+    hub, _ = channel_hub(clock)
+    assert not hub.subscribe(FakeConnection(clock), "risk:17")
+    assert hub.channels("risk:") == []
+
+
+def test_a_publication_to_a_channel_nobody_holds_reaches_nobody_and_a_closed_connection_is_skipped():
+    clock = FakeClock()
+    hub, broker = channel_hub(clock)
+    gone = FakeConnection(clock, accepts=False)
+    hub.admit(gone)
+    live = admitted(hub, clock)
+    for conn in (gone, live):
+        hub.subscribe(conn, "market")
+    hub.publish("nobody", "X", "{}")
+    hub.publish("market", "MARKET_STATUS", '{"status":"PAUSED"}')
+    broker.drain()
+    assert live.sent == [("MARKET_STATUS", '{"status":"PAUSED"}', None)]
