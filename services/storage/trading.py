@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Sequence
-from fractions import Fraction
 
 from domain.errors import NotFound
+from domain.ledger import replay_fills
 from domain.trading import (
     EventKind,
     Fill,
@@ -28,7 +28,7 @@ __all__ = ["EXECUTION_ID_PREFIX", "ORDER_ID_PREFIX", "TradingStore"]
 ORDER_ID_PREFIX = "O"      # the engine's IdSequence prefixes, for trading_ids
 EXECUTION_ID_PREFIX = "E"
 
-_POSITION_FIELDS = ("quantity", "cost_basis_cents", "realized_pnl_cents")
+_POSITION_FIELDS = ("quantity", "cost_basis_cents", "realized_pnl_cents")  # Position's attributes, as reconciled
 _ORDER_FILL_FIELDS = ("filled_quantity", "filled_notional_cents", "commission_cents")
 
 _LAST_EVENT_SQL = "SELECT coalesce(max(event_id), 0) FROM order_events WHERE user_id = ?"
@@ -208,55 +208,33 @@ class TradingStore(Database):
     # -- reconciliation ----------------------------------------------------------------
 
     def reconcile(self, portfolio_id: str) -> dict:
-        """Recompute cash, commissions, positions and order fill totals from the fills alone; compare with storage.
+        """Replay the portfolio's fills through the ledger's own arithmetic and compare the result with storage.
 
+        Cash, commissions and each position's quantity, cost basis and realized P&L are expected to be
+        what `domain.ledger.replay_fills` makes of the fills from the starting cash; each order's filled
+        quantity, notional and commission the sums of its fills.
         Returns ``{"ok": bool, "fills": n, "differences": [...]}``, each difference a dict with
         "field", "expected" (from the fills) and "stored", plus "symbol" or "orderId" where it
-        belongs to one. Fills are replayed per symbol in execution order by the ledger's rules
-        (domain.ledger.apply_fill): a fill adds quantity * price to the cost basis, except the
-        part that closes a position (long or short), which removes cost_basis * closed / held
-        rounded half-even, or all of it when the position closes, and realizes the difference
-        to the fill's value. Raises `NotFound`.
+        belongs to one. Raises `NotFound`.
         """
-        key = _key(portfolio_id)
-        row = None if key is None else self._db.execute(
-            "SELECT starting_cash_cents, cash_cents, commissions_cents FROM portfolios WHERE id = ?", (key,)
-        ).fetchone()
-        if row is None:
+        book = self.load_portfolio(portfolio_id)
+        if book is None:
             raise NotFound(f"portfolio {portfolio_id} not found")
-        starting, stored_cash, stored_commissions = row
-        cash, commissions = starting, 0
-        replayed: dict[str, list[int]] = {}   # symbol -> [quantity, cost basis, realized P&L]
-        by_order: dict[str, list[int]] = {}   # order id -> [quantity, notional, commission]
-        fills = self._db.execute(
-            "SELECT order_id, symbol, side, quantity, price_cents, commission_cents FROM fills"
-            " WHERE portfolio_id = ? ORDER BY symbol, length(execution_id), execution_id",
+        key = int(book.portfolio_id)
+        # Execution order within each symbol is all the replay needs (positions do not touch each other;
+        # cash and commissions are sums), and it is the order the fills_by_position index keeps.
+        fills = [_fill(row) for row in self._db.execute(
+            f"SELECT {_FILL_COLUMNS} FROM fills WHERE portfolio_id = ?"
+            " ORDER BY symbol, length(execution_id), execution_id",
             (key,),
-        ).fetchall()
-        for order_id, symbol, side, quantity, price, commission in fills:
-            notional = quantity * price
-            held = replayed.setdefault(symbol, [0, 0, 0])
-            delta = quantity if side == Side.BUY else -quantity
-            cash -= commission + (notional if delta > 0 else -notional)
-            commissions += commission
-            if held[0] and (held[0] > 0) != (delta > 0):  # closes (part of) a long, or of a short
-                closing = min(abs(delta), abs(held[0]))
-                if closing == abs(held[0]):
-                    removed = held[1]
-                else:
-                    removed = round(Fraction(held[1] * closing, abs(held[0])))  # round() of a Fraction is half-even
-                signed = closing if delta > 0 else -closing
-                held[2] += -signed * price - removed
-                held[1] -= removed
-                held[0] += signed
-                delta -= signed
-            if delta:
-                held[0] += delta
-                held[1] += delta * price
-            totals = by_order.setdefault(order_id, [0, 0, 0])
-            totals[0] += quantity
-            totals[1] += notional
-            totals[2] += commission
+        )]
+        replayed = replay_fills(book.portfolio_id, book.owner_id, book.name, book.starting_cash_cents, fills)
+        by_order: dict[str, list[int]] = {}   # order id -> [quantity, notional, commission]
+        for fill in fills:
+            totals = by_order.setdefault(fill.order_id, [0, 0, 0])
+            totals[0] += fill.quantity
+            totals[1] += fill.quantity * fill.price_cents
+            totals[2] += fill.commission_cents
 
         differences: list[dict] = []
 
@@ -264,19 +242,13 @@ class TradingStore(Database):
             if expected != stored:
                 differences.append({"field": field_name, **where, "expected": expected, "stored": stored})
 
-        compare("cash_cents", cash, stored_cash)
-        compare("commissions_cents", commissions, stored_commissions)
-        stored_positions = {
-            symbol: (quantity, cost, realized) for symbol, quantity, cost, realized in self._db.execute(
-                "SELECT symbol, quantity, cost_basis_cents, realized_pnl_cents FROM positions WHERE portfolio_id = ?",
-                (key,),
-            )
-        }
-        for symbol in sorted(replayed.keys() | stored_positions.keys()):
-            expected = replayed.get(symbol, (0, 0, 0))
-            stored = stored_positions.get(symbol, (0, 0, 0))
-            for name, want, have in zip(_POSITION_FIELDS, expected, stored, strict=True):
-                compare(name, want, have, symbol=symbol)
+        compare("cash_cents", replayed.cash_cents, book.cash_cents)
+        compare("commissions_cents", replayed.commissions_cents, book.commissions_cents)
+        for symbol in sorted(replayed.positions.keys() | book.positions.keys()):
+            expected = replayed.positions.get(symbol, Position(symbol))
+            stored = book.positions.get(symbol, Position(symbol))
+            for name in _POSITION_FIELDS:
+                compare(name, getattr(expected, name), getattr(stored, name), symbol=symbol)
         for order_id, filled, notional, commission in self._db.execute(
             "SELECT order_id, filled_quantity, filled_notional_cents, commission_cents FROM orders"
             " WHERE portfolio_id = ? ORDER BY created_at_ms, length(order_id), order_id",
