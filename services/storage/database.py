@@ -184,7 +184,6 @@ class StorageError(Exception):
     """The database cannot be used (for example, it was written by a newer server)."""
 
 
-
 class Database:
     """Owns the SQLite connection: opening, pragmas, the schema upgrade, transactions and closing.
 
@@ -286,7 +285,6 @@ class Database:
             if isinstance(exc, sqlite3.OperationalError) and upgraded:
                 return
             raise
-
 
 
 def _encodable(text: object) -> bool:
