@@ -35,8 +35,8 @@ from services.storage import (
     Storage,
     StorageError,
     ValuePoint,
-    _encode_cursor,
 )
+from services.storage.history import _encode_cursor
 
 CASH = 10_000_000  # 100000.00
 T0 = 1_764_126_000_000  # epoch ms

@@ -1,0 +1,316 @@
+"""The SQLite connection: pragmas, transactions, the schema and its migrations, and the id helpers the stores share."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Self
+
+from domain.clock import Clock
+
+__all__ = [
+    "BUSY_TIMEOUT_S",
+    "DB_FILENAME",
+    "MIGRATIONS",
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "Database",
+    "StorageError",
+]
+
+DB_FILENAME = "stockquest.db"
+BUSY_TIMEOUT_S = 10.0
+
+# The whole schema, as a new database gets it. A new table is appended here and SCHEMA_VERSION goes
+# up by one; changing an existing table also needs an upgrade step in MIGRATIONS, run before this
+# script (whose IF NOT EXISTS then only adds what is new).
+# STRICT makes SQLite refuse a float in a money column instead of silently storing it. Money is
+# integer cents in columns named *_cents; no money column is REAL.
+# Order and execution ids ("O12", "E345") sort by (length(id), id), which is their issue order as
+# long as the prefix is fixed; that is the tie-break wherever two rows share a millisecond.
+SCHEMA_VERSION = 3
+SCHEMA = """
+-- AUTOINCREMENT: ids are never reused, so a token's sub can never come to name a later user.
+CREATE TABLE IF NOT EXISTS users (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    username      TEXT    NOT NULL UNIQUE COLLATE NOCASE,
+    display_name  TEXT    NOT NULL,
+    password_hash TEXT    NULL,
+    role          TEXT    NOT NULL CHECK (role IN ('student', 'teacher', 'admin')),
+    created_at    REAL    NOT NULL
+) STRICT;
+
+-- starting_cash_cents and commissions_cents came in version 2 (appended by ALTER TABLE there,
+-- so they are declared identically here, defaults included).
+CREATE TABLE IF NOT EXISTS portfolios (
+    id                  INTEGER PRIMARY KEY AUTOINCREMENT,
+    owner_id            INTEGER NOT NULL REFERENCES users (id),
+    name                TEXT    NOT NULL,
+    cash_cents          INTEGER NOT NULL,
+    created_at          REAL    NOT NULL,
+    starting_cash_cents INTEGER NOT NULL DEFAULT 0,
+    commissions_cents   INTEGER NOT NULL DEFAULT 0
+) STRICT;
+
+CREATE INDEX IF NOT EXISTS portfolios_by_owner ON portfolios (owner_id);
+
+-- One row per position; a flat position stays while it carries realized P&L. Reserved shares are
+-- not stored: the engine recomputes them from the open orders.
+CREATE TABLE IF NOT EXISTS positions (
+    portfolio_id       INTEGER NOT NULL REFERENCES portfolios (id),
+    symbol             TEXT    NOT NULL,
+    quantity           INTEGER NOT NULL,
+    cost_basis_cents   INTEGER NOT NULL,
+    realized_pnl_cents INTEGER NOT NULL,
+    stop_loss_cents    INTEGER NULL,
+    take_profit_cents  INTEGER NULL,
+    PRIMARY KEY (portfolio_id, symbol)
+) STRICT, WITHOUT ROWID;
+
+-- The latest state of every order. reserved_cash_cents is stored because the engine recovers a
+-- MARKET or STOP buy's reserve price from it on restart (domain.orders, load_open_orders).
+-- Quantity and prices are not range-checked because a rejected order keeps what was sent; its
+-- quantity may even be a fraction (INVALID_QUANTITY), hence ANY, which only it may use.
+-- first_event_id: the order's first eventId (ORDER_SUBMITTED or ORDER_REJECTED), for a repeated clientOrderId.
+CREATE TABLE IF NOT EXISTS orders (
+    order_id              TEXT    PRIMARY KEY,
+    client_order_id       TEXT    NULL,
+    portfolio_id          INTEGER NOT NULL REFERENCES portfolios (id),
+    user_id               INTEGER NOT NULL REFERENCES users (id),
+    symbol                TEXT    NOT NULL,
+    side                  TEXT    NOT NULL CHECK (side IN ('BUY', 'SELL')),
+    order_type            TEXT    NOT NULL CHECK (order_type IN ('MARKET', 'LIMIT', 'STOP', 'STOP_LIMIT')),
+    quantity              ANY     NOT NULL CHECK (typeof(quantity) = 'integer'
+                                                  OR (typeof(quantity) = 'real' AND status = 'REJECTED')),
+    limit_price_cents     INTEGER NULL,
+    stop_price_cents      INTEGER NULL,
+    time_in_force         TEXT    NOT NULL CHECK (time_in_force IN ('DAY', 'GTC', 'IOC', 'FOK')),
+    status                TEXT    NOT NULL CHECK (status IN ('NEW', 'PARTIALLY_FILLED', 'FILLED', 'CANCELLED',
+                                                             'REJECTED', 'EXPIRED')),
+    created_at_ms         INTEGER NOT NULL,
+    updated_at_ms         INTEGER NOT NULL,
+    day_index             INTEGER NOT NULL,
+    filled_quantity       INTEGER NOT NULL,
+    filled_notional_cents INTEGER NOT NULL,
+    commission_cents      INTEGER NOT NULL,
+    reserved_cash_cents   INTEGER NOT NULL,
+    stop_triggered        INTEGER NOT NULL CHECK (stop_triggered IN (0, 1)),
+    reject_reason         TEXT    NULL,
+    error                 TEXT    NULL,
+    first_event_id        INTEGER NOT NULL
+) STRICT;
+
+-- The query in Storage.load_trading repeats this WHERE exactly, so the planner uses the index.
+CREATE INDEX IF NOT EXISTS orders_open ON orders (created_at_ms, length(order_id), order_id)
+    WHERE status IN ('NEW', 'PARTIALLY_FILLED');
+CREATE INDEX IF NOT EXISTS orders_by_user ON orders (user_id, created_at_ms, length(order_id), order_id);
+CREATE INDEX IF NOT EXISTS orders_newest ON orders (created_at_ms, length(order_id), order_id);
+CREATE UNIQUE INDEX IF NOT EXISTS orders_client_id ON orders (user_id, client_order_id)
+    WHERE client_order_id IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS fills (
+    execution_id     TEXT    PRIMARY KEY,
+    order_id         TEXT    NOT NULL REFERENCES orders (order_id),
+    portfolio_id     INTEGER NOT NULL REFERENCES portfolios (id),
+    user_id          INTEGER NOT NULL REFERENCES users (id),
+    symbol           TEXT    NOT NULL,
+    side             TEXT    NOT NULL CHECK (side IN ('BUY', 'SELL')),
+    quantity         INTEGER NOT NULL CHECK (quantity > 0),
+    price_cents      INTEGER NOT NULL CHECK (price_cents > 0),
+    commission_cents INTEGER NOT NULL CHECK (commission_cents >= 0),
+    time_ms          INTEGER NOT NULL,
+    market_time_ms   INTEGER NOT NULL
+) STRICT;
+
+CREATE INDEX IF NOT EXISTS fills_by_position ON fills (portfolio_id, symbol, length(execution_id), execution_id);
+
+-- Every order event as sent: payload is the exact JSON of its data, eventId included. event_id is
+-- MAX(event_id) + 1 of the user (a seek on the primary key), so it rises strictly per user.
+CREATE TABLE IF NOT EXISTS order_events (
+    user_id       INTEGER NOT NULL REFERENCES users (id),
+    event_id      INTEGER NOT NULL CHECK (event_id > 0),
+    portfolio_id  INTEGER NOT NULL REFERENCES portfolios (id),
+    order_id      TEXT    NOT NULL REFERENCES orders (order_id),
+    type          TEXT    NOT NULL,
+    payload       TEXT    NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (user_id, event_id)
+) STRICT;
+
+-- Value history for analytics. series is a portfolio id or another series (the market index), so
+-- it is text with no foreign key. Pruned to VALUES_RETENTION_MS per series as samples arrive.
+CREATE TABLE IF NOT EXISTS portfolio_values (
+    portfolio_id   TEXT    NOT NULL,
+    time_ms        INTEGER NOT NULL,
+    market_time_ms INTEGER NOT NULL,
+    value_cents    INTEGER NOT NULL,
+    cash_cents     INTEGER NOT NULL,
+    PRIMARY KEY (portfolio_id, time_ms)
+) STRICT, WITHOUT ROWID;
+
+-- Risk limits set for a portfolio (the wire object as JSON; absent means the configured defaults).
+CREATE TABLE IF NOT EXISTS risk_limits (
+    portfolio_id INTEGER PRIMARY KEY REFERENCES portfolios (id),
+    limits       TEXT    NOT NULL,
+    updated_at_ms INTEGER NOT NULL
+) STRICT;
+
+-- Risk alerts as sent (payload: the RISK_ALERT data as JSON), kept for RISK_SNAPSHOT and restarts.
+CREATE TABLE IF NOT EXISTS risk_alerts (
+    alert_id      TEXT    PRIMARY KEY,
+    portfolio_id  INTEGER NOT NULL REFERENCES portfolios (id),
+    created_at_ms INTEGER NOT NULL,
+    acknowledged  INTEGER NOT NULL DEFAULT 0,
+    payload       TEXT    NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS risk_alerts_by_portfolio ON risk_alerts (portfolio_id, created_at_ms);
+"""
+
+# MIGRATIONS[n] upgrades a version-n database to version n + 1; SCHEMA then adds the new tables.
+MIGRATIONS = {
+    1: """
+ALTER TABLE portfolios ADD COLUMN starting_cash_cents INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE portfolios ADD COLUMN commissions_cents INTEGER NOT NULL DEFAULT 0;
+-- Version 1 had no trading, so every portfolio still holds exactly what it started with.
+UPDATE portfolios SET starting_cash_cents = cash_cents;
+""",
+    2: "-- version 3 only adds tables (risk_limits, risk_alerts), which SCHEMA creates.\n",
+}
+
+
+class StorageError(Exception):
+    """The database cannot be used (for example, it was written by a newer server)."""
+
+
+class Database:
+    """Owns the SQLite connection: opening, pragmas, the schema upgrade, transactions and closing.
+
+    WAL mode with ``synchronous=NORMAL``: a committed transaction survives the
+    process being killed (not necessarily a power cut). Other processes, such as
+    the operator command line, may open the same file while the server runs;
+    writers wait for each other up to the busy timeout.
+
+    Use it from one thread (the IOLoop's). Each write method is one transaction
+    (``with self._transaction() as db:``): it is stored whole or not at all.
+    """
+
+    def __init__(self, path: Path | str, clock: Clock):
+        self._clock = clock
+        self.path = path if path == ":memory:" else Path(path)
+        if isinstance(self.path, Path):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves (see _transaction).
+        self._conn: sqlite3.Connection | None = sqlite3.connect(
+            str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None, cached_statements=256
+        )
+        try:
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            self._migrate()
+        except BaseException:
+            self._conn.close()
+            self._conn = None
+            raise
+
+    @classmethod
+    def in_dir(cls, data_dir: Path | str, clock: Clock) -> Self:
+        """Open the server's database in `data_dir` (the file the server and the CLI share)."""
+        return cls(Path(data_dir) / DB_FILENAME, clock)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Fold the WAL back into the database file and close; calling it again does nothing."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            # Best effort: another process reading the file makes the checkpoint partial.
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error:
+            pass
+        finally:
+            conn.close()
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StorageError("storage is closed")
+        return self._conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        # IMMEDIATE takes the write lock up front, so a concurrent writer waits on the
+        # busy timeout instead of failing when a read transaction tries to upgrade.
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            if db.in_transaction:  # some errors (a full disk) have rolled back already
+                db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StorageError(
+                f"{self.path} has schema version {version}; this server knows up to {SCHEMA_VERSION}"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        # A new file (version 0) gets SCHEMA as it is; an older one its upgrade steps first.
+        steps = "".join(MIGRATIONS[v] for v in range(version, SCHEMA_VERSION)) if version else ""
+        try:
+            # executescript commits anything pending first, so the transaction is inside the script.
+            self._db.executescript(
+                f"BEGIN IMMEDIATE;\n{steps}\n{SCHEMA}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"
+            )
+        except BaseException as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            # Another process (the CLI, a second server) may have upgraded the file while we waited
+            # for the lock; its ALTER TABLE steps then fail here as duplicate columns.
+            upgraded = self._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+            if isinstance(exc, sqlite3.OperationalError) and upgraded:
+                return
+            raise
+
+
+def _encodable(text: object) -> bool:
+    # SQLite stores UTF-8; a str holding a lone surrogate (valid JSON "\\ud800") cannot be bound.
+    if not isinstance(text, str):
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _key(value: object) -> int | None:
+    """The integer key behind an opaque id ("17" or 17), or None when it cannot be one of ours."""
+    if type(value) is int:
+        return value if 0 < value < 2**63 else None
+    if (isinstance(value, str) and 0 < len(value) <= 19 and value.isascii() and value.isdigit()
+            and value[0] != "0"):
+        key = int(value)
+        return key if key < 2**63 else None
+    return None
+
+
+def _need_key(value: object, what: str) -> int:
+    key = _key(value)
+    if key is None:
+        raise ValueError(f"{what} {value!r} is not a stored id")
+    return key
