@@ -4,6 +4,7 @@ import bisect
 import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from domain.market import Quote
 from domain.money import div_round_half_even
@@ -11,6 +12,8 @@ from domain.trading import Fill, PortfolioLedger, Side
 from domain.valuation import portfolio_view, position_values_cents, sector_allocation, sector_of, value_cents
 
 __all__ = [
+    "PortfolioAnalytics",
+    "Returns",
     "portfolio_analytics",
     "simple_returns",
     "max_drawdown",
@@ -21,14 +24,34 @@ __all__ = [
     "aligned_returns",
 ]
 
-_PLACES = 4  # fractions on the wire: 0.0123 is 1.23 %
+@dataclass(frozen=True, slots=True)
+class Returns:
+    """A portfolio's return as a fraction: since the current day's first sample, and since its starting cash."""
+
+    day: float | None
+    total: float | None
 
 
-def _wire(value: float | None) -> float | None:
-    """A ratio for the wire: rounded to 4 dp, and None instead of NaN or infinity."""
-    if value is None or not math.isfinite(value):
-        return None
-    return round(value, _PLACES) + 0.0  # + 0.0 turns -0.0 into 0.0
+@dataclass(frozen=True, slots=True)
+class PortfolioAnalytics:
+    """One portfolio's performance figures; None wherever too few samples leave a figure undefined.
+
+    Money is in cents. The figures from the value history and fills are unrounded fractions; the
+    diversification score (0..100, 2 dp) and the sector shares (4 dp) come rounded from domain.valuation.
+    """
+
+    portfolio_id: str
+    total_cost_cents: int
+    unrealized_pnl_cents: int
+    realized_pnl_cents: int
+    diversification_score: float
+    sector_allocation: dict[str, float]     # sector -> share of total value (cash included), 4 dp
+    returns: Returns
+    volatility: float | None
+    sharpe_ratio: float | None
+    max_drawdown: float | None
+    beta: float | None
+    win_rate: float | None
 
 
 def simple_returns(values: Sequence[float]) -> list[float]:
@@ -134,7 +157,7 @@ def win_rate(fills: Iterable[Fill]) -> float | None:
     """Share of closing fills (sells out of a long, buys covering a short) with positive realized P&L; None if none.
 
     Each closing fill counts once, with the realized P&L the ledger books for it (average cost at that
-    moment, cost rounded to a cent, commissions excluded, as realizedPnL is); a fill that realizes exactly
+    moment, cost rounded to a cent, commissions excluded, as realized P&L is); a fill that realizes exactly
     0 counts as a closing fill but not a win.
     """
     pnls = _closing_pnls(fills)
@@ -153,17 +176,17 @@ def portfolio_analytics(
     fills: Iterable[Fill],
     periods_per_year: float,
     day_start_ms: int,
-) -> dict:
-    """PORTFOLIO_ANALYTICS data for one portfolio; None wherever too few samples make a figure undefined.
+) -> PortfolioAnalytics:
+    """Performance figures of one portfolio; None wherever too few samples make a figure undefined.
 
     `value_history` is this portfolio's recorded (market time ms, value in cents), `index_history` the
     market index's (market time ms, value), `fills` this portfolio's fills, `periods_per_year` how many
     sampling intervals make a (simulated) year, `day_start_ms` when the current simulated day began.
     returns.day = (value now − first sample at or after day_start_ms) / that sample; returns.total =
     (value now − starting cash) / starting cash; "now" is the live value from the ledger and quotes.
-    volatility, sharpeRatio (risk-free 0) and maxDrawdown come from the value history's simple returns,
-    beta from returns aligned with the index (see aligned_returns), winRate from the fills (see win_rate);
-    sectorAllocation is of total value (cash included), like Position.weight. Ratios are fractions, 4 dp.
+    Volatility, Sharpe ratio (risk-free 0) and max drawdown come from the value history's simple returns,
+    beta from returns aligned with the index (see aligned_returns), win rate from the fills (see win_rate);
+    the sector allocation is of total value (cash included), like a position's weight.
     """
     if not periods_per_year > 0:
         raise ValueError("periods_per_year must be positive")
@@ -181,17 +204,17 @@ def portfolio_analytics(
 
     returns = simple_returns(values)
     paired = aligned_returns(history, index_history)
-    return {
-        "portfolioId": ledger.portfolio_id,
-        "totalCost": view["totalCost"],
-        "unrealizedPnL": view["unrealizedPnL"],
-        "realizedPnL": view["realizedPnL"],
-        "diversificationScore": view["diversificationScore"],
-        "sectorAllocation": sector_allocation(values_by_symbol, symbol_sectors, total=now),
-        "returns": {"day": _wire(day_return), "total": _wire(total_return)},
-        "volatility": _wire(annualized_volatility(returns, periods_per_year)),
-        "sharpeRatio": _wire(sharpe_ratio(returns, periods_per_year)),
-        "maxDrawdown": _wire(max_drawdown(values)),
-        "beta": _wire(beta(*paired)) if paired is not None else None,
-        "winRate": _wire(win_rate(fills)),
-    }
+    return PortfolioAnalytics(
+        portfolio_id=ledger.portfolio_id,
+        total_cost_cents=view.total_cost_cents,
+        unrealized_pnl_cents=view.unrealized_pnl_cents,
+        realized_pnl_cents=view.realized_pnl_cents,
+        diversification_score=view.diversification_score,
+        sector_allocation=sector_allocation(values_by_symbol, symbol_sectors, total=now),
+        returns=Returns(day=day_return, total=total_return),
+        volatility=annualized_volatility(returns, periods_per_year),
+        sharpe_ratio=sharpe_ratio(returns, periods_per_year),
+        max_drawdown=max_drawdown(values),
+        beta=beta(*paired) if paired is not None else None,
+        win_rate=win_rate(fills),
+    )

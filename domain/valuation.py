@@ -1,16 +1,20 @@
-"""Portfolio valuation: the protocol's Position and Portfolio objects, sector weights and the diversification score."""
+"""Portfolio valuation: positions and portfolios in cents at the current quotes, sector weights, diversification."""
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 
 from domain.market import Quote
-from domain.trading import PortfolioLedger, Position, cents_to_wire
+from domain.trading import PortfolioLedger, Position
 
 __all__ = [
     "FULL_POSITION_COUNT",
     "FULL_SECTOR_COUNT",
     "UNKNOWN_SECTOR",
+    "PositionView",
+    "PortfolioView",
+    "PortfolioSummary",
     "position_view",
     "portfolio_view",
     "portfolio_summary",
@@ -28,8 +32,58 @@ _POSITION_SHARE = Fraction(7, 10)
 _SECTOR_SHARE = Fraction(3, 10)
 
 
+@dataclass(frozen=True, slots=True)
+class PositionView:
+    """One position valued at its quote: money in cents (average cost exact), percentages already rounded."""
+
+    symbol: str
+    quantity: int
+    average_cost_cents: Decimal | None      # cost basis / quantity, None when flat
+    cost_basis_cents: int
+    market_price_cents: int | Decimal | None  # the quote's price, or the average cost when there is no quote
+    market_value_cents: int
+    unrealized_pnl_cents: int
+    unrealized_pnl_percent: float           # percent of the cost basis, 2 dp
+    realized_pnl_cents: int
+    weight: float                           # share of the portfolio's total value, 4 dp
+    day_change_cents: int
+    stop_loss_cents: int | None
+    take_profit_cents: int | None
+    sector: str
+
+
+@dataclass(frozen=True, slots=True)
+class PortfolioView:
+    """One portfolio valued at the current quotes; `positions` is None when they were not asked for."""
+
+    portfolio_id: str
+    name: str
+    owner_id: str
+    cash_cents: int
+    reserved_cash_cents: int
+    buying_power_cents: int
+    positions_value_cents: int
+    total_value_cents: int
+    total_cost_cents: int
+    unrealized_pnl_cents: int
+    realized_pnl_cents: int
+    total_return_cents: int
+    total_return_percent: float             # percent of the starting cash, 2 dp
+    day_change_cents: int
+    diversification_score: float            # 0..100, 2 dp
+    positions: tuple[PositionView, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PortfolioSummary:
+    """A portfolio in a list: its values (no positions) and how many positions are open."""
+
+    portfolio: PortfolioView
+    position_count: int
+
+
 def _fixed(value: Fraction | int, places: int) -> float:
-    """An exact number rounded half-even to `places` decimals, as a JSON number (the only rounding we do)."""
+    """An exact number rounded half-even to `places` decimals, as a float (the only rounding valuation does)."""
     return float(round(Fraction(value), places))
 
 
@@ -73,33 +127,32 @@ def value_cents(ledger: PortfolioLedger, quotes: Mapping[str, Quote]) -> int:
     )
 
 
-def position_view(position: Position, quote: Quote | None, total_value_cents: int, sector: str) -> dict:
-    """The protocol's Position object (plus `sector`), computed in exact cents and rounded only here.
+def position_view(position: Position, quote: Quote | None, total_value_cents: int, sector: str) -> PositionView:
+    """One position valued at its quote, in exact cents; only the percentages are rounded here.
 
-    Money is rounded to cents; `averageCost` is cost basis / quantity (commissions excluded) and null when
-    flat; `unrealizedPnLPercent` is against the cost basis, in percent to 2 dp; `weight` is market value /
-    portfolio total value (cash included in the total, so cash takes the rest) to 4 dp; `dayChange` is
-    quantity × (price − previous close). With no quote the position is carried at cost and `dayChange` is 0.
+    Average cost is cost basis / quantity (commissions excluded), None when flat; the P&L percent is against
+    the cost basis, in percent to 2 dp; weight is market value / portfolio total value (cash included in the
+    total, so cash takes the rest) to 4 dp; day change is quantity × (price − previous close). With no quote
+    the position is carried at cost: its price is the average cost and its day change 0.
     """
     market_value = _market_value_cents(position, quote)
     unrealized = market_value - position.cost_basis_cents
-    price = cents_to_wire(quote.price) if quote is not None else cents_to_wire(position.average_cost)
-    return {
-        "symbol": position.symbol,
-        "quantity": position.quantity,
-        "averageCost": cents_to_wire(position.average_cost),
-        "costBasis": cents_to_wire(position.cost_basis_cents),
-        "marketPrice": price,
-        "marketValue": cents_to_wire(market_value),
-        "unrealizedPnL": cents_to_wire(unrealized),
-        "unrealizedPnLPercent": _ratio(unrealized * 100, abs(position.cost_basis_cents), 2),
-        "realizedPnL": cents_to_wire(position.realized_pnl_cents),
-        "weight": _ratio(market_value, total_value_cents, 4),
-        "dayChange": cents_to_wire(_day_change_cents(position, quote)),
-        "stopLoss": cents_to_wire(position.stop_loss_cents),
-        "takeProfit": cents_to_wire(position.take_profit_cents),
-        "sector": sector,
-    }
+    return PositionView(
+        symbol=position.symbol,
+        quantity=position.quantity,
+        average_cost_cents=position.average_cost,
+        cost_basis_cents=position.cost_basis_cents,
+        market_price_cents=quote.price if quote is not None else position.average_cost,
+        market_value_cents=market_value,
+        unrealized_pnl_cents=unrealized,
+        unrealized_pnl_percent=_ratio(unrealized * 100, abs(position.cost_basis_cents), 2),
+        realized_pnl_cents=position.realized_pnl_cents,
+        weight=_ratio(market_value, total_value_cents, 4),
+        day_change_cents=_day_change_cents(position, quote),
+        stop_loss_cents=position.stop_loss_cents,
+        take_profit_cents=position.take_profit_cents,
+        sector=sector,
+    )
 
 
 def portfolio_view(
@@ -108,14 +161,14 @@ def portfolio_view(
     sectors: Mapping[str, str],
     *,
     include_positions: bool = True,
-) -> dict:
-    """The protocol's Portfolio object; without `include_positions` the `positions` key is left out.
+) -> PortfolioView:
+    """One portfolio valued at the current quotes; without `include_positions` its `positions` are None.
 
-    totalValue = cash + positionsValue; totalCost = Σ cost basis of open positions; unrealizedPnL =
-    positionsValue − totalCost; realizedPnL = Σ realized over every position, closed ones included
-    (commissions excluded, as in the ledger); totalReturn = totalValue − starting cash (so commissions do
-    count there), totalReturnPercent against starting cash; dayChange = Σ positions' dayChange. Positions
-    with quantity 0 are not listed; listed ones are in symbol order.
+    total value = cash + positions value; total cost = Σ cost basis of open positions; unrealized P&L =
+    positions value − total cost; realized P&L = Σ realized over every position, closed ones included
+    (commissions excluded, as in the ledger); total return = total value − starting cash (so commissions do
+    count there), its percent against starting cash; day change = Σ positions' day change. Positions with
+    quantity 0 are not listed; listed ones are in symbol order.
     """
     held = [position for _, position in sorted(ledger.positions.items()) if position.quantity]
     values = {p.symbol: _market_value_cents(p, quotes.get(p.symbol)) for p in held}
@@ -124,35 +177,39 @@ def portfolio_view(
     total_cost = sum(p.cost_basis_cents for p in held)
     total_return = total_value - ledger.starting_cash_cents
     symbol_sectors = {p.symbol: sector_of(p.symbol, quotes, sectors) for p in held}
-    view = {
-        "portfolioId": ledger.portfolio_id,
-        "name": ledger.name,
-        "ownerId": ledger.owner_id,
-        "cash": cents_to_wire(ledger.cash_cents),
-        "reservedCash": cents_to_wire(ledger.reserved_cash_cents),
-        "buyingPower": cents_to_wire(ledger.buying_power_cents),
-        "positionsValue": cents_to_wire(positions_value),
-        "totalValue": cents_to_wire(total_value),
-        "totalCost": cents_to_wire(total_cost),
-        "unrealizedPnL": cents_to_wire(positions_value - total_cost),
-        "realizedPnL": cents_to_wire(sum(p.realized_pnl_cents for p in ledger.positions.values())),
-        "totalReturn": cents_to_wire(total_return),
-        "totalReturnPercent": _ratio(total_return * 100, ledger.starting_cash_cents, 2),
-        "dayChange": cents_to_wire(sum(_day_change_cents(p, quotes.get(p.symbol)) for p in held)),
-        "diversificationScore": diversification_score(values, symbol_sectors),
-    }
+    positions = None
     if include_positions:
-        view["positions"] = [
+        positions = tuple(
             position_view(p, quotes.get(p.symbol), total_value, symbol_sectors[p.symbol]) for p in held
-        ]
-    return view
+        )
+    return PortfolioView(
+        portfolio_id=ledger.portfolio_id,
+        name=ledger.name,
+        owner_id=ledger.owner_id,
+        cash_cents=ledger.cash_cents,
+        reserved_cash_cents=ledger.reserved_cash_cents,
+        buying_power_cents=ledger.buying_power_cents,
+        positions_value_cents=positions_value,
+        total_value_cents=total_value,
+        total_cost_cents=total_cost,
+        unrealized_pnl_cents=positions_value - total_cost,
+        realized_pnl_cents=sum(p.realized_pnl_cents for p in ledger.positions.values()),
+        total_return_cents=total_return,
+        total_return_percent=_ratio(total_return * 100, ledger.starting_cash_cents, 2),
+        day_change_cents=sum(_day_change_cents(p, quotes.get(p.symbol)) for p in held),
+        diversification_score=diversification_score(values, symbol_sectors),
+        positions=positions,
+    )
 
 
-def portfolio_summary(ledger: PortfolioLedger, quotes: Mapping[str, Quote], sectors: Mapping[str, str]) -> dict:
-    """A PORTFOLIO_LIST entry: the Portfolio object without `positions`, plus `positionCount` (open positions)."""
-    summary = portfolio_view(ledger, quotes, sectors, include_positions=False)
-    summary["positionCount"] = sum(1 for position in ledger.positions.values() if position.quantity)
-    return summary
+def portfolio_summary(
+    ledger: PortfolioLedger, quotes: Mapping[str, Quote], sectors: Mapping[str, str]
+) -> PortfolioSummary:
+    """A portfolio for a list: its values without positions, and how many positions are open."""
+    return PortfolioSummary(
+        portfolio=portfolio_view(ledger, quotes, sectors, include_positions=False),
+        position_count=sum(1 for position in ledger.positions.values() if position.quantity),
+    )
 
 
 def _spread(amounts: list[Fraction], full_count: int) -> Fraction:

@@ -4,6 +4,7 @@ from domain.users import CLASS_ROLES
 from domain.valuation import portfolio_summary
 from realtime.protocol import ProtocolError, iso_timestamp
 from realtime.schema import Number, Str, StrList, validate
+from realtime.wire import money
 
 from .http import ApiError, JsonHandler
 
@@ -28,12 +29,13 @@ class LeaderboardHandler(JsonHandler):
         sectors = {spec.symbol: spec.sector for spec in services.market.simulator.specs()}
         rows = []
         for joined, (user, portfolio_id) in enumerate(services.storage.main_portfolios()):
-            summary = portfolio_summary(services.trading.ledger(portfolio_id), quotes, sectors)
-            rows.append((-summary["totalReturnPercent"], joined, user, portfolio_id, summary))
+            summary = portfolio_summary(services.trading.ledger(portfolio_id), quotes, sectors).portfolio
+            rows.append((-summary.total_return_percent, joined, user, portfolio_id, summary))
         rows.sort(key=lambda row: row[:2])
         self.write_json({
             "entries": [{"rank": rank, "userId": str(user.id), "name": user.display_name, "portfolioId": pid,
-                         "totalValue": summary["totalValue"], "totalReturnPercent": summary["totalReturnPercent"]}
+                         "totalValue": money(summary.total_value_cents),
+                         "totalReturnPercent": summary.total_return_percent}
                         for rank, (_, _, user, pid, summary) in enumerate(rows, start=1)],
             "timestamp": iso_timestamp(services.clock.now()),
         })

@@ -3,6 +3,7 @@
 from domain.errors import BadRequest, NotFound
 from domain.money import price_to_cents
 from realtime.schema import Id, Int, Money, Str
+from realtime.wire import portfolio as wire
 from services.portfolios import DEFAULT_VALUE_INTERVAL_MS, UPDATE_TYPES
 
 from .base import Endpoint, Reply, handles
@@ -28,7 +29,8 @@ class PortfolioEndpoint(Endpoint):
         return self.services.portfolios
 
     def ready(self) -> None:
-        portfolios = [self.feed.summary(pid) for pid in self.trading.storage.portfolio_ids_of(self.user_id)]
+        portfolio_ids = self.trading.storage.portfolio_ids_of(self.user_id)
+        portfolios = [wire.summary(self.feed.summary(pid)) for pid in portfolio_ids]
         self.send("PORTFOLIO_LIST", {"portfolios": portfolios})
 
     def closed(self) -> None:
@@ -43,7 +45,7 @@ class PortfolioEndpoint(Endpoint):
                                        DEFAULT_VALUE_INTERVAL_MS if update_interval is None else update_interval)
         return [Reply("SUBSCRIPTION_CONFIRMED", {"action": "SUBSCRIBE", "portfolioId": portfolio_id,
                                                  "updateType": update_type, "updateInterval": interval}),
-                Reply("PORTFOLIO_SNAPSHOT", {"portfolio": self.feed.snapshot(portfolio_id)})]
+                Reply("PORTFOLIO_SNAPSHOT", {"portfolio": wire.portfolio(self.feed.snapshot(portfolio_id))})]
 
     @handles("UNSUBSCRIBE_PORTFOLIO", portfolioId=Id(required=True))
     def unsubscribe_portfolio(self, portfolio_id):
@@ -53,14 +55,14 @@ class PortfolioEndpoint(Endpoint):
     @handles("REQUEST_PORTFOLIO_SNAPSHOT", portfolioId=Id(required=True))
     def request_portfolio_snapshot(self, portfolio_id):
         self.trading.readable_portfolio(self.user, portfolio_id)
-        return Reply("PORTFOLIO_SNAPSHOT", {"portfolio": self.feed.snapshot(portfolio_id)})
+        return Reply("PORTFOLIO_SNAPSHOT", {"portfolio": wire.portfolio(self.feed.snapshot(portfolio_id))})
 
     def _position(self, portfolio_id: str, symbol: str) -> dict:
         if not self.services.market.simulator.has(symbol):
             raise NotFound(f"unknown symbol {symbol}")
         found = self.feed.positions(portfolio_id, {symbol})
         if found:
-            return found[0]
+            return wire.position(found[0])
         return {"symbol": symbol, "quantity": 0, "sector": self.feed.sector_of(symbol)}
 
     @handles("REQUEST_POSITION_DETAILS", portfolioId=Id(required=True), symbol=Str(required=True, **SYMBOL))
@@ -90,10 +92,10 @@ class PortfolioEndpoint(Endpoint):
     def create_portfolio(self, name):
         """Added to v1: another portfolio with the starting cash (up to the per-user limit)."""
         ledger = self.trading.create_portfolio(self.user, name)
-        return Reply("PORTFOLIO_CREATED", {"portfolio": self.feed.snapshot(ledger.portfolio_id)})
+        return Reply("PORTFOLIO_CREATED", {"portfolio": wire.portfolio(self.feed.snapshot(ledger.portfolio_id))})
 
     @handles("REQUEST_PORTFOLIO_ANALYTICS", portfolioId=Id(required=True))
     def request_portfolio_analytics(self, portfolio_id):
         self.trading.readable_portfolio(self.user, portfolio_id)
-        return Reply("PORTFOLIO_ANALYTICS", self.feed.analytics(portfolio_id))
+        return Reply("PORTFOLIO_ANALYTICS", wire.analytics(self.feed.analytics(portfolio_id)))
 

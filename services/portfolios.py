@@ -5,7 +5,9 @@ import statistics
 from dataclasses import dataclass
 
 from domain import analytics, valuation
+from domain.market import TRADING_DAYS_PER_YEAR
 from realtime.protocol import encode_data
+from realtime.wire import portfolio as wire
 
 __all__ = ["PortfolioFeed", "UPDATE_TYPES", "DEFAULT_VALUE_INTERVAL_MS", "POSITION_INTERVAL_MS"]
 
@@ -16,7 +18,6 @@ DEFAULT_VALUE_INTERVAL_MS = 5_000
 POSITION_INTERVAL_MS = 2_000
 MIN_INTERVAL_MS = 500
 INDEX_SERIES = "SQX"  # the market index recorded beside the portfolios, for beta
-TRADING_DAYS_PER_YEAR = 252
 
 
 @dataclass(eq=False, slots=True)
@@ -65,17 +66,17 @@ class PortfolioFeed:
             self.unsubscribe(conn, portfolio_id)
 
     # views ----------------------------------------------------------------------
-    def snapshot(self, portfolio_id: str) -> dict:
+    def snapshot(self, portfolio_id: str) -> valuation.PortfolioView:
         return valuation.portfolio_view(self._trading.ledger(portfolio_id), self._market.simulator.quotes(),
                                         self._sectors)
 
-    def summary(self, portfolio_id: str) -> dict:
+    def summary(self, portfolio_id: str) -> valuation.PortfolioSummary:
         return valuation.portfolio_summary(self._trading.ledger(portfolio_id), self._market.simulator.quotes(),
                                            self._sectors)
 
-    def positions(self, portfolio_id: str, symbols=None) -> list[dict]:
-        view = self.snapshot(portfolio_id)["positions"]
-        return view if symbols is None else [p for p in view if p["symbol"] in symbols]
+    def positions(self, portfolio_id: str, symbols=None) -> list[valuation.PositionView]:
+        view = list(self.snapshot(portfolio_id).positions)
+        return view if symbols is None else [p for p in view if p.symbol in symbols]
 
     def sector_of(self, symbol: str) -> str:
         return self._sectors.get(symbol, "Unknown")
@@ -110,16 +111,16 @@ class PortfolioFeed:
             wants_positions = watch.update_type != "VALUE" and (positions is True or watch in positions)
             if wants_values:
                 if value_json is None:
-                    value_json = encode_data({k: v for k, v in view.items() if k != "positions"})
+                    value_json = encode_data(wire.portfolio_values(view))
                 watch.conn.send_json("PORTFOLIO_UPDATE", value_json)
                 watch.value_due_ms = now + watch.value_interval_ms
             if wants_positions:
                 if positions_json is None:
-                    positions_json = encode_data({"portfolioId": portfolio_id, "positions": view["positions"]})
+                    positions_json = encode_data(wire.position_update(portfolio_id, view.positions))
                 watch.conn.send_json("POSITION_UPDATE", positions_json)
                 watch.positions_due_ms = now + POSITION_INTERVAL_MS
 
-    def analytics(self, portfolio_id: str) -> dict:
+    def analytics(self, portfolio_id: str) -> analytics.PortfolioAnalytics:
         """PORTFOLIO_ANALYTICS from the recorded value history (market time), the index series and the fills."""
         simulator = self._market.simulator
         history = [(p.market_time_ms, p.value_cents) for p in self._storage.values_of(portfolio_id)]

@@ -1,11 +1,11 @@
 """Portfolio analytics against figures worked out by hand on small histories and scripted fills."""
 
-import json
 import math
 
 import pytest
 
 from domain.analytics import (
+    Returns,
     aligned_returns,
     annualized_volatility,
     beta,
@@ -164,44 +164,41 @@ def test_portfolio_analytics_every_field():
         ledger=scripted_ledger(), quotes=QUOTES, sectors=SECTORS, value_history=VALUES, index_history=INDEX,
         fills=scripted_fills(), periods_per_year=4, day_start_ms=2000,
     )
-    assert data == {
-        "portfolioId": "P1",
-        "totalCost": 400.00,                 # 300 + 100
-        "unrealizedPnL": 140.00,             # 6 * 70 + 1 * 120 - 400 = 540 - 400
-        "realizedPnL": 30.00,                # 10 + 20
-        # w = 420/540 = 7/9 and 2/9: 1 - HHI = 1 - 53/81 = 28/81
-        # 100 * (0.7 * (28/81) / 0.9 + 0.3 * (28/81) / 0.875) = 26.886 + 11.852 = 38.74
-        "diversificationScore": 38.74,
-        # of total value now, 630 + 420 + 120 = 1170: 420/1170 = 0.358974, 120/1170 = 0.102564
-        "sectorAllocation": {"Energy": 0.1026, "Technology": 0.359},
-        "returns": {
-            "day": 0.0833,                   # (1170 - 1080) / 1080 = 0.083333 (1080: first sample at 2000)
-            "total": 0.17,                   # (1170 - 1000) / 1000
-        },
-        # returns 0.2, -0.1, 0.1: mean 1/15, deviations 2/15, -1/6, 1/30;
-        # sample var (0.017778 + 0.027778 + 0.001111) / 2 = 0.023333, std 0.152753
-        "volatility": 0.3055,                # 0.152753 * sqrt(4)
-        "sharpeRatio": 0.8729,               # 0.066667 / 0.152753 * sqrt(4) = 0.872872
-        "maxDrawdown": 0.1,                  # 1200 -> 1080
-        "beta": 2.0,
-        "winRate": 0.6667,                   # 2 wins of 3 sells
-    }
+    assert data.portfolio_id == "P1"
+    assert data.total_cost_cents == 40_000           # 300 + 100
+    assert data.unrealized_pnl_cents == 14_000       # 6 * 70 + 1 * 120 - 400 = 540 - 400
+    assert data.realized_pnl_cents == 3_000          # 10 + 20
+    # w = 420/540 = 7/9 and 2/9: 1 - HHI = 1 - 53/81 = 28/81
+    # 100 * (0.7 * (28/81) / 0.9 + 0.3 * (28/81) / 0.875) = 26.886 + 11.852 = 38.74
+    assert data.diversification_score == 38.74
+    # of total value now, 630 + 420 + 120 = 1170: 420/1170 = 0.358974, 120/1170 = 0.102564
+    assert data.sector_allocation == {"Energy": 0.1026, "Technology": 0.359}
+    assert data.returns == Returns(
+        day=pytest.approx(90 / 1080),                # (1170 - 1080) / 1080 (1080: first sample at 2000)
+        total=pytest.approx(0.17),                   # (1170 - 1000) / 1000
+    )
+    # returns 0.2, -0.1, 0.1: mean 1/15, deviations 2/15, -1/6, 1/30;
+    # sample var (0.017778 + 0.027778 + 0.001111) / 2 = 0.023333 = 7/300, std 0.152753
+    assert data.volatility == pytest.approx(math.sqrt(7 / 300) * 2)          # std * sqrt(4) = 0.305505
+    assert data.sharpe_ratio == pytest.approx(1 / 15 / math.sqrt(7 / 300) * 2)  # 0.872872
+    assert data.max_drawdown == pytest.approx(0.1)   # 1200 -> 1080
+    assert data.beta == pytest.approx(2.0)
+    assert data.win_rate == pytest.approx(2 / 3)     # 2 wins of 3 sells
 
 
-def test_analytics_of_an_empty_history_has_no_nan():
+def test_analytics_of_an_empty_history_are_undefined_not_nan():
     ledger = PortfolioLedger("P9", "U9", "New", starting_cash_cents=100_000, cash_cents=100_000)
     data = portfolio_analytics(
         ledger=ledger, quotes={}, sectors={}, value_history=[], index_history=[], fills=[],
         periods_per_year=252, day_start_ms=0,
     )
-    json.dumps(data, allow_nan=False)
-    assert data["returns"] == {"day": None, "total": 0.0}
-    assert data["sectorAllocation"] == {}
-    assert data["diversificationScore"] == 0.0
-    assert [data[k] for k in ("volatility", "sharpeRatio", "maxDrawdown", "beta", "winRate")] == [None] * 5
+    assert data.returns == Returns(day=None, total=0.0)
+    assert data.sector_allocation == {}
+    assert data.diversification_score == 0.0
+    assert [data.volatility, data.sharpe_ratio, data.max_drawdown, data.beta, data.win_rate] == [None] * 5
 
 
-def test_analytics_of_a_flat_history_has_no_nan():
+def test_analytics_of_a_flat_history_are_zero_or_undefined_not_nan():
     ledger = PortfolioLedger("P9", "U9", "New", starting_cash_cents=100_000, cash_cents=100_000)
     flat = [(t, 100_000) for t in range(0, 5000, 1000)]
     index = [(t, 1000.0) for t in range(0, 5000, 1000)]
@@ -209,12 +206,11 @@ def test_analytics_of_a_flat_history_has_no_nan():
         ledger=ledger, quotes={}, sectors={}, value_history=flat, index_history=index, fills=[],
         periods_per_year=252, day_start_ms=0,
     )
-    json.dumps(data, allow_nan=False)
-    assert data["returns"] == {"day": 0.0, "total": 0.0}
-    assert data["volatility"] == 0.0
-    assert data["sharpeRatio"] is None     # zero deviation
-    assert data["maxDrawdown"] == 0.0
-    assert data["beta"] is None            # flat index
+    assert data.returns == Returns(day=0.0, total=0.0)
+    assert data.volatility == 0.0
+    assert data.sharpe_ratio is None     # zero deviation
+    assert data.max_drawdown == 0.0
+    assert data.beta is None             # flat index
 
 
 def test_analytics_survive_zero_values_and_zero_starting_cash():
@@ -224,10 +220,10 @@ def test_analytics_survive_zero_values_and_zero_starting_cash():
         ledger=ledger, quotes={}, sectors={}, value_history=history, index_history=[(0, 0.0), (500, 0.0)],
         fills=[], periods_per_year=252, day_start_ms=0,
     )
-    json.dumps(data, allow_nan=False)
-    assert data["returns"] == {"day": None, "total": None}
-    assert data["volatility"] is None and data["beta"] is None
-    assert all(not isinstance(v, float) or math.isfinite(v) for v in data.values())
+    assert data.returns == Returns(day=None, total=None)
+    assert data.volatility is None and data.beta is None
+    figures = [data.sharpe_ratio, data.max_drawdown, data.win_rate, data.diversification_score]
+    assert all(not isinstance(v, float) or math.isfinite(v) for v in figures)
 
 
 def test_analytics_reject_a_non_positive_sampling_rate():

@@ -1,11 +1,16 @@
 """Portfolio and position valuation against figures worked out by hand."""
 
+from dataclasses import replace
+from decimal import Decimal
+
 import pytest
 
 from domain.market import Quote
 from domain.trading import PortfolioLedger, Position
 from domain.valuation import (
     UNKNOWN_SECTOR,
+    PortfolioView,
+    PositionView,
     diversification_score,
     portfolio_summary,
     portfolio_view,
@@ -52,116 +57,116 @@ QUOTES = {
 
 def test_two_position_portfolio_every_field():
     view = portfolio_view(two_position_ledger(), QUOTES, SECTORS)
-    positions = view.pop("positions")
-    assert view == {
-        "portfolioId": "P1",
-        "name": "Main",
-        "ownerId": "U1",
-        "cash": 94_910.00,
-        "reservedCash": 1_000.00,
-        "buyingPower": 93_910.00,            # 94910 - 1000
-        "positionsValue": 5_590.00,          # 100 * 55.00 + 3 * 30.00 = 5500 + 90
-        "totalValue": 100_500.00,            # 94910 + 5590
-        "totalCost": 5_100.00,               # 5000 + 100
-        "unrealizedPnL": 490.00,             # 5590 - 5100
-        "realizedPnL": 15.00,                # 25.00 (BBB) - 10.00 (closed CCC)
-        "totalReturn": 500.00,               # 100500 - 100000 (= 490 + 15 - 5 fees)
-        "totalReturnPercent": 0.5,           # 500 / 100000 * 100
-        "dayChange": 97.00,                  # 100 * (55 - 54) + 3 * (30 - 31) = 100 - 3
+    assert replace(view, positions=None) == PortfolioView(
+        portfolio_id="P1",
+        name="Main",
+        owner_id="U1",
+        cash_cents=9_491_000,
+        reserved_cash_cents=100_000,
+        buying_power_cents=9_391_000,        # 9_491_000 - 100_000
+        positions_value_cents=559_000,       # 100 * 5_500 + 3 * 3_000 = 550_000 + 9_000
+        total_value_cents=10_050_000,        # 9_491_000 + 559_000
+        total_cost_cents=510_000,            # 500_000 + 10_000
+        unrealized_pnl_cents=49_000,         # 559_000 - 510_000
+        realized_pnl_cents=1_500,            # 2_500 (BBB) - 1_000 (closed CCC)
+        total_return_cents=50_000,           # 10_050_000 - 10_000_000 (= 49_000 + 1_500 - 500 fees)
+        total_return_percent=0.5,            # 50_000 / 10_000_000 * 100
+        day_change_cents=9_700,              # 100 * (5_500 - 5_400) + 3 * (3_000 - 3_100) = 10_000 - 300
         # w = 5500/5590, 90/5590: 1 - HHI = 2 * 5500 * 90 / 5590^2 = 990000/31248100 = 0.0316818
         # 100 * (0.7 * 0.0316818 / 0.9 + 0.3 * 0.0316818 / 0.875) = 2.46414 + 1.08623 = 3.55
-        "diversificationScore": 3.55,
-    }
-    assert positions == [
-        {
-            "symbol": "AAA", "quantity": 100, "averageCost": 50.00, "costBasis": 5_000.00, "marketPrice": 55.00,
-            "marketValue": 5_500.00, "unrealizedPnL": 500.00,
-            "unrealizedPnLPercent": 10.0,    # 500 / 5000 * 100
-            "realizedPnL": 0.0,
-            "weight": 0.0547,                # 5500 / 100500 = 0.054726
-            "dayChange": 100.00,             # 100 * (55.00 - 54.00)
-            "stopLoss": 45.00, "takeProfit": None, "sector": "Technology",
-        },
-        {
-            "symbol": "BBB", "quantity": 3, "averageCost": 33.33, "costBasis": 100.00, "marketPrice": 30.00,
-            "marketValue": 90.00, "unrealizedPnL": -10.00,
-            "unrealizedPnLPercent": -10.0,   # -10 / 100 * 100
-            "realizedPnL": 25.00,
-            "weight": 0.0009,                # 90 / 100500 = 0.000896
-            "dayChange": -3.00,              # 3 * (30.00 - 31.00)
-            "stopLoss": None, "takeProfit": 40.00, "sector": "Energy",
-        },
-    ]
+        diversification_score=3.55,
+    )
+    assert view.positions == (
+        PositionView(
+            symbol="AAA", quantity=100, average_cost_cents=Decimal(5_000), cost_basis_cents=500_000,
+            market_price_cents=5_500, market_value_cents=550_000, unrealized_pnl_cents=50_000,
+            unrealized_pnl_percent=10.0,     # 500 / 5000 * 100
+            realized_pnl_cents=0,
+            weight=0.0547,                   # 5500 / 100500 = 0.054726
+            day_change_cents=10_000,         # 100 * (55.00 - 54.00)
+            stop_loss_cents=4_500, take_profit_cents=None, sector="Technology",
+        ),
+        PositionView(
+            symbol="BBB", quantity=3, average_cost_cents=Decimal(10_000) / 3, cost_basis_cents=10_000,
+            market_price_cents=3_000, market_value_cents=9_000, unrealized_pnl_cents=-1_000,
+            unrealized_pnl_percent=-10.0,    # -10 / 100 * 100
+            realized_pnl_cents=2_500,
+            weight=0.0009,                   # 90 / 100500 = 0.000896
+            day_change_cents=-300,           # 3 * (30.00 - 31.00)
+            stop_loss_cents=None, take_profit_cents=4_000, sector="Energy",
+        ),
+    )
 
 
 def test_closed_positions_are_not_listed_but_their_realized_pnl_counts():
     view = portfolio_view(two_position_ledger(), QUOTES, SECTORS)
-    assert [p["symbol"] for p in view["positions"]] == ["AAA", "BBB"]
-    assert view["realizedPnL"] == 15.00
+    assert [p.symbol for p in view.positions] == ["AAA", "BBB"]
+    assert view.realized_pnl_cents == 1_500
 
 
 def test_position_weights_plus_cash_share_make_one():
     view = portfolio_view(two_position_ledger(), QUOTES, SECTORS)
-    cash_share = view["cash"] / view["totalValue"]  # 94910 / 100500 = 0.944378
-    assert sum(p["weight"] for p in view["positions"]) + cash_share == pytest.approx(1.0, abs=1e-4)
+    cash_share = view.cash_cents / view.total_value_cents  # 94910 / 100500 = 0.944378
+    assert sum(p.weight for p in view.positions) + cash_share == pytest.approx(1.0, abs=1e-4)
 
 
-def test_average_cost_of_three_shares_bought_for_100_is_33_33():
+def test_average_cost_of_three_shares_bought_for_100_is_cost_basis_over_quantity():
     position = Position("BBB", quantity=3, cost_basis_cents=10_000)
     view = position_view(position, quote("BBB", 3_334, 3_334), 1_000_000, "Energy")
-    assert view["averageCost"] == 33.33     # 100.00 / 3 = 33.333...
-    assert view["marketValue"] == 100.02    # 3 * 33.34
-    assert view["unrealizedPnL"] == 0.02
-    assert view["unrealizedPnLPercent"] == 0.02  # 0.02 / 100.00 * 100
-    assert view["weight"] == 0.01           # 10002 / 1000000 = 0.010002
+    assert view.average_cost_cents == Decimal(10_000) / 3  # 3_333.33... cents, left for the edge to round
+    assert view.market_value_cents == 10_002        # 3 * 3_334
+    assert view.unrealized_pnl_cents == 2
+    assert view.unrealized_pnl_percent == 0.02      # 0.02 / 100.00 * 100
+    assert view.weight == 0.01                      # 10002 / 1000000 = 0.010002
 
 
-def test_money_and_percentages_round_half_even_only_at_the_edge():
-    # 2 shares for 100.05: average 50.025 exactly -> 50.02 (half-even), not 50.03
-    assert position_view(Position("AAA", quantity=2, cost_basis_cents=10_005), None, 0, "T")["averageCost"] == 50.02
+def test_money_stays_exact_and_percentages_round_half_even():
+    # 2 shares for 100.05: average 50.025 exactly, left for the edge to round
+    assert position_view(Position("AAA", quantity=2, cost_basis_cents=10_005), None, 0, "T").average_cost_cents == (
+        Decimal("5002.5"))
     # 4 shares for 800.00 at 200.25: 801.00 - 800.00 = 1.00 is 0.125 % -> 0.12
     view = position_view(Position("AAA", quantity=4, cost_basis_cents=80_000), quote("AAA", 20_025, 20_000), 0, "T")
-    assert view["unrealizedPnL"] == 1.00
-    assert view["unrealizedPnLPercent"] == 0.12
-    assert view["dayChange"] == 1.00        # 4 * 0.25
-    # 7 shares for 100.05 at 14.34: average 14.292857 -> 14.29; value 7 * 14.34 = 100.38, P&L 0.33 exactly,
-    # not 7 * (14.34 - 14.29) = 0.35 from the rounded average; 0.33 / 100.05 * 100 = 0.32984 -> 0.33
+    assert view.unrealized_pnl_cents == 100
+    assert view.unrealized_pnl_percent == 0.12
+    assert view.day_change_cents == 100             # 4 * 0.25
+    # 7 shares for 100.05 at 14.34: value 7 * 14.34 = 100.38, P&L 0.33 exactly, not 7 * (14.34 - 14.29) = 0.35
+    # from a rounded average; 0.33 / 100.05 * 100 = 0.32984 -> 0.33
     view = position_view(Position("AAA", quantity=7, cost_basis_cents=10_005), quote("AAA", 1_434, 1_430), 0, "T")
-    assert view["averageCost"] == 14.29
-    assert view["marketValue"] == 100.38
-    assert view["unrealizedPnL"] == 0.33
-    assert view["unrealizedPnLPercent"] == 0.33
+    assert view.average_cost_cents == Decimal(10_005) / 7
+    assert view.market_value_cents == 10_038
+    assert view.unrealized_pnl_cents == 33
+    assert view.unrealized_pnl_percent == 0.33
 
 
 def test_position_without_a_quote_is_carried_at_cost():
     position = Position("GONE", quantity=4, cost_basis_cents=1_000)
     view = position_view(position, None, 10_000, UNKNOWN_SECTOR)
-    assert view["marketPrice"] == 2.50
-    assert view["marketValue"] == 10.00
-    assert view["unrealizedPnL"] == 0.0
-    assert view["dayChange"] == 0.0
-    assert view["weight"] == 0.1            # 1000 / 10000
+    assert view.market_price_cents == 250
+    assert view.market_value_cents == 1_000
+    assert view.unrealized_pnl_cents == 0
+    assert view.day_change_cents == 0
+    assert view.weight == 0.1               # 1000 / 10000
 
 
-def test_flat_position_has_null_average_cost_and_zero_percent():
+def test_flat_position_has_no_average_cost_and_zero_percent():
     view = position_view(Position("AAA", realized_pnl_cents=700), quote("AAA", 100, 100), 0, "Technology")
-    assert view["averageCost"] is None
-    assert view["unrealizedPnLPercent"] == 0.0
-    assert view["weight"] == 0.0
-    assert view["realizedPnL"] == 7.00
+    assert view.average_cost_cents is None
+    assert view.unrealized_pnl_percent == 0.0
+    assert view.weight == 0.0
+    assert view.realized_pnl_cents == 700
 
 
-def test_summary_has_position_count_and_no_positions():
+def test_summary_counts_open_positions_and_lists_none():
     summary = portfolio_summary(two_position_ledger(), QUOTES, SECTORS)
-    assert "positions" not in summary
-    assert summary["positionCount"] == 2
-    assert summary["totalValue"] == 100_500.00
+    assert summary.portfolio.positions is None
+    assert summary.position_count == 2
+    assert summary.portfolio.total_value_cents == 10_050_000
 
 
-def test_value_view_without_positions_leaves_the_key_out():
+def test_value_view_without_positions_has_none():
     view = portfolio_view(two_position_ledger(), QUOTES, SECTORS, include_positions=False)
-    assert "positions" not in view
-    assert view["positionsValue"] == 5_590.00
+    assert view.positions is None
+    assert view.positions_value_cents == 559_000
 
 
 def test_value_cents_is_cash_plus_positions():
@@ -172,17 +177,17 @@ def test_value_cents_is_cash_plus_positions():
 def test_all_cash_portfolio():
     ledger = PortfolioLedger("P2", "U2", "Cash", starting_cash_cents=10_000_000, cash_cents=10_000_000)
     view = portfolio_view(ledger, {}, {})
-    assert view["positions"] == []
-    assert view["totalValue"] == 100_000.00
-    assert view["totalReturn"] == 0.0
-    assert view["totalReturnPercent"] == 0.0
-    assert view["diversificationScore"] == 0.0
+    assert view.positions == ()
+    assert view.total_value_cents == 10_000_000
+    assert view.total_return_cents == 0
+    assert view.total_return_percent == 0.0
+    assert view.diversification_score == 0.0
 
 
 def test_sector_from_the_quote_when_the_mapping_lacks_it():
     ledger = two_position_ledger()
     view = portfolio_view(ledger, QUOTES, {})
-    assert [p["sector"] for p in view["positions"]] == ["Technology", "Energy"]
+    assert [p.sector for p in view.positions] == ["Technology", "Energy"]
 
 
 def test_diversification_is_zero_without_positions_or_with_one():
