@@ -1,0 +1,151 @@
+"""An Endpoint driven through a fake transport: no socket, no event loop, only its state machine and the protocol."""
+
+import json
+import random
+
+import pytest
+
+import stockquest
+from domain.clock import FakeClock
+from handlers.base import ConnectionState, RequestInfo
+from handlers.market_data import MarketDataEndpoint
+from handlers.orders import OrdersEndpoint
+from services.auth import hash_password
+from services.config import Config
+
+
+class FakeTransport:
+    """Records what the endpoint sends and how it asks to close; the test decides when the transport ends."""
+
+    kind = "fake"
+
+    def __init__(self):
+        self.frames: list[dict] = []
+        self.closed: list[tuple[int, str]] = []
+
+    def send_text(self, text: str) -> bool:
+        self.frames.append(json.loads(text))
+        return True
+
+    def close_transport(self, code: int, reason: str) -> None:
+        self.closed.append((code, reason))
+
+    def buffered_bytes(self) -> int:
+        return 0
+
+    @property
+    def types(self) -> list[str]:
+        return [frame["type"] for frame in self.frames]
+
+
+class ManualScheduler:
+    """Timers that fire only when the test moves the fake clock forward."""
+
+    def __init__(self, clock: FakeClock):
+        self.clock, self.pending = clock, []
+
+    def call_later(self, delay_s, callback):
+        timer = _Timer(self.clock.now() + delay_s, callback)
+        self.pending.append(timer)
+        return timer
+
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+        for timer in [t for t in self.pending if t.due <= self.clock.now() and not t.cancelled]:
+            self.pending.remove(timer)
+            timer.callback()
+
+
+class _Timer:
+    def __init__(self, due, callback):
+        self.due, self.callback, self.cancelled = due, callback, False
+
+    def cancel(self):
+        self.cancelled = True
+
+
+@pytest.fixture
+def clock():
+    return FakeClock(1_764_126_000.0)
+
+
+@pytest.fixture
+def world(tmp_path, clock):
+    config = Config(data_dir=tmp_path, jwt_secret="s" * 40, seed=5, password_hash_n=2**10, signal_warmup_bars=30)
+    services = stockquest.build_services(config, clock=clock, rng=random.Random(5))
+    services.scheduler = ManualScheduler(clock)
+    yield services
+    services.storage.close()
+
+
+def connect(services, endpoint_cls, *, token=None, origin=None):
+    transport = FakeTransport()
+    endpoint = endpoint_cls(services, transport,
+                            RequestInfo(token=token, origin=origin, host="127.0.0.1:8080", remote_ip="127.0.0.1"))
+    return endpoint, transport
+
+
+def test_an_endpoint_opens_answers_refuses_garbage_closes_and_releases_everything(world):
+    endpoint, transport = connect(world, MarketDataEndpoint)
+    assert endpoint.state is ConnectionState.CONNECTING
+    endpoint.start()
+    assert endpoint.state is ConnectionState.OPEN
+    assert transport.frames[0]["type"] == "CONNECTION_ESTABLISHED" and transport.frames[0]["seq"] == 1
+    assert len(world.hub) == 1
+
+    endpoint.receive('{"type": "REQUEST_QUOTE", "data": {"symbol": "nvtx"}, "requestId": "q"}')
+    reply = transport.frames[-1]
+    assert (reply["type"], reply["requestId"], reply["data"]["quotes"][0]["symbol"]) == ("QUOTE_RESPONSE", "q", "NVTX")
+
+    endpoint.receive("{not json")
+    assert transport.frames[-1]["data"]["code"] == "INVALID_MESSAGE"
+    assert endpoint.state is ConnectionState.OPEN and transport.closed == []
+
+    endpoint.receive('{"type": "SUBSCRIBE", "data": {"symbols": ["NVTX"]}}')
+    assert world.fanout.active(endpoint) == ["NVTX"]
+
+    endpoint.close(4008, "slow consumer")
+    assert endpoint.state is ConnectionState.CLOSING and transport.closed == [(4008, "slow consumer")]
+    sent = len(transport.frames)
+    endpoint.receive('{"type": "HEARTBEAT"}')
+    assert not endpoint.send("HEARTBEAT", {})
+    assert len(transport.frames) == sent  # nothing is read or sent while closing
+
+    endpoint.finish()
+    assert endpoint.state is ConnectionState.CLOSED
+    assert len(world.hub) == 0 and world.fanout.active(endpoint) == []
+    endpoint.finish()  # a second end report changes nothing
+    assert endpoint.state is ConnectionState.CLOSED
+
+
+def test_a_foreign_origin_is_refused_before_the_connection_ever_opens(world):
+    endpoint, transport = connect(world, MarketDataEndpoint, origin="https://evil.example")
+    endpoint.start()
+    assert endpoint.state is ConnectionState.CLOSING
+    assert transport.types == ["ERROR"] and transport.frames[0]["data"]["code"] == "FORBIDDEN"
+    assert transport.closed == [(1008, "origin not allowed")]
+    assert len(world.hub) == 0
+
+
+def test_an_endpoint_that_needs_a_user_closes_4401_when_the_sign_in_deadline_passes(world):
+    endpoint, transport = connect(world, OrdersEndpoint)
+    endpoint.start()
+    assert endpoint.state is ConnectionState.OPEN and transport.types == ["CONNECTION_ESTABLISHED"]
+    world.scheduler.advance(world.config.auth_timeout_s - 1)
+    assert endpoint.state is ConnectionState.OPEN
+    world.scheduler.advance(1)
+    assert endpoint.state is ConnectionState.CLOSING
+    assert transport.frames[-1]["data"]["code"] == "UNAUTHORIZED" and transport.closed[0][0] == 4401
+
+
+def test_signing_in_cancels_the_deadline_and_the_token_expiry_closes_the_connection(world, clock):
+    user = world.users.create("ada", "Ada", hash_password("correct horse", n=2**10))
+    endpoint, transport = connect(world, OrdersEndpoint)
+    endpoint.start()
+    endpoint.receive(json.dumps({"type": "AUTH", "data": {"token": world.users.token_for(user)}, "requestId": "a"}))
+    assert transport.types[1:] == ["AUTHENTICATED", "ACTIVE_ORDERS"]
+    world.scheduler.advance(world.config.auth_timeout_s + 1)
+    assert endpoint.state is ConnectionState.OPEN
+    world.scheduler.advance(world.config.token_ttl_s)
+    assert endpoint.state is ConnectionState.CLOSING
+    assert transport.frames[-1]["data"]["error"] == "token expired" and transport.closed[0][0] == 4401
