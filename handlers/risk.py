@@ -2,6 +2,7 @@
 
 from domain.errors import BadRequest
 from realtime.schema import Id, Obj, Str
+from realtime.wire import risk as wire_risk
 
 from .base import Endpoint, Reply, handles
 
@@ -50,7 +51,7 @@ class RiskEndpoint(Endpoint):
     @handles("SET_RISK_LIMITS", portfolioId=Id(required=True), limits=Obj(required=True))
     def set_risk_limits(self, portfolio_id, limits):
         updated = self.risk.set_limits(self.user, portfolio_id, limits)
-        return Reply("RISK_LIMITS_UPDATED", {"portfolioId": portfolio_id, "limits": updated.to_wire()})
+        return Reply("RISK_LIMITS_UPDATED", {"portfolioId": portfolio_id, "limits": wire_risk.limits(updated)})
 
     @handles("ACKNOWLEDGE_ALERT", alertId=Id(required=True))
     def acknowledge_alert(self, alert_id):

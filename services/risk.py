@@ -7,7 +7,8 @@ from domain import risk
 from domain.errors import Forbidden, NotFound
 from domain.trading import IdSequence
 from domain.users import CLASS_ROLES
-from realtime.protocol import encode_data, iso_timestamp
+from realtime.protocol import encode_data
+from realtime.wire import risk as wire_risk
 
 __all__ = ["RiskService", "VALUE_SAMPLES"]
 
@@ -30,14 +31,14 @@ class RiskService:
         self.defaults = defaults
         self.lookback = lookback
         self._limits: dict[str, risk.RiskLimits] = {
-            pid: risk.limits_from_wire(data, defaults) for pid, data in storage.all_limits().items()}
+            pid: wire_risk.parse_limits(data, defaults) for pid, data in storage.all_limits().items()}
         self._monitor = risk.AlertMonitor(IdSequence("A", storage.last_alert_number()))
         self._model = None
         self._model_day = None
         self._sectors = {spec.symbol: spec.sector for spec in market.simulator.specs()}
         self._values: dict[str, deque] = {}
         self._day_start: dict[str, int] = {}
-        self.metrics: dict[str, dict] = {}
+        self.metrics: dict[str, risk.RiskMetrics] = {}
         self.breaches: dict[str, list] = {}
         self._watchers: dict[str, set] = {}
         self._all_watchers: set = set()
@@ -49,8 +50,8 @@ class RiskService:
     def set_limits(self, user, portfolio_id: str, data) -> risk.RiskLimits:
         """SET_RISK_LIMITS: the owner or a teacher/admin; unknown keys or bad values are BAD_REQUEST."""
         self._trading.readable_portfolio(user, portfolio_id)
-        limits = risk.limits_from_wire(data, self.limits_for(portfolio_id))
-        self._storage.save_limits(portfolio_id, limits.to_wire(), now_ms=self._clock.now_ms())
+        limits = wire_risk.parse_limits(data, self.limits_for(portfolio_id))
+        self._storage.save_limits(portfolio_id, wire_risk.limits(limits), now_ms=self._clock.now_ms())
         self._limits[portfolio_id] = limits
         return limits
 
@@ -72,8 +73,7 @@ class RiskService:
 
     def on_tick(self, tick) -> None:
         if tick.day_rolled:
-            self._day_start = {pid: round(m["totalValue"] * 100) for pid, m in self.metrics.items()
-                               if m.get("totalValue") is not None}
+            self._day_start = {pid: m.total_value for pid, m in self.metrics.items()}
 
     def on_triggers(self, triggers) -> list:
         """Stop-loss / take-profit levels reached: INFO alerts."""
@@ -106,26 +106,25 @@ class RiskService:
     def _raise(self, alerts) -> None:
         if not alerts:
             return
-        self._storage.save_alerts([(a.alert_id, a.portfolio_id, a.created_at_ms, a.to_wire()) for a in alerts])
+        self._storage.save_alerts([(a.alert_id, a.portfolio_id, a.created_at_ms, wire_risk.alert(a)) for a in alerts])
         for alert in alerts:
-            data = encode_data(alert.to_wire())
+            data = encode_data(wire_risk.alert(alert))
             for conn in self._watchers.get(alert.portfolio_id, set()) | self._all_watchers:
                 conn.send_json("RISK_ALERT", data)
 
     # views --------------------------------------------------------------------
-    def _metrics_of(self, portfolio_id: str) -> dict:
+    def _metrics_of(self, portfolio_id: str) -> risk.RiskMetrics | None:
         if portfolio_id not in self.metrics:
             self.evaluate()
-        return self.metrics.get(portfolio_id, {})
+        return self.metrics.get(portfolio_id)
 
     def snapshot(self, portfolio_id: str) -> dict:
-        return {"portfolioId": portfolio_id, "metrics": self._metrics_of(portfolio_id),
-                "limits": self.limits_for(portfolio_id).to_wire(),
-                "breaches": [b.to_wire() for b in self.breaches.get(portfolio_id, [])],
-                "alerts": self._storage.recent_alerts(portfolio_id, RECENT_ALERTS)}
+        return wire_risk.snapshot(portfolio_id, self._metrics_of(portfolio_id), self.limits_for(portfolio_id),
+                                  self.breaches.get(portfolio_id, []),
+                                  self._storage.recent_alerts(portfolio_id, RECENT_ALERTS))
 
     def ranking(self) -> dict:
-        return {"entries": risk.rank_by_risk(self.metrics), "timestamp": iso_timestamp(self._clock.now())}
+        return wire_risk.ranking(risk.rank_by_risk(self.metrics), self._clock.now_ms())
 
     def acknowledge(self, user, alert_id: str) -> None:
         portfolio_id = self._storage.alert_portfolio(alert_id)
@@ -163,8 +162,8 @@ class RiskService:
         for portfolio_id, watchers in list(self._watchers.items()):
             if portfolio_id not in self.metrics:
                 continue
-            data = encode_data({"portfolioId": portfolio_id, "metrics": self.metrics[portfolio_id],
-                                "breaches": [b.to_wire() for b in self.breaches.get(portfolio_id, [])]})
+            data = encode_data(wire_risk.update(portfolio_id, self.metrics[portfolio_id],
+                                                self.breaches.get(portfolio_id, [])))
             for conn in list(watchers):
                 conn.send_json("RISK_UPDATE", data)
         if self._all_watchers:

@@ -3,12 +3,12 @@
 import math
 import random
 import statistics
+from dataclasses import fields, replace
 from decimal import Decimal
 
 import numpy as np
 import pytest
 
-from domain.errors import BadRequest
 from domain.market import MarketSimulator, Quote
 from domain.orders import LevelTrigger, OrderEngine
 from domain.risk import (
@@ -16,13 +16,16 @@ from domain.risk import (
     Alert,
     AlertMonitor,
     Breach,
+    LimitMetric,
+    LimitRule,
     RiskLimits,
+    RiskMetrics,
     RiskModel,
+    RiskRank,
     Severity,
     compute_metrics,
     default_limits,
     evaluate_limits,
-    limits_from_wire,
     pre_trade_check,
     rank_by_risk,
 )
@@ -70,7 +73,7 @@ def long_book() -> PortfolioLedger:
 
 
 def metrics_of(*ledgers: PortfolioLedger, model: RiskModel | None = None, quotes=None, histories=None,
-               day_starts=None, periods_per_year: float = 100) -> dict[str, dict]:
+               day_starts=None, periods_per_year: float = 100) -> dict[str, RiskMetrics]:
     return compute_metrics(
         model or tiny_model(), list(ledgers), tiny_quotes() if quotes is None else quotes, SECTORS,
         value_histories=histories or {}, day_start_values=day_starts or {}, periods_per_year=periods_per_year,
@@ -89,10 +92,10 @@ def test_historical_var_cvar_and_parametric_var_of_the_tiny_portfolio():
     # + 129,600 = 2,192,000; sample variance 2,192,000 / 4 = 548,000; σ = √548,000 = 740.2702.
     # Parametric: 1.644854 × 740.2702 = 1,217.64 and 2.326348 × 740.2702 = 1,722.13 (mean ignored).
     m = metrics_of(long_book())["P1"]
-    assert (m["var95"], m["var99"], m["cvar95"]) == (1000.0, 1000.0, 1000.0)
-    assert m["varParametric95"] == 1217.64
-    assert m["varParametric99"] == 1722.13
-    assert m["lookbackDays"] == 5
+    assert (m.var95, m.var99, m.cvar95) == (100_000, 100_000, 100_000)
+    assert m.var_parametric95 == 121_764
+    assert m.var_parametric99 == 172_213
+    assert m.lookback_days == 5
 
 
 def test_volatility_and_beta_of_the_tiny_portfolio():
@@ -101,8 +104,8 @@ def test_volatility_and_beta_of_the_tiny_portfolio():
     # Index 0.02, -0.01, -0.01, 0, 0: mean 0, sample variance (0.0004 + 0.0001 + 0.0001) / 4 = 0.00015;
     # covariance Σ r × i / 4 = (0.01 × 0.02 + 0 + (-0.01) × (-0.01) + 0 + 0) / 4 = 0.000075; beta = 0.5.
     m = metrics_of(long_book())["P1"]
-    assert m["volatility"] == 0.074
-    assert m["beta"] == 0.5
+    assert m.volatility == 0.074
+    assert m.beta == 0.5
 
 
 def test_drawdowns_run_over_the_value_history_and_the_live_value():
@@ -110,10 +113,10 @@ def test_drawdowns_run_over_the_value_history_and_the_live_value():
     # max drawdown (110,000 − 88,000) / 110,000 = 0.2; current (110,000 − 100,000) / 110,000 = 0.0909.
     history = {"P1": [10_000_000, 11_000_000, 8_800_000, 10_450_000]}
     m = metrics_of(long_book(), histories=history)["P1"]
-    assert (m["maxDrawdown"], m["currentDrawdown"]) == (0.2, 0.0909)
+    assert (m.max_drawdown, m.current_drawdown) == (0.2, 0.0909)
     # No history: the live value alone has fallen from nothing.
     m = metrics_of(long_book())["P1"]
-    assert (m["maxDrawdown"], m["currentDrawdown"]) == (0.0, 0.0)
+    assert (m.max_drawdown, m.current_drawdown) == (0.0, 0.0)
 
 
 def test_one_portfolios_peak_never_leaks_into_the_next_portfolios_drawdown():
@@ -121,12 +124,12 @@ def test_one_portfolios_peak_never_leaks_into_the_next_portfolios_drawdown():
     poor = ledger("poor", 100_000, {})  # 1,000.00 at its own peak of 1,000.00: 0
     histories = {"rich": [20_000_000], "poor": [100_000, 50_000]}
     m = metrics_of(rich, poor, histories=histories)
-    assert (m["rich"]["maxDrawdown"], m["rich"]["currentDrawdown"]) == (0.5, 0.5)
-    assert (m["poor"]["maxDrawdown"], m["poor"]["currentDrawdown"]) == (0.5, 0.0)  # 1,000 → 500 earlier, back since
+    assert (m["rich"].max_drawdown, m["rich"].current_drawdown) == (0.5, 0.5)
+    assert (m["poor"].max_drawdown, m["poor"].current_drawdown) == (0.5, 0.0)  # 1,000 → 500 earlier, back since
     # Values too large to batch within 64-bit integers take the one-at-a-time path with the same answers.
     huge = ledger("huge", 4 * 10**18, {})
     m = metrics_of(rich, huge, poor, histories={**histories, "huge": [8 * 10**18]})
-    assert [(m[p]["maxDrawdown"], m[p]["currentDrawdown"]) for p in ("rich", "huge", "poor")] == [
+    assert [(m[p].max_drawdown, m[p].current_drawdown) for p in ("rich", "huge", "poor")] == [
         (0.5, 0.5), (0.5, 0.5), (0.5, 0.0)]
 
 
@@ -134,11 +137,20 @@ def test_exposures_weights_concentration_and_sectors_of_a_long_book():
     # gross = net = 20,000 + 40,000 = 60,000.00; leverage 60,000 / 100,000 = 0.6; largest B 40,000 / 100,000;
     # HHI over shares of gross: (1/3)² + (2/3)² = 5/9 = 0.5556; sectors Energy 0.4, Technology 0.2 (cash takes 0.4)
     m = metrics_of(long_book())["P1"]
-    assert (m["grossExposure"], m["netExposure"], m["leverage"]) == (60000.0, 60000.0, 0.6)
-    assert (m["largestPositionWeight"], m["largestPositionSymbol"]) == (0.4, "B")
-    assert m["concentrationHHI"] == 0.5556
-    assert m["sectorExposure"] == {"Energy": 0.4, "Technology": 0.2}
-    assert m["totalValue"] == 100000.0
+    assert (m.gross_exposure, m.net_exposure, m.leverage) == (6_000_000, 6_000_000, 0.6)
+    assert (m.largest_position_weight, m.largest_position_symbol) == (0.4, "B")
+    assert m.concentration_hhi == 0.5556
+    assert m.sector_exposure == {"Energy": 0.4, "Technology": 0.2}
+    assert list(m.sector_exposure) == ["Energy", "Technology"]
+    assert m.total_value == 10_000_000
+
+
+def test_money_figures_are_whole_cents():
+    m = metrics_of(long_book(), day_starts={"P1": 10_000_001})["P1"]
+    for name in ("var95", "var99", "cvar95", "var_parametric95", "var_parametric99", "gross_exposure", "net_exposure",
+                 "daily_pnl", "total_value"):
+        assert type(getattr(m, name)) is int, name
+    assert m.daily_pnl == -1
 
 
 def test_a_short_counts_by_its_size_in_gross_and_against_in_net_exposure_and_scenarios():
@@ -146,54 +158,54 @@ def test_a_short_counts_by_its_size_in_gross_and_against_in_net_exposure_and_sce
     # gross 60,000, net 20,000, leverage 0.6, largest |B| 0.4, HHI 5/9; Technology -0.2.
     # P&L = -20,000 × rA + 40,000 × rB: 600, 800, -2,200, 200, 400 → VaR95 = CVaR95 = 2,200.00.
     m = metrics_of(ledger("S", 8_000_000, {"A": -100, "B": 400}))["S"]
-    assert (m["grossExposure"], m["netExposure"], m["leverage"]) == (60000.0, 20000.0, 0.6)
-    assert (m["largestPositionWeight"], m["concentrationHHI"]) == (0.4, 0.5556)
-    assert m["sectorExposure"] == {"Energy": 0.4, "Technology": -0.2}
-    assert (m["var95"], m["cvar95"]) == (2200.0, 2200.0)
+    assert (m.gross_exposure, m.net_exposure, m.leverage) == (6_000_000, 2_000_000, 0.6)
+    assert (m.largest_position_weight, m.concentration_hhi) == (0.4, 0.5556)
+    assert m.sector_exposure == {"Energy": 0.4, "Technology": -0.2}
+    assert (m.var95, m.cvar95) == (220_000, 220_000)
 
 
 def test_daily_pnl_is_value_against_the_day_start_else_the_positions_day_change():
     # 100,000.00 now against 101,500.00 at the day's start: -1,500.00.
-    assert metrics_of(long_book(), day_starts={"P1": 10_150_000})["P1"]["dailyPnL"] == -1500.0
+    assert metrics_of(long_book(), day_starts={"P1": 10_150_000})["P1"].daily_pnl == -150_000
     # Without a day-start value: 100 × (200.00 − 202.00) + 400 × (100.00 − 101.00) = -200 − 400 = -600.00.
-    assert metrics_of(long_book())["P1"]["dailyPnL"] == -600.0
+    assert metrics_of(long_book())["P1"].daily_pnl == -60_000
 
 
 def test_an_all_cash_portfolio_has_no_risk_and_no_concentration():
     m = metrics_of(ledger("C", 10_000_000, {}))["C"]
-    assert (m["var95"], m["var99"], m["cvar95"], m["varParametric95"]) == (0.0, 0.0, 0.0, 0.0)
-    assert (m["volatility"], m["beta"], m["leverage"], m["largestPositionWeight"]) == (0.0, 0.0, 0.0, 0.0)
-    assert m["concentrationHHI"] is None and m["largestPositionSymbol"] is None
-    assert m["sectorExposure"] == {} and m["grossExposure"] == 0.0 and m["dailyPnL"] == 0.0
+    assert (m.var95, m.var99, m.cvar95, m.var_parametric95) == (0, 0, 0, 0)
+    assert (m.volatility, m.beta, m.leverage, m.largest_position_weight) == (0.0, 0.0, 0.0, 0.0)
+    assert m.concentration_hhi is None and m.largest_position_symbol is None
+    assert m.sector_exposure == {} and m.gross_exposure == 0 and m.daily_pnl == 0
 
 
 def test_too_short_a_history_leaves_market_figures_none_and_nothing_is_ever_nan():
     model = RiskModel.from_returns(["A", "B"], {"A": [0.01], "B": [0.02]}, [0.01], lookback=5)
     m = metrics_of(long_book(), model=model)["P1"]
-    for name in ("var95", "var99", "cvar95", "varParametric95", "varParametric99", "volatility", "beta"):
-        assert m[name] is None, name
-    assert m["grossExposure"] == 60000.0
-    assert not any(isinstance(v, float) and math.isnan(v) for v in m.values())
+    for name in ("var95", "var99", "cvar95", "var_parametric95", "var_parametric99", "volatility", "beta"):
+        assert getattr(m, name) is None, name
+    assert m.gross_exposure == 6_000_000
+    assert not any(isinstance(v, float) and math.isnan(v) for v in (getattr(m, f.name) for f in fields(m)))
 
 
 def test_a_flat_index_or_a_non_positive_value_leaves_beta_and_ratios_none():
     flat = RiskModel.from_returns(["A", "B"], RETURNS, [0.0] * 5, lookback=5)
-    assert metrics_of(long_book(), model=flat)["P1"]["beta"] is None
+    assert metrics_of(long_book(), model=flat)["P1"].beta is None
     # Short 100 A worth 20,000.00 with only 10,000.00 cash: total -10,000.00.
     m = metrics_of(ledger("N", 1_000_000, {"A": -100}))["N"]
-    assert m["totalValue"] == -10000.0
-    for name in ("volatility", "beta", "leverage", "largestPositionWeight"):
-        assert m[name] is None, name
-    assert m["sectorExposure"] == {}
-    assert m["var95"] == 600.0  # -20,000 × 0.03 on day 3
+    assert m.total_value == -1_000_000
+    for name in ("volatility", "beta", "leverage", "largest_position_weight"):
+        assert getattr(m, name) is None, name
+    assert m.sector_exposure == {}
+    assert m.var95 == 60_000  # -20,000 × 0.03 on day 3
 
 
 def test_positions_the_model_has_no_returns_for_count_in_exposure_but_not_in_scenarios():
     quotes = {**tiny_quotes(), "Z": quote("Z", 5_000, sector="Other")}
     book = ledger("P1", 4_000_000, {"A": 100, "B": 400, "Z": 100})  # Z: 100 × 50.00 = 5,000.00
     m = metrics_of(book, quotes=quotes)["P1"]
-    assert m["grossExposure"] == 65000.0 and m["totalValue"] == 105000.0
-    assert m["var95"] == 1000.0  # Z adds nothing to any scenario
+    assert m.gross_exposure == 6_500_000 and m.total_value == 10_500_000
+    assert m.var95 == 100_000  # Z adds nothing to any scenario
 
 
 def test_the_lookback_keeps_the_most_recent_days_and_aligns_the_index_at_the_end():
@@ -252,22 +264,22 @@ def test_var_and_cvar_equal_a_direct_sort_of_the_scripted_scenarios(days, k95, k
     # Directly: each day's P&L in currency, one position at a time, then sorted worst first.
     pnl = [sum(holdings[s] * prices[s] / 100 * returns[s][t] for s in holdings) for t in range(days)]
     worst = sorted(pnl)
-    assert m["var95"] == pytest.approx(-worst[k95 - 1], abs=0.006)
-    assert m["var99"] == pytest.approx(-worst[k99 - 1], abs=0.006)
-    assert m["cvar95"] == pytest.approx(-statistics.fmean(worst[:k95]), abs=0.006)
-    assert m["cvar95"] >= m["var95"] >= 0
+    assert m.var95 / 100 == pytest.approx(-worst[k95 - 1], abs=0.006)
+    assert m.var99 / 100 == pytest.approx(-worst[k99 - 1], abs=0.006)
+    assert m.cvar95 / 100 == pytest.approx(-statistics.fmean(worst[:k95]), abs=0.006)
+    assert m.cvar95 >= m.var95 >= 0
     # The same as numpy's empirical quantile without interpolation.
-    assert m["var95"] == pytest.approx(-np.quantile(pnl, 0.05, method="inverted_cdf"), abs=0.006)
+    assert m.var95 / 100 == pytest.approx(-np.quantile(pnl, 0.05, method="inverted_cdf"), abs=0.006)
     sigma = statistics.stdev(pnl)
-    assert m["varParametric95"] == pytest.approx(statistics.NormalDist().inv_cdf(0.95) * sigma, abs=0.006)
-    assert m["varParametric99"] == pytest.approx(statistics.NormalDist().inv_cdf(0.99) * sigma, abs=0.006)
+    assert m.var_parametric95 / 100 == pytest.approx(statistics.NormalDist().inv_cdf(0.95) * sigma, abs=0.006)
+    assert m.var_parametric99 / 100 == pytest.approx(statistics.NormalDist().inv_cdf(0.99) * sigma, abs=0.006)
 
 
 def test_var_is_floored_at_zero_when_even_the_tail_gains():
     model = RiskModel.from_returns(["A"], {"A": [0.01, 0.02, 0.03]}, [], lookback=3)
     m = compute_metrics(model, [ledger("P", 0, {"A": 100})], {"A": quote("A", 10_000)}, {},
                         value_histories={}, day_start_values={})["P"]
-    assert (m["var95"], m["var99"], m["cvar95"]) == (0.0, 0.0, 0.0)
+    assert (m.var95, m.var99, m.cvar95) == (0, 0, 0)
 
 
 def test_batch_results_equal_one_portfolio_at_a_time():
@@ -293,116 +305,100 @@ def test_batch_results_equal_one_portfolio_at_a_time():
 
 
 def test_default_limits_scale_with_the_starting_cash():
-    assert DEFAULT_LIMITS.to_wire() == {
-        "maxPositionWeight": 0.25, "maxSectorWeight": 0.5, "maxDailyLoss": 5000.0, "maxDrawdown": 0.2,
-        "maxVar95": 5000.0, "maxOrderValue": 25000.0,
-    }
+    assert DEFAULT_LIMITS == RiskLimits(
+        max_position_weight=Decimal("0.25"), max_sector_weight=Decimal("0.50"), max_daily_loss=500_000,
+        max_drawdown=Decimal("0.20"), max_var95=500_000, max_order_value=2_500_000,
+    )
     small = default_limits(1_000_000)  # 10,000.00
     assert (small.max_daily_loss, small.max_var95, small.max_order_value) == (50_000, 50_000, 250_000)
-    assert RiskLimits().to_wire() == dict.fromkeys(DEFAULT_LIMITS.to_wire())
+    assert all(getattr(RiskLimits(), f.name) is None for f in fields(RiskLimits))
 
 
-def test_limits_from_wire_applies_only_the_given_keys_and_null_removes_a_limit():
-    limits = limits_from_wire({"maxPositionWeight": 0.3, "maxDailyLoss": 1234.565, "maxVar95": None},
-                              DEFAULT_LIMITS)
-    assert limits.max_position_weight == Decimal("0.3")
-    assert limits.max_daily_loss == 123_456  # rounded half-even to cents
-    assert limits.max_var95 is None
-    assert limits.max_sector_weight == DEFAULT_LIMITS.max_sector_weight
-    assert limits.max_order_value == DEFAULT_LIMITS.max_order_value
-    assert limits_from_wire({}, DEFAULT_LIMITS) == DEFAULT_LIMITS
-    assert limits_from_wire(DEFAULT_LIMITS.to_wire(), RiskLimits()) == DEFAULT_LIMITS
-    assert limits_from_wire({"maxDrawdown": 1, "maxOrderValue": 10}, RiskLimits()).max_order_value == 1_000
+def test_a_float_weight_is_read_through_its_repr():
     assert RiskLimits(max_position_weight=0.1).max_position_weight == Decimal("0.1")
+    assert RiskLimits(max_sector_weight=0.3, max_drawdown=0.07).max_drawdown == Decimal("0.07")
 
 
-@pytest.mark.parametrize(("data", "fragment"), [
-    ({"maxPositionWeight": -0.1}, "maxPositionWeight must be positive"),
-    ({"maxDailyLoss": 0}, "maxDailyLoss must be positive"),
-    ({"maxDrawdown": float("nan")}, "maxDrawdown must be a finite number"),
-    ({"maxVar95": float("inf")}, "maxVar95 must be a finite number"),
-    ({"maxSectorWeight": 1.5}, "maxSectorWeight is a fraction"),
-    ({"maxPositionWeight": 25}, "must be at most 1"),
-    ({"maxOrderValue": 1e300}, "maxOrderValue must be at most"),
-    ({"maxOrderValue": 0.001}, "maxOrderValue must be at least 0.01"),
-    ({"maxLeverage": 2}, "unknown risk limit 'maxLeverage'"),
-    ({"maxDrawdown": True}, "maxDrawdown must be a number or null"),
-    ({"maxDrawdown": "0.2"}, "maxDrawdown must be a number or null"),
-    ({"maxDrawdown": [0.2]}, "maxDrawdown must be a number or null"),
-    ([("maxDrawdown", 0.2)], "limits must be an object"),
-    (None, "limits must be an object"),
-])
-def test_limits_from_wire_refuses_hostile_values_and_changes_nothing(data, fragment):
-    with pytest.raises(BadRequest) as caught:
-        limits_from_wire(data, DEFAULT_LIMITS)
-    assert fragment in caught.value.message
+def test_every_limit_rule_names_a_limits_attribute_and_says_whether_it_is_money():
+    assert [rule.value for rule in LimitRule] == [f.name for f in fields(RiskLimits)]
+    assert [rule for rule in LimitRule if rule.is_money] == [
+        LimitRule.MAX_DAILY_LOSS, LimitRule.MAX_VAR95, LimitRule.MAX_ORDER_VALUE]
 
 
 # ----- limits against metrics ------------------------------------------------------------------------------
 
 
-def wire_metrics(**overrides) -> dict:
-    base = {"var95": 1000.0, "largestPositionWeight": 0.1, "largestPositionSymbol": "A",
-            "sectorExposure": {TECH: 0.1}, "dailyPnL": 0.0, "currentDrawdown": 0.0}
-    return {**base, **overrides}
+BASE_METRICS = RiskMetrics(
+    var95=100_000, var99=150_000, cvar95=120_000, var_parametric95=110_000, var_parametric99=160_000,
+    volatility=0.12, beta=1.0, max_drawdown=0.0, current_drawdown=0.0, gross_exposure=5_000_000,
+    net_exposure=5_000_000, leverage=0.5, largest_position_weight=0.1, largest_position_symbol="A",
+    concentration_hhi=0.2, sector_exposure={TECH: 0.1}, daily_pnl=0, total_value=10_000_000, lookback_days=250,
+)
+
+
+def metrics_with(**overrides) -> RiskMetrics:
+    return replace(BASE_METRICS, **overrides)
 
 
 def test_a_metric_at_eighty_percent_of_its_limit_warns_and_over_it_is_critical():
     limits = RiskLimits(max_drawdown=Decimal("0.20"))
-    assert evaluate_limits(wire_metrics(currentDrawdown=0.1599), limits) == []
-    [warning] = evaluate_limits(wire_metrics(currentDrawdown=0.16), limits)  # 0.16 = 0.8 × 0.20
-    assert (warning.severity, warning.value, warning.threshold) == (Severity.WARNING, 0.16, 0.2)
-    assert warning.message == "drawdown 16.00% is at 80% of maxDrawdown 20.00%"
-    [at_limit] = evaluate_limits(wire_metrics(currentDrawdown=0.2), limits)
+    assert evaluate_limits(metrics_with(current_drawdown=0.1599), limits) == []
+    [warning] = evaluate_limits(metrics_with(current_drawdown=0.16), limits)  # 0.16 = 0.8 × 0.20
+    assert (warning.severity, warning.value, warning.threshold) == (Severity.WARNING, Decimal("0.16"), Decimal("0.2"))
+    [at_limit] = evaluate_limits(metrics_with(current_drawdown=0.2), limits)
     assert at_limit.severity is Severity.WARNING  # over means over: the limit itself is allowed
-    [critical] = evaluate_limits(wire_metrics(currentDrawdown=0.2001), limits)
-    assert critical == Breach("maxDrawdown", "currentDrawdown", 0.2001, 0.2, Severity.CRITICAL,
-                              "drawdown 20.01% is over maxDrawdown 20.00% by 0.01%")
+    [critical] = evaluate_limits(metrics_with(current_drawdown=0.2001), limits)
+    assert critical == Breach(LimitRule.MAX_DRAWDOWN, LimitMetric.CURRENT_DRAWDOWN, None, Decimal("0.2001"),
+                              Decimal("0.20"), Severity.CRITICAL)
 
 
 def test_each_limit_compares_its_own_metric():
-    metrics = wire_metrics(var95=5200.0, largestPositionWeight=0.31, largestPositionSymbol="B",
-                           sectorExposure={TECH: 0.2, ENERGY: -0.55}, dailyPnL=-4100.0, currentDrawdown=0.05)
-    breaches = evaluate_limits(metrics, DEFAULT_LIMITS)
-    assert [(b.rule, b.metric, b.value, b.threshold, str(b.severity)) for b in breaches] == [
-        ("maxPositionWeight", "largestPositionWeight", 0.31, 0.25, "CRITICAL"),
-        ("maxSectorWeight", "sectorExposure", 0.55, 0.5, "CRITICAL"),
-        ("maxDailyLoss", "dailyLoss", 4100.0, 5000.0, "WARNING"),
-        ("maxVar95", "var95", 5200.0, 5000.0, "CRITICAL"),
+    metrics = metrics_with(var95=520_000, largest_position_weight=0.31, largest_position_symbol="B",
+                           sector_exposure={TECH: 0.2, ENERGY: -0.55}, daily_pnl=-410_000, current_drawdown=0.05)
+    assert evaluate_limits(metrics, DEFAULT_LIMITS) == [
+        Breach(LimitRule.MAX_POSITION_WEIGHT, LimitMetric.LARGEST_POSITION_WEIGHT, "B", Decimal("0.31"),
+               Decimal("0.25"), Severity.CRITICAL),
+        Breach(LimitRule.MAX_SECTOR_WEIGHT, LimitMetric.SECTOR_EXPOSURE, ENERGY, Decimal("0.55"), Decimal("0.50"),
+               Severity.CRITICAL),
+        Breach(LimitRule.MAX_DAILY_LOSS, LimitMetric.DAILY_LOSS, None, 410_000, 500_000, Severity.WARNING),
+        Breach(LimitRule.MAX_VAR95, LimitMetric.VAR95, None, 520_000, 500_000, Severity.CRITICAL),
     ]
-    assert [b.message for b in breaches] == [
-        "position B weight 31.00% is over maxPositionWeight 25.00% by 6.00%",
-        "sector Energy weight 55.00% is over maxSectorWeight 50.00% by 5.00%",
-        "daily loss 4,100.00 is at 82% of maxDailyLoss 5,000.00",
-        "one-day VaR 95% 5,200.00 is over maxVar95 5,000.00 by 200.00",
-    ]
-    assert breaches[0].to_wire() == {"rule": "maxPositionWeight", "metric": "largestPositionWeight", "value": 0.31,
-                                     "threshold": 0.25, "severity": "CRITICAL", "message": breaches[0].message}
+
+
+def test_money_is_compared_in_whole_cents():
+    limits = RiskLimits(max_var95=500_000)
+    [at_limit] = evaluate_limits(metrics_with(var95=500_000), limits)
+    assert at_limit.severity is Severity.WARNING
+    [over] = evaluate_limits(metrics_with(var95=500_001), limits)
+    assert (over.severity, over.value, over.threshold) == (Severity.CRITICAL, 500_001, 500_000)
+    assert evaluate_limits(metrics_with(var95=399_999), limits) == []
 
 
 def test_missing_metrics_and_missing_limits_are_skipped():
-    assert evaluate_limits(wire_metrics(var95=None, currentDrawdown=None, largestPositionWeight=None,
-                                        sectorExposure={}, dailyPnL=-99_999.0), RiskLimits()) == []
-    assert evaluate_limits(wire_metrics(var95=None, dailyPnL=2000.0), DEFAULT_LIMITS) == []
+    assert evaluate_limits(metrics_with(var95=None, current_drawdown=None, largest_position_weight=None,
+                                        sector_exposure={}, daily_pnl=-9_999_900), RiskLimits()) == []
+    assert evaluate_limits(metrics_with(var95=None, daily_pnl=200_000), DEFAULT_LIMITS) == []
+
+
+def test_metrics_without_an_attribute_fail_loudly_instead_of_switching_a_limit_off():
+    with pytest.raises(AttributeError):
+        evaluate_limits({"currentDrawdown": 0.5, "var95": 10_000.0}, DEFAULT_LIMITS)
 
 
 # ----- alerts ----------------------------------------------------------------------------------------------
 
 
 def drawdown_breaches(value: float, limit: str = "0.20") -> list[Breach]:
-    return evaluate_limits(wire_metrics(currentDrawdown=value), RiskLimits(max_drawdown=Decimal(limit)))
+    return evaluate_limits(metrics_with(current_drawdown=value), RiskLimits(max_drawdown=Decimal(limit)))
 
 
 def test_a_crossing_alerts_once_and_staying_over_alerts_nothing():
     monitor = AlertMonitor(IdSequence("A"))
     assert monitor.update("P1", drawdown_breaches(0.05), now_ms=1_000) == []
     [alert] = monitor.update("P1", drawdown_breaches(0.25), now_ms=2_000)
-    assert alert.to_wire() == {
-        "alertId": "A1", "portfolioId": "P1", "severity": "CRITICAL", "rule": "maxDrawdown",
-        "metric": "currentDrawdown", "value": 0.25, "threshold": 0.2,
-        "message": "drawdown 25.00% is over maxDrawdown 20.00% by 5.00%", "symbol": None,
-        "createdAt": "1970-01-01T00:00:02.000Z", "acknowledged": False,
-    }
+    assert alert == Alert("A1", "P1", Breach(LimitRule.MAX_DRAWDOWN, LimitMetric.CURRENT_DRAWDOWN, None,
+                                             Decimal("0.25"), Decimal("0.20"), Severity.CRITICAL), 2_000)
+    assert alert.severity is Severity.CRITICAL and alert.acknowledged is False
     for value in (0.26, 0.3, 0.21):
         assert monitor.update("P1", drawdown_breaches(value), now_ms=3_000) == []
 
@@ -434,15 +430,27 @@ def test_falling_under_the_warning_level_re_arms_the_rule():
 def test_portfolios_and_rules_keep_separate_alert_states():
     monitor = AlertMonitor(IdSequence("A"))
     limits = RiskLimits(max_drawdown=Decimal("0.2"), max_var95=100_000)
-    both = evaluate_limits(wire_metrics(currentDrawdown=0.3, var95=2000.0), limits)
+    both = evaluate_limits(metrics_with(current_drawdown=0.3, var95=200_000), limits)
     alerts = monitor.update("P1", both, now_ms=1)
-    assert [(a.rule, a.severity) for a in alerts] == [("maxDrawdown", "CRITICAL"), ("maxVar95", "CRITICAL")]
+    assert [(a.cause.rule, a.severity) for a in alerts] == [
+        (LimitRule.MAX_DRAWDOWN, Severity.CRITICAL), (LimitRule.MAX_VAR95, Severity.CRITICAL)]
     assert len(monitor.update("P2", both, now_ms=1)) == 2
-    only_var = evaluate_limits(wire_metrics(currentDrawdown=0.0, var95=2000.0), limits)
+    only_var = evaluate_limits(metrics_with(current_drawdown=0.0, var95=200_000), limits)
     assert monitor.update("P1", only_var, now_ms=2) == []
-    assert [a.rule for a in monitor.update("P1", both, now_ms=3)] == ["maxDrawdown"]
+    assert [a.cause.rule for a in monitor.update("P1", both, now_ms=3)] == [LimitRule.MAX_DRAWDOWN]
     monitor.forget("P2")
     assert {a.portfolio_id for a in monitor.open_alerts()} == {"P1"}
+
+
+def test_open_alerts_are_listed_by_portfolio_then_rule():
+    monitor = AlertMonitor(IdSequence("A"))
+    limits = RiskLimits(max_drawdown=Decimal("0.2"), max_var95=100_000)
+    both = evaluate_limits(metrics_with(current_drawdown=0.3, var95=200_000), limits)
+    monitor.update("P2", both, now_ms=1)
+    monitor.update("P1", list(reversed(both)), now_ms=2)
+    assert [(a.portfolio_id, a.cause.rule) for a in monitor.open_alerts()] == [
+        ("P1", LimitRule.MAX_DRAWDOWN), ("P1", LimitRule.MAX_VAR95),
+        ("P2", LimitRule.MAX_DRAWDOWN), ("P2", LimitRule.MAX_VAR95)]
 
 
 def test_restored_open_crossings_do_not_alert_again():
@@ -450,10 +458,10 @@ def test_restored_open_crossings_do_not_alert_again():
     first.update("P1", drawdown_breaches(0.17), now_ms=1)
     first.update("P1", drawdown_breaches(0.3), now_ms=2)
     saved = first.open_alerts()
-    assert [(a.rule, a.severity) for a in saved] == [("maxDrawdown", "CRITICAL")]
+    assert [(a.cause.rule, a.severity) for a in saved] == [(LimitRule.MAX_DRAWDOWN, Severity.CRITICAL)]
 
     second = AlertMonitor(IdSequence("A", last=2))
-    info = Alert("A0", "P1", Severity.INFO, "STOP_LOSS", "price", 1.0, 1.0, "", 0, symbol="A")
+    info = Alert("A0", "P1", LevelTrigger("P1", "u1", "A", "STOP_LOSS", 100, 100, None), 0)
     second.restore([info, *saved])
     assert second.update("P1", drawdown_breaches(0.3), now_ms=3) == []
     assert second.update("P1", drawdown_breaches(0.0), now_ms=4) == []
@@ -465,13 +473,10 @@ def test_stop_loss_and_take_profit_triggers_are_info_alerts():
     monitor = AlertMonitor(IdSequence("A"))
     stop = LevelTrigger("P1", "u1", "ACME", "STOP_LOSS", 9_550, 9_500, "O7")
     alert = monitor.trigger_alert(stop, now_ms=1_500)
-    assert alert.to_wire() == {
-        "alertId": "A1", "portfolioId": "P1", "severity": "INFO", "rule": "STOP_LOSS", "metric": "price",
-        "value": 95.0, "threshold": 95.5, "symbol": "ACME", "createdAt": "1970-01-01T00:00:01.500Z",
-        "acknowledged": False, "message": "stop-loss on ACME: price 95.00 reached 95.50; market sell order O7 placed",
-    }
+    assert alert == Alert("A1", "P1", stop, 1_500)
+    assert alert.severity is Severity.INFO and alert.acknowledged is False
     take = monitor.trigger_alert(LevelTrigger("P1", "u1", "ACME", "TAKE_PROFIT", 120_000, 120_100, None), now_ms=2)
-    assert take.message == "take-profit on ACME: price 1,201.00 reached 1,200.00; no free shares to sell"
+    assert (take.alert_id, take.severity) == ("A2", Severity.INFO)
     assert monitor.open_alerts() == []  # triggers are events, not crossings
 
 
@@ -490,7 +495,7 @@ def test_a_scripted_market_drop_raises_exactly_one_critical_per_crossed_limit():
         quotes = {s: quote(s, price, 10_000, sector=sectors[s]) for s in symbols}
         metrics = compute_metrics(model, [book], quotes, sectors, value_histories={"P1": history},
                                   day_start_values={"P1": day_start})["P1"]
-        history.append(round(metrics["totalValue"] * 100))
+        history.append(metrics.total_value)
         return monitor.update("P1", evaluate_limits(metrics, DEFAULT_LIMITS), now_ms=now_ms)
 
     # 100.00 → 98.00: value 98,500.00, loss 1,500.00 (< 4,000.00), drawdown 1.5 % (< 16 %): nothing.
@@ -498,9 +503,9 @@ def test_a_scripted_market_drop_raises_exactly_one_critical_per_crossed_limit():
     # 70.00: value 25,000 + 750 × 70 = 77,500.00: loss 22,500.00 > 5,000.00, drawdown 22.5 % > 20 %.
     # Each position is then 10,500 / 77,500 = 13.5 %, VaR 52,500 × 0.004 = 210.00: no other limit is near.
     crossed = interval(7_000, 3)
-    assert [(a.rule, str(a.severity), a.value) for a in crossed] == [
-        ("maxDailyLoss", "CRITICAL", 22500.0), ("maxDrawdown", "CRITICAL", 0.225)]
-    assert crossed[0].message == "daily loss 22,500.00 is over maxDailyLoss 5,000.00 by 17,500.00"
+    assert [(a.cause.rule, a.severity, a.cause.value, a.cause.threshold) for a in crossed] == [
+        (LimitRule.MAX_DAILY_LOSS, Severity.CRITICAL, 2_250_000, 500_000),
+        (LimitRule.MAX_DRAWDOWN, Severity.CRITICAL, Decimal("0.225"), Decimal("0.20"))]
     # The fall goes on: both limits stay crossed, nothing new.
     assert interval(6_900, 4) == [] and interval(6_800, 5) == []
     # A new day starts at 76,000.00: the daily loss re-arms, the drawdown (24 %) stays crossed.
@@ -508,7 +513,8 @@ def test_a_scripted_market_drop_raises_exactly_one_critical_per_crossed_limit():
     assert interval(6_800, 6) == []
     # 60.00: value 70,000.00, a new day's loss of 6,000.00 crosses again; the drawdown is still the same crossing.
     [again] = interval(6_000, 7)
-    assert (again.rule, again.severity, again.value) == ("maxDailyLoss", Severity.CRITICAL, 6000.0)
+    assert (again.cause.rule, again.severity, again.cause.value) == (LimitRule.MAX_DAILY_LOSS, Severity.CRITICAL,
+                                                                     600_000)
 
 
 # ----- pre-trade -------------------------------------------------------------------------------------------
@@ -587,16 +593,17 @@ def test_the_order_engine_rejects_risk_limit_orders_with_the_checks_message():
 
 
 def test_rank_by_risk_orders_by_var_relative_to_value():
-    ranked = rank_by_risk({
-        "calm": {"var95": 500.0, "totalValue": 100000.0},   # 0.5 %
-        "wild": {"var95": 3000.0, "totalValue": 50000.0},   # 6 %
-        "big": {"var95": 6000.0, "totalValue": 200000.0},   # 3 %
-        "same": {"var95": 1500.0, "totalValue": 50000.0},   # 3 %, smaller VaR than "big"
-        "new": {"var95": None, "totalValue": 100000.0},
-        "broke": {"var95": 100.0, "totalValue": 0.0},
-    })
-    assert [(e["rank"], e["portfolioId"], e["relativeVar95"]) for e in ranked] == [
+    metrics = {
+        "calm": metrics_with(var95=50_000, total_value=10_000_000),   # 0.5 %
+        "wild": metrics_with(var95=300_000, total_value=5_000_000),   # 6 %
+        "big": metrics_with(var95=600_000, total_value=20_000_000),   # 3 %
+        "same": metrics_with(var95=150_000, total_value=5_000_000),   # 3 %, smaller VaR than "big"
+        "new": metrics_with(var95=None, total_value=10_000_000),
+        "broke": metrics_with(var95=10_000, total_value=0),
+    }
+    ranked = rank_by_risk(metrics)
+    assert [(e.rank, e.portfolio_id, e.relative_var95) for e in ranked] == [
         (1, "wild", 0.06), (2, "big", 0.03), (3, "same", 0.03), (4, "calm", 0.005), (5, "broke", None),
         (6, "new", None),
     ]
-    assert ranked[0]["metrics"] == {"var95": 3000.0, "totalValue": 50000.0}
+    assert ranked[0] == RiskRank(1, "wild", 0.06, metrics["wild"])
