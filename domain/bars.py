@@ -59,16 +59,6 @@ class Bar:
     close: int
     volume: int
 
-    def to_wire(self) -> dict:
-        return {
-            "time": self.time,
-            "open": round(self.open / 100, 2),
-            "high": round(self.high / 100, 2),
-            "low": round(self.low / 100, 2),
-            "close": round(self.close / 100, 2),
-            "volume": self.volume,
-        }
-
 
 class BarSeries:
     """Owns the bounded bar history of one symbol at one interval; the last bar may still be forming."""

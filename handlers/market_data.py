@@ -1,16 +1,18 @@
 """/ws/market-data: quotes, history, analytics and the symbol list (PROTOCOL.md, Market data)."""
 
+from domain.bars import INTERVALS
 from domain.errors import BadRequest
+from domain.market import MAX_HISTORY_LIMIT, symbol_analytics
 from realtime.fanout import MIN_INTERVAL_MS
 from realtime.schema import Int, Str, StrList
+from realtime.wire import market as wire_market
 
 from .base import Endpoint, Reply, handles
 
 __all__ = ["MarketDataEndpoint"]
 
 SYMBOL = dict(upper=True, max_len=12)
-INTERVALS = ("1m", "5m", "15m", "1h", "1d")
-MAX_HISTORY = 1000
+INTERVAL_NAMES = tuple(INTERVALS)
 
 
 class MarketDataEndpoint(Endpoint):
@@ -31,7 +33,7 @@ class MarketDataEndpoint(Endpoint):
         self.services.fanout.remove(self)
 
     def _quotes(self, symbols) -> list[dict]:
-        return [self.market.quote(symbol).to_wire() for symbol in symbols]
+        return [wire_market.quote(self.market.quote(symbol)) for symbol in symbols]
 
     @handles("SUBSCRIBE", symbols=StrList(required=True, **SYMBOL),
              subscriptionType=Str(default="REAL_TIME", upper=True, choices=("REAL_TIME",)),
@@ -78,17 +80,17 @@ class MarketDataEndpoint(Endpoint):
                                         "notFound": [s for s in symbols if s not in known]})
 
     @handles("REQUEST_HISTORICAL", symbol=Str(required=True, **SYMBOL),
-             interval=Str(default="1m", choices=INTERVALS), limit=Int(default=100, min=1, max=MAX_HISTORY))
+             interval=Str(default="1m", choices=INTERVAL_NAMES), limit=Int(default=100, min=1, max=MAX_HISTORY_LIMIT))
     def request_historical(self, symbol, interval, limit):
         bars = self.market.history(symbol, interval, limit)
         return Reply("HISTORICAL_DATA", {"symbol": symbol, "interval": interval,
-                                         "bars": [bar.to_wire() for bar in bars]})
+                                         "bars": [wire_market.bar(bar) for bar in bars]})
 
-    @handles("REQUEST_ANALYTICS", symbol=Str(required=True, **SYMBOL), interval=Str(default="1d", choices=INTERVALS))
+    @handles("REQUEST_ANALYTICS", symbol=Str(required=True, **SYMBOL),
+             interval=Str(default="1d", choices=INTERVAL_NAMES))
     def request_analytics(self, symbol, interval):
-        return Reply("ANALYTICS_DATA", self.market.analytics(symbol, interval))
+        return Reply("ANALYTICS_DATA", wire_market.analytics(symbol_analytics(self.market, symbol, interval)))
 
     @handles("REQUEST_SYMBOLS")
     def request_symbols(self):
-        return Reply("SYMBOL_LIST", {"symbols": [{"symbol": s.symbol, "name": s.name, "sector": s.sector}
-                                                 for s in self.market.specs()]})
+        return Reply("SYMBOL_LIST", {"symbols": [wire_market.listed_symbol(spec) for spec in self.market.specs()]})

@@ -4,6 +4,7 @@ import logging
 from dataclasses import dataclass
 
 from .protocol import CloseCode, encode_data
+from .wire import market as wire_market
 
 __all__ = ["QuoteFanout", "MIN_INTERVAL_MS", "DEFAULT_INTERVAL_MS"]
 
@@ -44,7 +45,7 @@ class QuoteFanout:
         self.frames_built = 0
 
     def update(self, version: int, quotes) -> None:
-        """Take the quotes that changed at market `version` (each with `.symbol`, `.version`, `.to_wire()`)."""
+        """Take the quotes that changed at market `version` (Quotes: `.symbol`, `.version`, the fields of the wire)."""
         for quote in quotes:
             self._latest[quote.symbol] = quote
         self.version = max(self.version, version)
@@ -148,6 +149,6 @@ class QuoteFanout:
         cached = self._quote_json.get(symbol)
         if cached is not None and cached[0] == quote.version:
             return cached[1]
-        text = encode_data(quote.to_wire())
+        text = encode_data(wire_market.quote(quote))
         self._quote_json[symbol] = (quote.version, text)
         return text

@@ -4,7 +4,9 @@ import logging
 from dataclasses import dataclass
 
 from domain.errors import BadRequest
+from domain.market import market_overview
 from domain.trading import MarketState
+from realtime.wire import market as wire_market
 
 __all__ = ["MarketService", "MarketTick", "TICKS", "STATUS"]
 
@@ -67,8 +69,9 @@ class MarketService:
 
     def overview(self) -> dict:
         """MARKET_OVERVIEW data, with the market's speed and clock so a new client knows them at once."""
-        return {**self.simulator.overview(self.status), "speed": self.clock.speed,
-                "marketTime": int(self.clock.now() * 1000)}
+        return wire_market.overview(market_overview(self.simulator.quotes(), self.simulator.indices()),
+                                    status=self.status, speed=self.clock.speed,
+                                    market_time=int(self.clock.now() * 1000))
 
     def _announce(self, event: dict) -> dict:
         data = self.status_data(event)

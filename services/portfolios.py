@@ -5,7 +5,7 @@ import statistics
 from dataclasses import dataclass
 
 from domain import analytics, valuation
-from domain.market import TRADING_DAYS_PER_YEAR
+from domain.market import TRADING_DAYS_PER_YEAR, index_levels
 from realtime.protocol import encode_data
 from realtime.wire import portfolio as wire
 
@@ -143,7 +143,7 @@ class PortfolioFeed:
         now, market_ms = self._clock.now_ms(), int(self._market.clock.now() * 1000)
         rows = [(ledger.portfolio_id, now, market_ms, valuation.value_cents(ledger, quotes), ledger.cash_cents)
                 for ledger in self._trading.engine.portfolios()]
-        index = next(i for i in self._market.simulator.indices() if i["symbol"] == INDEX_SERIES)
-        rows.append((INDEX_SERIES, now, market_ms, round(index["value"] * 100), 0))
+        index = next(i for i in index_levels(quotes, self._market.simulator.indices()) if i.symbol == INDEX_SERIES)
+        rows.append((INDEX_SERIES, now, market_ms, round(round(index.value, 2) * 100), 0))  # the published value
         self._storage.record_values(rows)
         return rows

@@ -75,3 +75,17 @@ def test_shock_moves_a_sector_and_announces_it(world):
     for symbol in members:
         assert market.simulator.quote(symbol).price == pytest.approx(before[symbol] * 0.9, rel=0.01)
     assert statuses[-1]["event"]["action"] == "SHOCK" and sorted(statuses[-1]["event"]["symbols"]) == sorted(members)
+
+
+def test_overview_is_the_market_overview_with_status_speed_and_clock_last(world):
+    wall, market, _, _ = world
+    wall.advance(1)
+    market.tick()
+    market.set_speed(120)
+    data = market.overview()
+    assert list(data) == ["indices", "topGainers", "topLosers", "mostActive", "advancers", "decliners", "unchanged",
+                          "marketStatus", "speed", "marketTime"]  # fmt: skip
+    assert data["marketStatus"] == "OPEN" and data["speed"] == 120
+    assert data["marketTime"] == int(market.clock.now() * 1000)
+    assert [i["symbol"] for i in data["indices"]] == market.simulator.index_symbols()
+    assert data["advancers"] + data["decliners"] + data["unchanged"] == len(market.simulator.specs())

@@ -77,17 +77,6 @@ def test_last_returns_a_copy_of_the_forming_bar():
     assert series.last(0) == []
 
 
-def test_bar_to_wire_sends_money_as_two_decimal_floats():
-    assert Bar(60_000, 10_050, 10_100, 9_999, 10_001, 1_234).to_wire() == {
-        "time": 60_000,
-        "open": 100.5,
-        "high": 101.0,
-        "low": 99.99,
-        "close": 100.01,
-        "volume": 1_234,
-    }
-
-
 @pytest.mark.parametrize("interval", ["2m", "1D", "", None, 60])
 def test_unknown_intervals_are_bad_requests(interval):
     with pytest.raises(BadRequest):

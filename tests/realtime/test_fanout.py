@@ -25,6 +25,12 @@ class FakeQuote:
         return {"symbol": self.symbol, "price": self.price}
 
 
+@pytest.fixture(autouse=True)
+def fake_quote_wire(monkeypatch):
+    """The fan-out serializes a FakeQuote as its symbol and price, counting the calls."""
+    monkeypatch.setattr("realtime.wire.market.quote", FakeQuote.to_wire)
+
+
 class FakeMarket:
     """Quotes by symbol and a version that moves by one per tick; each tick goes to its listeners (the broker's job)."""
 

@@ -1,4 +1,4 @@
-"""The market simulator: quotes, days, history, analytics, indices, shocks and the statistics of its prices."""
+"""The market simulator: quotes, days, generated history, shocks, return series and the statistics of its prices."""
 
 import math
 import random
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from domain.errors import BadRequest, NotFound
-from domain.market import MarketSimulator, Quote
+from domain.market import MarketSimulator
 from domain.universe import DEFAULT_UNIVERSE, IndexSpec, SymbolSpec
 
 START = 1_764_126_000_000
@@ -99,7 +99,7 @@ def test_same_seed_and_tick_times_give_identical_quotes_and_bars():
     for t in times:
         assert a.tick(t, t) == b.tick(t, t)
     assert a.quotes() == b.quotes()
-    assert [x.to_wire() for x in a.history("QBIT", "1m", 50)] == [x.to_wire() for x in b.history("QBIT", "1m", 50)]
+    assert a.history("QBIT", "1m", 50) == b.history("QBIT", "1m", 50)
     assert prices(make(seed=12)) != prices(a)
 
 
@@ -151,30 +151,6 @@ def test_prices_never_fall_below_one_cent():
     assert q.price >= 1 and q.low >= 1 and 1 <= q.bid < q.ask
     assert min(b.low for b in sim.history("PNY", "1m", 1000)) >= 1
     assert t > START
-
-
-def test_quote_to_wire_uses_protocol_names_and_two_decimal_money():
-    q = Quote("ABC", "Abc Inc", "Tech", 10_050, 10_049, 10_052, 300, 500, 10_000, 10_100, 9_950, 9_800, 12_345,
-              1_000, 2_000, 7)  # fmt: skip
-    assert q.to_wire() == {
-        "symbol": "ABC",
-        "name": "Abc Inc",
-        "sector": "Tech",
-        "price": 100.5,
-        "bid": 100.49,
-        "ask": 100.52,
-        "bidSize": 300,
-        "askSize": 500,
-        "open": 100.0,
-        "high": 101.0,
-        "low": 99.5,
-        "previousClose": 98.0,
-        "change": 2.5,
-        "changePercent": 2.55,  # 250 / 9800 = 2.551%
-        "volume": 12_345,
-        "time": 1_000,
-        "marketTime": 2_000,
-    }
 
 
 # ----- statistics of the process ---------------------------------------------------------------------------
@@ -344,27 +320,7 @@ def test_a_shock_while_closed_becomes_the_next_sessions_open():
     assert sim.history("NVTX", "1d", 1)[0].open == q.price
 
 
-# ----- indices, overview, analytics -------------------------------------------------------------------------
-
-
-def test_indices_are_equal_weighted_price_ratios():
-    sim = make()
-    before = {i["symbol"]: i["value"] for i in sim.indices()}
-    assert list(before) == ["SQX", "SQTECH", "SQVAL"]
-    sim.shock(10, sim.quotes().keys())
-    for index in sim.indices():
-        assert index["value"] == pytest.approx(before[index["symbol"]] * 1.1, rel=1e-3)
-        assert index["changePercent"] == pytest.approx(10.0, abs=0.02)
-        assert index["change"] == pytest.approx(index["value"] - before[index["symbol"]], abs=0.02)
-
-
-def test_an_equal_weighted_index_of_two_symbols_averages_their_price_ratios():
-    universe = (SymbolSpec("AAA", "A", "X", 10_000, 0.2, 1.0), SymbolSpec("BBB", "B", "X", 5_000, 0.2, 1.0))
-    sim = MarketSimulator(universe, (IndexSpec("IDX", "Index", ("AAA", "BBB"), 500.0),), rng=random.Random(1),
-                          start_market_ms=START, history_days=0)  # fmt: skip
-    assert sim.indices()[0]["value"] == 500.0  # with no history the base is now
-    sim.shock(20, ["AAA"])  # ratios 1.2 and 1.0: 500 * 1.1
-    assert sim.indices()[0] == {"symbol": "IDX", "name": "Index", "value": 550.0, "change": 50.0, "changePercent": 10.0}
+# ----- return series -----------------------------------------------------------------------------------------
 
 
 def test_index_daily_returns_follow_the_constituents():
@@ -388,59 +344,6 @@ def test_daily_returns_are_simple_returns_of_completed_daily_closes():
         sim.daily_returns("MEDX", 0)
 
 
-def test_overview_lists_top_movers_and_counts_advancers_and_decliners():
-    sim = make(seed=9)
-    run(sim, 400, 1_000)
-    data = sim.overview("OPEN")
-    assert set(data) >= {"indices", "topGainers", "topLosers", "mostActive", "advancers", "decliners", "marketStatus"}
-    assert data["marketStatus"] == "OPEN" and len(data["indices"]) == 3
-    for key in ("topGainers", "topLosers", "mostActive"):
-        assert len(data[key]) == 5
-        assert all(set(e) == {"symbol", "name", "price", "change", "changePercent", "volume"} for e in data[key])
-    gains = [e["changePercent"] for e in data["topGainers"]]
-    losses = [e["changePercent"] for e in data["topLosers"]]
-    assert gains == sorted(gains, reverse=True) and gains[-1] > 0
-    assert losses == sorted(losses) and losses[-1] < 0
-    volumes = [e["volume"] for e in data["mostActive"]]
-    assert volumes == sorted(volumes, reverse=True) and volumes[0] == max(q.volume for q in sim.quotes().values())
-    changes = [q.price - q.previous_close for q in sim.quotes().values()]
-    assert data["advancers"] == sum(c > 0 for c in changes) and data["decliners"] == sum(c < 0 for c in changes)
-
-
-ANALYTICS_FIELDS = {"symbol", "interval", "sma20", "sma50", "ema12", "ema26", "rsi14", "macd", "bollinger", "vwap",
-                    "volatility"}  # fmt: skip
-
-
-def test_analytics_reports_every_protocol_field_right_after_start():
-    sim = MarketSimulator(rng=random.Random(7), start_market_ms=START)
-    for interval in ("1d", "1m", "5m"):
-        data = sim.analytics("NVTX", interval)
-        assert set(data) == ANALYTICS_FIELDS
-        assert data["symbol"] == "NVTX" and data["interval"] == interval
-        assert set(data["macd"]) == {"macd", "signal", "histogram"}
-        assert set(data["bollinger"]) == {"upper", "middle", "lower"}
-        scalars = {k: v for k, v in data.items() if k not in ("symbol", "interval", "macd", "bollinger")}
-        assert all(isinstance(v, float) for v in scalars.values())
-        assert 0 <= data["rsi14"] <= 100 and data["volatility"] > 0
-        assert data["bollinger"]["upper"] > data["bollinger"]["middle"] > data["bollinger"]["lower"]
-        assert data["bollinger"]["middle"] == data["sma20"]
-        m = data["macd"]
-        assert m["histogram"] == pytest.approx(m["macd"] - m["signal"], abs=2e-4)
-    assert sim.analytics("NVTX")["interval"] == "1d"
-
-
-def test_analytics_are_none_where_there_are_too_few_bars():
-    sim = make(history_days=10, minute_history_days=0)
-    data = sim.analytics("NVTX", "1d")
-    assert data["sma20"] is None and data["sma50"] is None and data["ema26"] is None and data["rsi14"] is None
-    assert data["macd"] == {"macd": None, "signal": None, "histogram": None}
-    assert data["bollinger"] == {"upper": None, "middle": None, "lower": None}
-    assert data["vwap"] is None  # no minute bars have traded yet
-    assert data["volatility"] is not None
-    run(sim, 20, 1_000)
-    assert sim.analytics("NVTX", "1d")["vwap"] > 0
-
-
 # ----- lookups and errors ------------------------------------------------------------------------------------
 
 
@@ -456,7 +359,7 @@ def test_unknown_symbols_are_not_found():
     for call in (
         lambda: sim.quote("NOPE"),
         lambda: sim.history("NOPE", "1d"),
-        lambda: sim.analytics("NOPE"),
+        lambda: sim.bars("NOPE", "1m"),
         lambda: sim.daily_returns("NOPE", 5),
         lambda: sim.quote(None),
     ):
@@ -470,13 +373,20 @@ def test_unknown_intervals_are_bad_requests(interval):
     with pytest.raises(BadRequest):
         sim.history("NVTX", interval)
     with pytest.raises(BadRequest):
-        sim.analytics("NVTX", interval)
+        sim.bars("NVTX", interval)
 
 
 @pytest.mark.parametrize("limit", [0, -1, 1001, 2.5, "10", True])
 def test_history_limits_outside_1_to_1000_are_bad_requests(limit):
     with pytest.raises(BadRequest):
         make().history("NVTX", "1m", limit)
+
+
+def test_bars_hold_every_bar_of_an_interval_beyond_the_history_limit():
+    sim = MarketSimulator(rng=random.Random(4), start_market_ms=START)
+    bars = sim.bars("NVTX", "1m")
+    assert len(bars) == 3 * 390 + 1  # three generated 6.5 h days of minutes, and the day just opened
+    assert list(bars[-1000:]) == sim.history("NVTX", "1m", 1000)
 
 
 def test_history_returns_at_most_limit_bars_oldest_first():
