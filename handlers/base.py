@@ -102,6 +102,7 @@ class Endpoint:
 
     name = "base"
     auth_required = False
+    standing_channels: tuple[str, ...] = ()  # hub channels every connection of this endpoint hears once admitted
     handlers: dict[str, tuple[Callable, bool, dict]] = {}
 
     def __init_subclass__(cls, **kwargs):
@@ -152,6 +153,8 @@ class Endpoint:
         except ConnectionRefused as refused:
             self.refuse(refused.code, refused.message, refused.close_code)
             return
+        for channel in self.standing_channels:
+            self.hub.subscribe(self, channel)
         if self.request.token:
             verified = self.verify_token(self.request.token)
             if verified is None or not self.bind(*verified):

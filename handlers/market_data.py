@@ -2,23 +2,28 @@
 
 from domain.bars import INTERVALS
 from domain.errors import BadRequest
-from domain.market import MAX_HISTORY_LIMIT, symbol_analytics
+from domain.market import MAX_HISTORY_LIMIT
+from realtime import channels
 from realtime.fanout import MIN_INTERVAL_MS
-from realtime.schema import Int, Str, StrList
-from realtime.wire import market as wire_market
+from realtime.schema import Int, Str, Symbol, Symbols
+from realtime.wire import market as wire
 
 from .base import Endpoint, Reply, handles
 
 __all__ = ["MarketDataEndpoint"]
 
-SYMBOL = dict(upper=True, max_len=12)
 INTERVAL_NAMES = tuple(INTERVALS)
 
 
 class MarketDataEndpoint(Endpoint):
-    """One connection's market-data session: its quote subscriptions and requests."""
+    """One connection's market-data session: its quote subscriptions and requests.
+
+    Quotes go through the fan-out (coalesced per connection); MARKET_STATUS and MARKET_OVERVIEW come on
+    the hub's market channel, which every market-data connection hears.
+    """
 
     name = "market-data"
+    standing_channels = (channels.MARKET,)
 
     def __init__(self, services, transport, request):
         super().__init__(services, transport, request)
@@ -27,15 +32,12 @@ class MarketDataEndpoint(Endpoint):
 
     @property
     def market(self):
-        return self.services.market.simulator
-
-    def closed(self) -> None:
-        self.services.fanout.remove(self)
+        return self.services.market
 
     def _quotes(self, symbols) -> list[dict]:
-        return [wire_market.quote(self.market.quote(symbol)) for symbol in symbols]
+        return [wire.quote(self.market.quote(symbol)) for symbol in symbols]
 
-    @handles("SUBSCRIBE", symbols=StrList(required=True, **SYMBOL),
+    @handles("SUBSCRIBE", symbols=Symbols(required=True),
              subscriptionType=Str(default="REAL_TIME", upper=True, choices=("REAL_TIME",)),
              updateInterval=Int(min=0, max=3_600_000))
     def subscribe(self, symbols, subscription_type, update_interval):
@@ -55,10 +57,10 @@ class MarketDataEndpoint(Endpoint):
                    Reply("INITIAL_DATA", {"quotes": self._quotes(accepted)})]
         if not self._overview_sent:
             self._overview_sent = True
-            replies.append(Reply("MARKET_OVERVIEW", self.services.market.overview()))
+            replies.append(Reply("MARKET_OVERVIEW", self.market.overview()))
         return replies
 
-    @handles("UNSUBSCRIBE", symbols=StrList(**SYMBOL))
+    @handles("UNSUBSCRIBE", symbols=Symbols())
     def unsubscribe(self, symbols):
         fanout = self.services.fanout
         before = fanout.active(self)
@@ -67,7 +69,7 @@ class MarketDataEndpoint(Endpoint):
         return Reply("SUBSCRIPTION_CONFIRMED", {"action": "UNSUBSCRIBE", "symbols": removed,
                                                 "active": fanout.active(self)})
 
-    @handles("REQUEST_QUOTE", symbol=Str(**SYMBOL), symbols=StrList(**SYMBOL))
+    @handles("REQUEST_QUOTE", symbol=Symbol(), symbols=Symbols())
     def request_quote(self, symbol, symbols):
         if symbol is None and not symbols:
             raise BadRequest("REQUEST_QUOTE needs symbol or symbols")
@@ -79,18 +81,17 @@ class MarketDataEndpoint(Endpoint):
         return Reply("QUOTE_RESPONSE", {"quotes": self._quotes(known),
                                         "notFound": [s for s in symbols if s not in known]})
 
-    @handles("REQUEST_HISTORICAL", symbol=Str(required=True, **SYMBOL),
-             interval=Str(default="1m", choices=INTERVAL_NAMES), limit=Int(default=100, min=1, max=MAX_HISTORY_LIMIT))
+    @handles("REQUEST_HISTORICAL", symbol=Symbol(required=True), interval=Str(default="1m", choices=INTERVAL_NAMES),
+             limit=Int(default=100, min=1, max=MAX_HISTORY_LIMIT))
     def request_historical(self, symbol, interval, limit):
         bars = self.market.history(symbol, interval, limit)
         return Reply("HISTORICAL_DATA", {"symbol": symbol, "interval": interval,
-                                         "bars": [wire_market.bar(bar) for bar in bars]})
+                                         "bars": [wire.bar(bar) for bar in bars]})
 
-    @handles("REQUEST_ANALYTICS", symbol=Str(required=True, **SYMBOL),
-             interval=Str(default="1d", choices=INTERVAL_NAMES))
+    @handles("REQUEST_ANALYTICS", symbol=Symbol(required=True), interval=Str(default="1d", choices=INTERVAL_NAMES))
     def request_analytics(self, symbol, interval):
-        return Reply("ANALYTICS_DATA", wire_market.analytics(symbol_analytics(self.market, symbol, interval)))
+        return Reply("ANALYTICS_DATA", wire.analytics(self.market.analytics(symbol, interval)))
 
     @handles("REQUEST_SYMBOLS")
     def request_symbols(self):
-        return Reply("SYMBOL_LIST", {"symbols": [wire_market.listed_symbol(spec) for spec in self.market.specs()]})
+        return Reply("SYMBOL_LIST", {"symbols": [wire.listed_symbol(spec) for spec in self.market.specs()]})

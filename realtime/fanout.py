@@ -1,17 +1,41 @@
-"""Real-time quote fan-out: who wants which symbols how often, built so each quote is serialized once per change."""
+"""Real-time quote fan-out, the hot path: who wants which symbols how often, and what each was last sent.
+
+Quotes arrive from the broker as ticks (`encode_quotes`): each changed quote serialized once, where the
+market runs, so the fan-out only joins ready-made JSON into frames.
+"""
 
 import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+
+from domain.market import Quote
 
 from .protocol import CloseCode, encode_data
 from .wire import market as wire_market
 
-__all__ = ["QuoteFanout", "MIN_INTERVAL_MS", "DEFAULT_INTERVAL_MS"]
+__all__ = ["QuoteFanout", "QUOTES", "encode_quotes", "decode_quotes", "MIN_INTERVAL_MS", "DEFAULT_INTERVAL_MS"]
 
 log = logging.getLogger(__name__)
 
 MIN_INTERVAL_MS = 100
 DEFAULT_INTERVAL_MS = 1000
+
+QUOTES = "market.quotes"
+"""The broker channel of market ticks: every node's fan-out listens to it."""
+
+
+def encode_quotes(version: int, quotes: Iterable[Quote]) -> bytes:
+    """One tick for the broker: the market version on the first line, then one line per changed quote, its symbol
+    and its wire JSON separated by a space (JSON text never holds a raw newline)."""
+    lines = [str(int(version))]
+    lines += [f"{quote.symbol} {encode_data(wire_market.quote(quote))}" for quote in quotes]
+    return "\n".join(lines).encode()
+
+
+def decode_quotes(message: bytes) -> tuple[int, dict[str, str]]:
+    """(version, quote JSON by symbol) of a tick made by `encode_quotes`."""
+    version, *lines = message.decode().split("\n")
+    return int(version), dict(line.split(" ", 1) for line in lines)
 
 
 @dataclass(eq=False, slots=True)
@@ -27,27 +51,31 @@ class _Group:
 class QuoteFanout:
     """Owns real-time quote delivery: subscriptions by connection and interval, and what each was last sent.
 
-    It learns prices only from `update` (the market's ticks, delivered by the broker), so the market
-    may live elsewhere. Every interval's connections are flushed together. A frame's `data` is built
-    once per distinct (symbols, last version sent) and shared; each quote's JSON is built once per
-    change. A connection whose transport has not drained is skipped, so its next frame carries only
-    the latest quotes (coalescing); past `hard_buffer` bytes it is closed 4008.
+    It learns prices only from the market's ticks on the broker (`on_quotes`), so the market may live
+    in another process. Every interval's connections are flushed together. A frame's `data` is built
+    once per distinct (symbols, last version sent) and shared. A connection whose transport has not
+    drained is skipped, so its next frame carries only the latest quotes (coalescing); past
+    `hard_buffer` bytes it is closed 4008. It keeps its subscriptions itself (the hub's channels
+    cannot coalesce) and is attached to the hub, which tells it when a connection ends (`remove`).
     """
 
     def __init__(self, *, soft_buffer: int = 64 * 1024, hard_buffer: int = 1024 * 1024):
         self.soft_buffer, self.hard_buffer = soft_buffer, hard_buffer
         self.version = 0
-        self._latest: dict[str, object] = {}
+        self._latest: dict[str, tuple[int, str]] = {}  # symbol -> (version it changed at, its wire JSON)
         self._groups: dict[object, dict[int, _Group]] = {}
         self._buckets: dict[int, set[_Group]] = {}
         self._due: dict[int, int] = {}
-        self._quote_json: dict[str, tuple[int, str]] = {}
         self.frames_built = 0
 
-    def update(self, version: int, quotes) -> None:
-        """Take the quotes that changed at market `version` (Quotes: `.symbol`, `.version`, the fields of the wire)."""
-        for quote in quotes:
-            self._latest[quote.symbol] = quote
+    def on_quotes(self, _channel: str, message: bytes) -> None:
+        """The broker's handler for `QUOTES`."""
+        self.update(*decode_quotes(message))
+
+    def update(self, version: int, quote_json: Mapping[str, str]) -> None:
+        """Take the quotes (wire JSON by symbol) that changed at market `version`."""
+        for symbol, text in quote_json.items():
+            self._latest[symbol] = (version, text)
         self.version = max(self.version, version)
 
     @staticmethod
@@ -137,18 +165,8 @@ class QuoteFanout:
 
     def _frame(self, symbols, since_version: int) -> str | None:
         latest = self._latest
-        parts = [self.quote_json(s) for s in symbols if s in latest and latest[s].version > since_version]
+        parts = [latest[s][1] for s in symbols if s in latest and latest[s][0] > since_version]
         if not parts:
             return None
         self.frames_built += 1
         return '{"quotes":[' + ",".join(parts) + "]}"
-
-    def quote_json(self, symbol: str) -> str:
-        """The quote's wire JSON, serialized once per change of the quote."""
-        quote = self._latest[symbol]
-        cached = self._quote_json.get(symbol)
-        if cached is not None and cached[0] == quote.version:
-            return cached[1]
-        text = encode_data(wire_market.quote(quote))
-        self._quote_json[symbol] = (quote.version, text)
-        return text

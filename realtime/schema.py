@@ -8,7 +8,10 @@ from typing import Any, Callable
 
 from .protocol import ErrorCode, ProtocolError
 
-__all__ = ["Field", "Str", "Int", "Number", "Bool", "Id", "StrList", "Obj", "Money", "validate", "snake_case"]
+__all__ = [
+    "Field", "Str", "Int", "Number", "Bool", "Id", "StrList", "Obj", "Money", "Symbol", "Symbols", "validate",
+    "snake_case",
+]
 
 MAX_ABS_NUMBER = 1e15
 _MISSING = object()
@@ -167,6 +170,22 @@ class StrList(Field):
             for item in items:
                 self.check_choice(name, item)
         return list(dict.fromkeys(items))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Symbol(Str):
+    """A ticker symbol as every endpoint reads it: trimmed and upper-cased, at most 12 characters."""
+
+    upper: bool = True
+    max_len: int = 12
+
+
+@dataclass(frozen=True, kw_only=True)
+class Symbols(StrList):
+    """A list of ticker symbols (or one), each read as `Symbol` reads one."""
+
+    upper: bool = True
+    max_len: int = 12
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -8,7 +8,7 @@ from domain.bars import Bar
 from domain.market import IndexLevel, MarketOverview, Quote, SymbolAnalytics
 from domain.universe import SymbolSpec
 
-__all__ = ["quote", "bar", "analytics", "index_level", "mover", "overview", "listed_symbol"]
+__all__ = ["quote", "bar", "analytics", "index_level", "mover", "overview", "listed_symbol", "status"]
 
 
 def _money(cents: int) -> float:
@@ -120,3 +120,11 @@ def overview(o: MarketOverview, *, status: str, speed: float, market_time: int) 
 def listed_symbol(spec: SymbolSpec) -> dict:
     """One SYMBOL_LIST entry."""
     return {"symbol": spec.symbol, "name": spec.name, "sector": spec.sector}
+
+
+def status(state: str, *, speed: float, market_time: int, event: dict | None = None) -> dict:
+    """MARKET_STATUS (and the market-control reply): the state, the speed, the market clock, what just happened."""
+    data = {"status": state, "speed": speed, "marketTime": market_time}
+    if event is not None:
+        data["event"] = event
+    return data

@@ -2,57 +2,44 @@
 
 import itertools
 import json
+import random
 
 import pytest
 
-from realtime.fanout import DEFAULT_INTERVAL_MS, MIN_INTERVAL_MS, QuoteFanout
-from realtime.protocol import CloseCode
+from domain.market import MarketSimulator
+from realtime.broker import InMemoryBroker
+from realtime.fanout import (
+    DEFAULT_INTERVAL_MS,
+    MIN_INTERVAL_MS,
+    QUOTES,
+    QuoteFanout,
+    decode_quotes,
+    encode_quotes,
+)
+from realtime.protocol import CloseCode, encode_data
+from realtime.wire import market as wire_market
 
 SYMBOLS = ("AAPL", "MSFT", "GOOG", "TSLA")
 
 _ids = itertools.count(1)
 
 
-class FakeQuote:
-    """A quote stamped with the market version at which it last changed; counts its serializations."""
-
-    def __init__(self, symbol, price):
-        self.symbol, self.price, self.version = symbol, price, 0
-        self.wire_calls = 0
-
-    def to_wire(self):
-        self.wire_calls += 1
-        return {"symbol": self.symbol, "price": self.price}
-
-
-@pytest.fixture(autouse=True)
-def fake_quote_wire(monkeypatch):
-    """The fan-out serializes a FakeQuote as its symbol and price, counting the calls."""
-    monkeypatch.setattr("realtime.wire.market.quote", FakeQuote.to_wire)
-
-
 class FakeMarket:
-    """Quotes by symbol and a version that moves by one per tick; each tick goes to its listeners (the broker's job)."""
+    """Prices by symbol and a version that moves by one per tick; each tick's changed quotes go to its listeners as
+    wire JSON (the market's side of the broker)."""
 
     def __init__(self, symbols=SYMBOLS):
         self.version = 0
-        self._quotes = {symbol: FakeQuote(symbol, 100.0) for symbol in symbols}
+        self.prices = dict.fromkeys(symbols, 100.0)
         self.listeners = []
 
     def tick(self, *symbols, step=1.0):
         self.version += 1
         for symbol in symbols:
-            quote = self._quotes[symbol]
-            quote.price += step
-            quote.version = self.version
+            self.prices[symbol] += step
+        changed = {symbol: json.dumps({"symbol": symbol, "price": self.prices[symbol]}) for symbol in symbols}
         for listener in self.listeners:
-            listener(self.version, [self._quotes[symbol] for symbol in symbols])
-
-    def quotes(self):
-        return dict(self._quotes)
-
-    def quote(self, symbol):
-        return self._quotes[symbol]
+            listener(self.version, changed)
 
 
 class FakeConnection:
@@ -85,7 +72,6 @@ class FakeConnection:
 
 def fanout_for(market, **options):
     fanout = QuoteFanout(**options)
-    fanout.update(market.version, market.quotes().values())
     market.listeners.append(fanout.update)
     return fanout
 
@@ -330,7 +316,8 @@ def test_different_subscriptions_get_their_own_frames():
     assert second.prices() == {"AAPL": 101.0, "MSFT": 101.0}
 
 
-def test_each_quote_is_serialized_once_per_version():
+def test_frames_are_joined_from_the_quote_json_the_market_published_without_serializing_again(monkeypatch):
+    monkeypatch.setattr("realtime.fanout.encode_data", lambda data: pytest.fail("the fan-out serialized a quote"))
     conns = [FakeConnection() for _ in range(3)]
     market = FakeMarket()
     fanout = fanout_for(market)
@@ -340,24 +327,38 @@ def test_each_quote_is_serialized_once_per_version():
     market.tick("AAPL", "MSFT")
     fanout.flush(100)
     fanout.flush(1000)
-    aapl, msft = market.quote("AAPL"), market.quote("MSFT")
-    assert (aapl.wire_calls, msft.wire_calls) == (1, 1)
-    market.tick("AAPL")
-    fanout.flush(100)
-    fanout.flush(1000)
-    assert (aapl.wire_calls, msft.wire_calls) == (2, 1)
-    assert all(conn.prices()["AAPL"] == 102.0 for conn in conns)
+    published = json.dumps({"symbol": "AAPL", "price": 101.0})
+    assert all(published in conn.raw[0][1] for conn in conns)
+    assert conns[2].prices() == {"AAPL": 101.0, "MSFT": 101.0}
 
 
-def test_quote_json_is_cached_until_the_quote_changes():
-    market = FakeMarket()
-    fanout = fanout_for(market)
-    first = fanout.quote_json("AAPL")
-    assert fanout.quote_json("AAPL") is first
-    assert json.loads(first) == {"symbol": "AAPL", "price": 100.0}
-    market.tick("AAPL")
-    assert json.loads(fanout.quote_json("AAPL")) == {"symbol": "AAPL", "price": 101.0}
-    assert market.quote("AAPL").wire_calls == 2
+# the broker's ticks -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def simulator():
+    return MarketSimulator(rng=random.Random(3), start_market_ms=1_764_126_000_000, history_days=3,
+                           minute_history_days=1)
+
+
+def test_a_tick_carries_each_changed_quote_as_its_exact_wire_json(simulator):
+    quotes = [simulator.quote("NVTX"), simulator.quote("QBIT")]
+    version, by_symbol = decode_quotes(encode_quotes(41, quotes))
+    assert version == 41
+    assert by_symbol == {q.symbol: encode_data(wire_market.quote(q)) for q in quotes}
+
+
+def test_the_fan_out_learns_prices_from_ticks_published_on_the_broker(simulator):
+    broker = InMemoryBroker()
+    fanout = QuoteFanout()
+    broker.subscribe(QUOTES, fanout.on_quotes)
+    conn = FakeConnection()
+    fanout.subscribe(conn, ["NVTX", "QBIT"], 1000)
+    broker.publish(QUOTES, encode_quotes(1, [simulator.quote("NVTX")]))
+    assert fanout.flush(1000) == 0  # not delivered yet
+    broker.drain()
+    assert fanout.flush(1000) == 1
+    assert conn.frames[0] == {"quotes": [wire_market.quote(simulator.quote("NVTX"))]}
 
 
 # slow consumers -------------------------------------------------------------------------

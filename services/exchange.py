@@ -1,0 +1,36 @@
+"""The exchange: one market tick and everything it causes, in the order one process must see it."""
+
+import logging
+
+__all__ = ["Exchange"]
+
+log = logging.getLogger(__name__)
+
+
+class Exchange:
+    """Owns the order of a tick on the engine side, which no broker subscription order could promise:
+
+    1. the market moves and publishes its new quotes (for every node's fan-out);
+    2. the order engine matches open orders against those prices; the fills are committed, then published;
+    3. risk hears of the stop-loss and take-profit levels the tick reached, and of a new day;
+    4. the signal models read the bars the tick closed.
+
+    A teacher's shock is followed at once by a tick, as if the tick timer had fired.
+    """
+
+    def __init__(self, *, market, trading, risk, signals):
+        self._market, self._trading, self._risk, self._signals = market, trading, risk, signals
+
+    def tick(self) -> None:
+        tick = self._market.tick()
+        if tick is None:
+            return
+        self._trading.on_tick(tick)
+        self._risk.on_tick(tick)
+        self._signals.on_tick(tick)
+
+    def shock(self, percent: float, symbols=(), sector: str | None = None) -> dict:
+        """A teacher's sudden move (MarketService.shock), then a tick; returns the MARKET_STATUS data."""
+        status = self._market.shock(percent, symbols=symbols, sector=sector)
+        self.tick()
+        return status
