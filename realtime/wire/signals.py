@@ -11,7 +11,8 @@ import numpy as np
 
 from domain.errors import BadRequest
 from domain.optimizer import OptimizationResult, Parameter, ParameterError, RebalanceOrder
-from domain.signals import MODELS, Feature, Model, ModelRecord, Signal
+from domain.signal_features import Feature
+from domain.signals import MODELS, Model, ModelRecord, Signal
 
 from . import iso_ms, ratio
 
@@ -88,13 +89,13 @@ def signal(s: Signal) -> dict:
 
 def model_record(r: ModelRecord) -> dict:
     """A model's row of MODEL_PERFORMANCE."""
-    n = r.predictions
+    scored = r.predictions > 0
     return {
         "model": _MODEL_NAMES[r.model],
-        "predictions": n,
-        "hitRate": round(r.hits / n, 4) if n else None,
+        "predictions": r.predictions,
+        "hitRate": round(r.hit_rate, 4) if scored else None,
         # No `+ 0.0` here, unlike `ratio`: a mean return that rounds to zero from below is sent as -0.0.
-        "averageReturn": round(r.return_sum / n, 8) if n else None,
+        "averageReturn": round(r.average_return, 8) if scored else None,
         "since": None if r.since_ms is None else iso_ms(r.since_ms),
     }
 

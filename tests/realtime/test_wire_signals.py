@@ -17,7 +17,8 @@ from domain.optimizer import (
     optimize,
     returns_matrix,
 )
-from domain.signals import MODELS, Action, Feature, Model, ModelRecord, Signal, SignalEngine
+from domain.signal_features import Feature
+from domain.signals import MODELS, Action, Model, ModelRecord, Signal, SignalEngine
 from domain.trading import Side
 from realtime.wire import signals as wire_signals
 
