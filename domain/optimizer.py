@@ -16,8 +16,10 @@ convex in the form solved: MAX_SHARPE through the Charnes-Cooper transform) and 
 the constraint set, so box and budget hold to rounding.
 """
 
+import enum
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize
@@ -26,10 +28,15 @@ from domain.errors import BadRequest
 from domain.trading import Side
 
 __all__ = [
+    "Objective",
     "OBJECTIVES",
     "PERIODS_PER_YEAR",
     "DEFAULT_LOOKBACK",
     "MAX_LOOKBACK",
+    "Parameter",
+    "ParameterError",
+    "RebalanceOrder",
+    "OptimizationResult",
     "ledoit_wolf",
     "optimize",
     "portfolio_stats",
@@ -38,13 +45,70 @@ __all__ = [
     "optimization_result",
 ]
 
-OBJECTIVES = ("MAX_SHARPE", "MIN_VARIANCE", "RISK_PARITY")
+
+class Objective(enum.StrEnum):
+    """What the optimiser optimises (see the module docstring)."""
+
+    MAX_SHARPE = "MAX_SHARPE"
+    MIN_VARIANCE = "MIN_VARIANCE"
+    RISK_PARITY = "RISK_PARITY"
+
+
+OBJECTIVES = tuple(Objective)
 PERIODS_PER_YEAR = 252
 DEFAULT_LOOKBACK = 60  # simulated trading days of returns
 MAX_LOOKBACK = 1000
 _MIN_OBSERVATIONS = 3
 _TOLERANCE = 1e-12
-_WIRE_PLACES = 4
+
+
+class Parameter(enum.StrEnum):
+    """The optimiser's options that a refusal can name."""
+
+    MIN_WEIGHT = "min_weight"
+    MAX_WEIGHT = "max_weight"
+    RISK_FREE = "risk_free"
+
+
+class ParameterError(BadRequest):
+    """Weight bounds or a risk-free rate the optimiser refuses, with a message that names the options at fault.
+
+    `template` names each option as a `{min_weight}`, `{max_weight}` or `{risk_free}` field, so that `render` can
+    call them what the caller calls them (the wire module passes the protocol's names); `message` uses these
+    Python names.
+    """
+
+    def __init__(self, template: str, **values):
+        self.template, self.values = template, values
+        super().__init__(self.render({p: p.value for p in Parameter}))
+
+    def render(self, names: Mapping[Parameter, str]) -> str:
+        return self.template.format(**{p.value: names[p] for p in Parameter}, **self.values)
+
+
+@dataclass(frozen=True, slots=True)
+class RebalanceOrder:
+    """One whole-share order that moves a portfolio towards its target weights."""
+
+    symbol: str
+    side: Side
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class OptimizationResult:
+    """The optimiser's answer: target weights, their annualised statistics and the orders that reach them.
+
+    `weights` maps each symbol (in the order asked) to its exact weight; the weights sum to 1 to rounding.
+    `expected_return` and `expected_volatility` are annual fractions; `sharpe_ratio` is None at zero volatility.
+    """
+
+    objective: Objective
+    weights: dict[str, float]
+    expected_return: float
+    expected_volatility: float
+    sharpe_ratio: float | None
+    rebalance: list[RebalanceOrder]
 
 
 # ----- covariance ------------------------------------------------------------------------------------------------
@@ -119,29 +183,35 @@ def ledoit_wolf(returns: np.ndarray, *, target: str = "constant_correlation") ->
 # ----- weights ---------------------------------------------------------------------------------------------------
 
 
-def _number(value: object, name: str) -> float:
+def _number(value: object, parameter: Parameter) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise BadRequest(f"{name} must be a number")
+        raise ParameterError("{" + parameter + "} must be a number")
     return float(value)
 
 
 def _check_constraints(n: int, min_weight: object, max_weight: object) -> tuple[float, float]:
-    lo, hi = _number(min_weight, "minWeight"), _number(max_weight, "maxWeight")
+    lo, hi = _number(min_weight, Parameter.MIN_WEIGHT), _number(max_weight, Parameter.MAX_WEIGHT)
     if n < 2:
         raise BadRequest("choose at least two symbols to optimise")
     if not 0.0 <= lo <= 1.0 or not 0.0 < hi <= 1.0:
-        raise BadRequest("minWeight must be within 0..1 and maxWeight within (0, 1] (long-only weights)")
+        raise ParameterError("{min_weight} must be within 0..1 and {max_weight} within (0, 1] (long-only weights)")
     if lo > hi:
-        raise BadRequest(f"minWeight {lo:g} is above maxWeight {hi:g}")
+        raise ParameterError("{min_weight} {lo:g} is above {max_weight} {hi:g}", lo=lo, hi=hi)
     if n * hi < 1.0 - 1e-9:
-        raise BadRequest(
-            f"impossible constraints: {n} symbols at most {hi:g} each cannot add up to 100 %; "
-            f"maxWeight must be at least 1/{n} = {1 / n:.4f}"
+        raise ParameterError(
+            "impossible constraints: {n} symbols at most {hi:g} each cannot add up to 100 %; "
+            "{max_weight} must be at least 1/{n} = {share:.4f}",
+            n=n,
+            hi=hi,
+            share=1 / n,
         )
     if n * lo > 1.0 + 1e-9:
-        raise BadRequest(
-            f"impossible constraints: {n} symbols at least {lo:g} each add up to more than 100 %; "
-            f"minWeight must be at most 1/{n} = {1 / n:.4f}"
+        raise ParameterError(
+            "impossible constraints: {n} symbols at least {lo:g} each add up to more than 100 %; "
+            "{min_weight} must be at most 1/{n} = {share:.4f}",
+            n=n,
+            lo=lo,
+            share=1 / n,
         )
     return lo, hi
 
@@ -262,8 +332,8 @@ def optimize(
     """Long-only weights (summing to 1, each within [min_weight, max_weight]) for `objective` over n assets.
 
     `expected_returns` (n) and `cov` (n x n) are per period and `risk_free` is in the same units (only MAX_SHARPE
-    uses either). BadRequest for an unknown objective, fewer than two assets, bounds outside 0..1, or impossible
-    constraints (n x max_weight < 1 or n x min_weight > 1).
+    uses either). BadRequest for an unknown objective or fewer than two assets; ParameterError (a BadRequest) for
+    bounds outside 0..1 or impossible constraints (n x max_weight < 1 or n x min_weight > 1).
 
     >>> optimize("MIN_VARIANCE", [0.0, 0.0], np.diag([0.04, 0.01])).round(6).tolist()
     [0.2, 0.8]
@@ -320,8 +390,8 @@ def rebalance_orders(
     holdings: Mapping[str, int],
     prices_cents: Mapping[str, int],
     total_value_cents: int,
-) -> list[dict]:
-    """The whole-share orders `[{symbol, side, quantity}]` that take `holdings` to `target_weights`, sells first.
+) -> list[RebalanceOrder]:
+    """The whole-share orders that take `holdings` to `target_weights`, sells first.
 
     Each target symbol's share count is floor(weight x total_value / price), so the buys never need more than the
     portfolio is worth at these prices (the remainder stays cash); a held symbol that is not among the targets is
@@ -329,9 +399,9 @@ def rebalance_orders(
     order and then by symbol, buys in target order. Pass the portfolio's total value (cash + positions at
     `prices_cents`) to invest all of it; `prices_cents` needs every target symbol.
 
-    >>> rebalance_orders({"A": 0.5, "B": 0.5}, {"A": 10, "C": 3}, {"A": 1_000, "B": 2_000}, 30_000)
-    [{'symbol': 'C', 'side': 'SELL', 'quantity': 3}, {'symbol': 'A', 'side': 'BUY', 'quantity': 5}, \
-{'symbol': 'B', 'side': 'BUY', 'quantity': 7}]
+    >>> orders = rebalance_orders({"A": 0.5, "B": 0.5}, {"A": 10, "C": 3}, {"A": 1_000, "B": 2_000}, 30_000)
+    >>> [(o.symbol, o.side.value, o.quantity) for o in orders]
+    [('C', 'SELL', 3), ('A', 'BUY', 5), ('B', 'BUY', 7)]
     """
     if isinstance(total_value_cents, bool) or not isinstance(total_value_cents, int) or total_value_cents < 0:
         raise ValueError("total_value_cents must be a non-negative integer")
@@ -350,13 +420,13 @@ def rebalance_orders(
     for symbol, target in targets.items():
         delta = target - int(holdings.get(symbol, 0))
         if delta < 0:
-            sells.append({"symbol": symbol, "side": Side.SELL.value, "quantity": -delta})
+            sells.append(RebalanceOrder(symbol, Side.SELL, -delta))
         elif delta > 0:
-            buys.append({"symbol": symbol, "side": Side.BUY.value, "quantity": delta})
+            buys.append(RebalanceOrder(symbol, Side.BUY, delta))
     return sells + buys
 
 
-# ----- from the market to OPTIMIZATION_RESULT ----------------------------------------------------------------------
+# ----- from the market to an OptimizationResult --------------------------------------------------------------------
 
 
 def _check_symbols(symbols: object) -> list[str]:
@@ -389,23 +459,6 @@ def returns_matrix(market, symbols: Sequence[str], lookback: int = DEFAULT_LOOKB
     return np.array([r[len(r) - length :] for r in series], dtype=float).T
 
 
-def _wire_weights(symbols: Sequence[str], w: np.ndarray) -> dict[str, float]:
-    """Weights rounded to 4 places by largest remainder, so the rounded weights still add up to exactly 1."""
-    units = 10**_WIRE_PLACES
-    scaled = w * units
-    floors = np.floor(scaled + 1e-9).astype(int)
-    short = units - int(floors.sum())
-    for i in np.argsort(-(scaled - floors), kind="stable")[: max(short, 0)]:
-        floors[i] += 1
-    return {s: int(q) / units for s, q in zip(symbols, floors, strict=True)}
-
-
-def _wire(value: float | None) -> float | None:
-    if value is None or not math.isfinite(value):
-        return None
-    return round(value, _WIRE_PLACES) + 0.0
-
-
 def optimization_result(
     objective: str,
     symbols: Sequence[str],
@@ -418,14 +471,13 @@ def optimization_result(
     max_weight: float = 1.0,
     risk_free: float = 0.0,
     periods_per_year: float = PERIODS_PER_YEAR,
-) -> dict:
-    """OPTIMIZATION_RESULT data for `objective` over `symbols` from their per-period `returns` (T x n).
+) -> OptimizationResult:
+    """The optimal weights for `objective` over `symbols` from their per-period `returns` (T x n), and what follows.
 
-    `{objective, weights: {symbol: w}, expectedReturn, expectedVolatility, sharpeRatio, rebalance}`: weights to 4
-    places adding up to 1; expected return and volatility annualised with `periods_per_year` (252 for daily
-    returns) from the sample mean and the Ledoit-Wolf (constant-correlation) covariance; Sharpe against the annual
-    `risk_free`; `rebalance` as `rebalance_orders` for the portfolio given by holdings / prices / total value.
-    BadRequest for bad symbols, objective or constraints, or a symbol whose price never moved over the returns.
+    Expected return and volatility are annualised with `periods_per_year` (252 for daily returns) from the sample
+    mean and the Ledoit-Wolf (constant-correlation) covariance; the Sharpe ratio is against the annual `risk_free`;
+    `rebalance` is `rebalance_orders` for the portfolio given by holdings / prices / total value. BadRequest for bad
+    symbols or objective, or a symbol whose price never moved over the returns; ParameterError for bad constraints.
     """
     symbols = _check_symbols(symbols)
     x = np.asarray(returns, dtype=float)
@@ -438,17 +490,17 @@ def optimization_result(
         raise BadRequest(f"no price movement to estimate risk from: {', '.join(flat)}")
     if objective not in OBJECTIVES:
         raise BadRequest(f"unknown objective {objective!r}; use one of {', '.join(OBJECTIVES)}")
-    rf = _number(risk_free, "riskFree")
+    rf = _number(risk_free, Parameter.RISK_FREE)
     mu = x.mean(axis=0)
     cov, _ = ledoit_wolf(x)
     w = optimize(objective, mu, cov, min_weight=min_weight, max_weight=max_weight, risk_free=rf / periods_per_year)
     annual_return, annual_vol, sharpe = portfolio_stats(w, mu, cov, risk_free=rf, periods_per_year=periods_per_year)
-    targets = dict(zip(symbols, w.tolist(), strict=True))
-    return {
-        "objective": objective,
-        "weights": _wire_weights(symbols, w),
-        "expectedReturn": _wire(annual_return),
-        "expectedVolatility": _wire(annual_vol),
-        "sharpeRatio": _wire(sharpe),
-        "rebalance": rebalance_orders(targets, holdings, prices_cents, total_value_cents),
-    }
+    weights = dict(zip(symbols, w.tolist(), strict=True))
+    return OptimizationResult(
+        objective=Objective(objective),
+        weights=weights,
+        expected_return=annual_return,
+        expected_volatility=annual_vol,
+        sharpe_ratio=sharpe,
+        rebalance=rebalance_orders(weights, holdings, prices_cents, total_value_cents),
+    )

@@ -3,7 +3,7 @@
 Five models speak about each symbol every time one of its 1-minute bars closes:
 
 - ``momentum``: the 10-bar rate of change and the MACD (12/26/9) histogram; rising prices say BUY.
-- ``meanReversion``: Bollinger (20, 2) position and RSI (14) extremes; a close far above its band with a high RSI
+- ``mean_reversion``: Bollinger (20, 2) position and RSI (14) extremes; a close far above its band with a high RSI
   says SELL, far below with a low RSI says BUY, and anything inside half the band says nothing (HOLD).
 - ``trend``: the SMA 10 / SMA 30 crossover gap and the least-squares slope of the last 30 log closes.
 - ``online``: a logistic regression over the indicator features below, one per symbol, trained by stochastic
@@ -12,10 +12,9 @@ Five models speak about each symbol every time one of its 1-minute bars closes:
 - ``ensemble``: a weighted vote of the four: each model votes +1 (BUY), -1 (SELL) or 0 (HOLD) with a weight equal
   to how far its own recent scored hit rate on this symbol is above 50 % (equal weights while none is).
 
-Every feature is scale-free: log returns over the last bars divided by the symbol's recent per-bar volatility
-(the root mean square of the last 30 one-bar log returns), so the same thresholds fit a $30 and a $900 stock.
+The models read the scale-free features of `domain.signal_features`, so the same thresholds fit every stock.
 
-**Score, signal, confidence.** momentum and trend score tanh of the mean of their two features; meanReversion
+**Score, signal, confidence.** momentum and trend score tanh of the mean of their two features; mean_reversion
 scores minus the sign of (bollinger + rsi) / 2 times how far its size goes from 0.5 to 1 (0 inside, 1 at the band
 with RSI at 70 / 30); online scores 2 P(up) - 1; ensemble scores its vote (the sum of weight x vote). A model says
 BUY or SELL when its score reaches its threshold (0.4 for the three rule models, 0.3 for the ensemble, 0.02 for the
@@ -26,13 +25,14 @@ online model, whose probabilities stay close to one half even when it has a real
 starting at least horizon_bars minutes after the predicting bar, so a gap in the bars lengthens it) will be above
 (BUY) or below (SELL) the close it was made at. When that bar closes the prediction is scored: a hit when the simple
 return close_later / close_then - 1 has the predicted sign; a return of exactly zero (an unchanged price) is a miss.
-HOLDs are not predictions and are not counted. `averageReturn` is the mean of direction x realized return over the
-scored predictions (+1 for BUY, -1 for SELL): what following every call at the close would have earned per call,
-before spread and commission. Predictions made while feeding history with `warm_up` train the online model and the
-ensemble weights (they are just as out-of-sample) but are not counted in `performance`, whose `since` is the wall
-time of the first live bar; predictions still waiting for their horizon are not counted yet either.
+HOLDs are not predictions and are not counted. A record's `average_return` is the mean of direction x realized return
+over the scored predictions (+1 for BUY, -1 for SELL): what following every call at the close would have earned per
+call, before spread and commission. Predictions made while feeding history with `warm_up` train the online model and the
+ensemble weights (they are just as out-of-sample) but are not counted in `performance`, whose `since_ms` is the
+wall time of the first live bar; predictions still waiting for their horizon are not counted yet either.
 """
 
+import enum
 import math
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -41,43 +41,92 @@ from typing import Protocol
 
 import numpy as np
 
-from domain import indicators
 from domain.errors import BadRequest, NotFound
-from domain.trading import iso_ms
+from domain.signal_features import FEATURES, MIN_BARS, WINDOW, Feature, compute_features
 
 __all__ = [
+    "Model",
     "MODELS",
     "BASE_MODELS",
-    "FEATURES",
-    "BUY",
-    "SELL",
-    "HOLD",
+    "Action",
+    "Signal",
+    "ModelRecord",
     "OnlineLogisticRegression",
     "SignalEngine",
-    "compute_features",
 ]
 
-MODELS = ("momentum", "meanReversion", "trend", "online", "ensemble")
-BASE_MODELS = MODELS[:4]
-BUY, SELL, HOLD = "BUY", "SELL", "HOLD"
 
-# The online model's inputs, in order. Each is scaled to about unit standard deviation under a random walk.
-FEATURES = ("roc1", "roc5", "roc10", "macdHistogram", "bollinger", "rsi", "smaGap", "slope")
+class Model(enum.StrEnum):
+    """The five signal models, in the order every listing uses."""
+
+    MOMENTUM = "momentum"
+    MEAN_REVERSION = "mean_reversion"
+    TREND = "trend"
+    ONLINE = "online"
+    ENSEMBLE = "ensemble"
+
+
+MODELS = tuple(Model)
+BASE_MODELS = MODELS[:4]  # the models the ensemble weighs
+
+
+class Action(enum.StrEnum):
+    """What a signal says to do."""
+
+    BUY = "BUY"
+    SELL = "SELL"
+    HOLD = "HOLD"
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """One model's latest call on one symbol: what to do, how strongly, and the inputs it was made from.
+
+    `score` (-1..1), `confidence` (0..1) and the feature values are rounded to 4 places, the precision every reader
+    sees and the one `on_bar` compares when it decides whether a signal changed. `features` maps each Feature the
+    model used to its value (for the ensemble: each base Model to its weight); treat it as read-only, it is shared.
+    """
+
+    symbol: str
+    model: Model
+    action: Action
+    score: float
+    confidence: float
+    horizon_bars: int
+    features: dict[Feature | Model, float]
+    generated_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRecord:
+    """One model's scored live record, pooled over every symbol, since the first live bar (`since_ms`, None before)."""
+
+    model: Model
+    predictions: int
+    hits: int
+    return_sum: float  # of direction x simple return over the horizon, +1 for BUY and -1 for SELL
+    since_ms: int | None
+
+    @property
+    def hit_rate(self) -> float | None:
+        """Hits / predictions (an unchanged price being a miss); None before the first scored prediction."""
+        return self.hits / self.predictions if self.predictions else None
+
+    @property
+    def average_return(self) -> float | None:
+        """The mean of direction x simple return per call, a fraction; None before the first scored prediction."""
+        return self.return_sum / self.predictions if self.predictions else None
+
 
 _MINUTE_MS = 60_000
-_WINDOW = 60  # closes kept per symbol; every indicator is computed over at most these
-_VOL_BARS = 30
-_SLOPE_BARS = 30
-_MIN_BARS = 35  # MACD 12/26/9 needs 34 closes, the volatility 31
-_CLIP = 5.0
-# Divisors that bring each raw feature to about unit standard deviation on a pure random walk (measured on the
-# simulator at predictability 0 over 40k bars; only the rule models' thresholds depend on them).
-_MACD_SCALE = 0.34
-_GAP_SCALE = 2.1
-_SLOPE_SCALE = 1.09
-_RSI_SCALE = 20.0  # RSI points: 70 and 30 map to +1 and -1
 # |score| at or above which a model says BUY or SELL instead of HOLD.
-_THRESHOLDS = {"momentum": 0.4, "meanReversion": 0.4, "trend": 0.4, "online": 0.02, "ensemble": 0.3}
+_THRESHOLDS = {
+    Model.MOMENTUM: 0.4,
+    Model.MEAN_REVERSION: 0.4,
+    Model.TREND: 0.4,
+    Model.ONLINE: 0.02,
+    Model.ENSEMBLE: 0.3,
+}
 _ONLINE_PRIOR_EXAMPLES = 200  # the online model's confidence is discounted by n / (n + this)
 _SKILL_DECAY = 0.996  # per scored prediction: the ensemble's view of a model's hit rate has a ~170-call half-life
 _SKILL_PRIOR = 20.0  # pseudo-calls at 50 % behind each hit-rate estimate
@@ -86,61 +135,6 @@ _SKILL_PRIOR = 20.0  # pseudo-calls at 50 % behind each hit-rate estimate
 class _BarLike(Protocol):
     time: int
     close: int
-
-
-def _clip(value: float) -> float:
-    return _CLIP if value > _CLIP else -_CLIP if value < -_CLIP else value
-
-
-def compute_features(closes: Sequence[float], logs: Sequence[float] | None = None) -> dict[str, float] | None:
-    """The scale-free indicator features of the last close of `closes` (oldest first), or None with too few.
-
-    Needs at least 35 closes and uses at most the last 60 (`logs`, their natural logs, may be passed to save
-    recomputing them). Every value is clipped to [-5, 5]:
-
-    - ``roc1``, ``roc5``, ``roc10``: log return over the last 1, 5, 10 bars / (volatility x sqrt(bars));
-    - ``macdHistogram``: MACD 12/26/9 histogram / (close x volatility x 0.34);
-    - ``bollinger``: (close - SMA 20) / (2 population std of the last 20 closes): +1 at the upper band;
-    - ``rsi``: (Wilder RSI 14 - 50) / 20: +1 at 70, -1 at 30;
-    - ``smaGap``: log(SMA 10 / SMA 30) / (volatility x 2.1);
-    - ``slope``: least-squares slope of the last 30 log closes x 30 / (volatility x sqrt(30) x 1.09);
-    - ``volatility`` (not clipped, not a model input): root mean square of the last 30 one-bar log returns.
-    """
-    if len(closes) < _MIN_BARS:
-        return None
-    closes = list(closes)[-_WINDOW:]
-    logs = [math.log(c) for c in closes] if logs is None else list(logs)[-len(closes) :]
-    last = logs[-1]
-    returns = [b - a for a, b in zip(logs[-_VOL_BARS - 1 : -1], logs[-_VOL_BARS:], strict=True)]
-    vol = math.sqrt(sum(r * r for r in returns) / _VOL_BARS)
-    out = {"volatility": vol}
-    if vol <= 0.0:  # a price that has not moved in 30 bars: nothing to say
-        out.update(dict.fromkeys(FEATURES, 0.0))
-        return out
-    close = closes[-1]
-    hist = indicators.macd(closes, 12, 26, 9)[2]
-    upper, middle, _ = indicators.bollinger(closes, 20, 2.0)
-    band = upper - middle
-    rsi = indicators.rsi(closes, 14)
-    fast, slow = indicators.sma(closes, 10), indicators.sma(closes, 30)
-    # The least-squares slope is sum_k (k - centre) y_k / sum_k (k - centre)^2; the weights already sum to zero.
-    slope = sum(w * y for w, y in zip(_SLOPE_WEIGHTS, logs[-_SLOPE_BARS:], strict=True))
-    out.update(
-        roc1=_clip(returns[-1] / vol),
-        roc5=_clip((last - logs[-6]) / (vol * _SQRT5)),
-        roc10=_clip((last - logs[-11]) / (vol * _SQRT10)),
-        macdHistogram=_clip(hist / (close * vol * _MACD_SCALE)),
-        bollinger=_clip((close - middle) / band) if band > 0 else 0.0,
-        rsi=_clip((rsi - 50.0) / _RSI_SCALE),
-        smaGap=_clip(math.log(fast / slow) / (vol * _GAP_SCALE)),
-        slope=_clip(slope * _SLOPE_BARS / (vol * math.sqrt(_SLOPE_BARS) * _SLOPE_SCALE)),
-    )
-    return out
-
-
-_SQRT5, _SQRT10 = math.sqrt(5), math.sqrt(10)
-_SLOPE_WEIGHTS = [k - (_SLOPE_BARS - 1) / 2 for k in range(_SLOPE_BARS)]
-_SLOPE_WEIGHTS = [w / math.fsum(v * v for v in _SLOPE_WEIGHTS) for w in _SLOPE_WEIGHTS]
 
 
 class OnlineLogisticRegression:
@@ -185,7 +179,7 @@ class _Pending:
 
     target_ms: int
     close: float
-    directions: dict[str, int]
+    directions: dict[Model, int]
     features: list[float] | None  # the online model's inputs, for training when the label is known
     counted: bool  # made live (not during warm-up), so it goes into the public record
 
@@ -219,23 +213,23 @@ class _SymbolState:
     """Everything the engine keeps about one symbol."""
 
     learner: OnlineLogisticRegression
-    closes: deque = field(default_factory=lambda: deque(maxlen=_WINDOW))
-    logs: deque = field(default_factory=lambda: deque(maxlen=_WINDOW))
+    closes: deque = field(default_factory=lambda: deque(maxlen=WINDOW))
+    logs: deque = field(default_factory=lambda: deque(maxlen=WINDOW))
     last_time: int | None = None
     bars: int = 0
     pending: deque = field(default_factory=deque)
     skill: dict = field(default_factory=lambda: {m: _Skill() for m in BASE_MODELS})
     raw: dict | None = None  # model -> (score, confidence, features used, direction) of the latest bar
-    latest: dict = field(default_factory=dict)  # model -> the latest Signal dict
-    announced: dict = field(default_factory=dict)  # model -> (signal, score) last returned as changed
+    latest: dict = field(default_factory=dict)  # model -> its latest Signal
+    announced: dict = field(default_factory=dict)  # model -> (action, score) last returned as changed
 
 
 class SignalEngine:
     """Owns every model's state per symbol, the predictions awaiting their horizon, and each model's scored record.
 
     Drive it with `on_bar` each time a 1-minute bar closes (after `warm_up` with history at start-up); it computes
-    every model's signal once per symbol per bar and keeps it, so all subscribers share the same Signal dicts
-    (treat them as read-only). Not thread-safe; pure and synchronous: wall times are passed in, nothing is random.
+    every model's signal once per symbol per bar and keeps it, so all subscribers share the same Signals. Not
+    thread-safe; pure and synchronous: wall times are passed in, nothing is random.
 
     Options (keyword-only): `horizon_bars` (default 5: a "5m" horizon), `warmup_bars` (closes a symbol needs
     before its models speak; at least 35), `learning_rate` and `l2` of the online model, `change_threshold` (how far
@@ -259,12 +253,11 @@ class SignalEngine:
             raise ValueError("symbols must be a non-empty list without duplicates")
         if isinstance(horizon_bars, bool) or not isinstance(horizon_bars, int) or horizon_bars < 1:
             raise ValueError("horizon_bars must be a positive integer")
-        if not isinstance(warmup_bars, int) or warmup_bars < _MIN_BARS:
-            raise ValueError(f"warmup_bars must be at least {_MIN_BARS}")
+        if not isinstance(warmup_bars, int) or warmup_bars < MIN_BARS:
+            raise ValueError(f"warmup_bars must be at least {MIN_BARS}")
         if not 0 < change_threshold <= 2:
             raise ValueError("change_threshold must be within (0, 2]")
         self.horizon_bars = horizon_bars
-        self.horizon = f"{horizon_bars}m"
         self.warmup_bars = warmup_bars
         self.change_threshold = change_threshold
         self._horizon_ms = horizon_bars * _MINUTE_MS
@@ -284,13 +277,13 @@ class SignalEngine:
             raise NotFound(f"unknown symbol {symbol!r}")
         return state
 
-    def on_bar(self, symbol: str, bar_time_ms: int, close_cents: int, *, wall_ms: int) -> list[dict]:
+    def on_bar(self, symbol: str, bar_time_ms: int, close_cents: int, *, wall_ms: int) -> list[Signal]:
         """Take one closed 1-minute bar (its start time and close) and return the Signals that changed.
 
         In order: predictions whose horizon has now passed are scored against this close; the online model learns
         from exactly those examples (and no others); then every model's signal is computed from the closes up to
         and including this one, recorded as a prediction, and compared with the last one returned for this symbol.
-        A Signal counts as changed when its BUY/SELL/HOLD differs or its score moved by more than
+        A Signal counts as changed when its action differs or its score moved by more than
         `change_threshold`; the first Signal of each model always counts. A bar at or before the last one fed for
         this symbol changes nothing and returns []. NotFound for an unknown symbol.
         """
@@ -315,11 +308,11 @@ class SignalEngine:
         if fed:
             self._publish(state, symbol, int(wall_ms))
             for model, signal in state.latest.items():
-                state.announced[model] = (signal["signal"], signal["score"])
+                state.announced[model] = (signal.action, signal.score)
 
     def _advance(
         self, state: _SymbolState, symbol: str, bar_time: int, close_cents: int, wall_ms: int, *, live: bool
-    ) -> list[dict]:
+    ) -> list[Signal]:
         if state.last_time is not None and bar_time <= state.last_time:
             return []
         close = float(close_cents)
@@ -338,13 +331,9 @@ class SignalEngine:
         for model in MODELS:
             signal = state.latest[model]
             before = state.announced.get(model)
-            if (
-                before is None
-                or before[0] != signal["signal"]
-                or abs(before[1] - signal["score"]) > self.change_threshold
-            ):
+            if before is None or before[0] != signal.action or abs(before[1] - signal.score) > self.change_threshold:
                 changed.append(signal)
-                state.announced[model] = (signal["signal"], signal["score"])
+                state.announced[model] = (signal.action, signal.score)
         return changed
 
     def _score(self, state: _SymbolState, bar_time: int, close: float) -> None:
@@ -366,7 +355,7 @@ class SignalEngine:
 
     # ----- the models ----------------------------------------------------------------------------------------
 
-    def _compute(self, state: _SymbolState, bar_time: int, close: float, live: bool) -> dict[str, tuple] | None:
+    def _compute(self, state: _SymbolState, bar_time: int, close: float, live: bool) -> dict[Model, tuple] | None:
         """Every model's (score, confidence, features used, direction) for the latest close; None while warming up.
 
         Also queues this bar's calls (and the online model's inputs) to be scored once the horizon has passed.
@@ -376,57 +365,58 @@ class SignalEngine:
             return None
         f = features
         vector = [f[name] for name in FEATURES]
-        raw: dict[str, tuple] = {}
+        raw: dict[Model, tuple] = {}
 
-        momentum = math.tanh((f["roc10"] + f["macdHistogram"]) / 2)
-        raw["momentum"] = (momentum, abs(momentum), {"roc10": f["roc10"], "macdHistogram": f["macdHistogram"]})
+        roc10, macd = f[Feature.ROC10], f[Feature.MACD_HISTOGRAM]
+        momentum = math.tanh((roc10 + macd) / 2)
+        raw[Model.MOMENTUM] = (momentum, abs(momentum), {Feature.ROC10: roc10, Feature.MACD_HISTOGRAM: macd})
 
-        stretch = (f["bollinger"] + f["rsi"]) / 2
+        bollinger, rsi = f[Feature.BOLLINGER], f[Feature.RSI]
+        stretch = (bollinger + rsi) / 2
         reversion = -math.copysign(min(1.0, max(0.0, (abs(stretch) - 0.5) / 0.5)), stretch)
-        raw["meanReversion"] = (reversion, abs(reversion), {"bollinger": f["bollinger"], "rsi": f["rsi"]})
+        raw[Model.MEAN_REVERSION] = (reversion, abs(reversion), {Feature.BOLLINGER: bollinger, Feature.RSI: rsi})
 
-        trend = math.tanh((f["smaGap"] + f["slope"]) / 2)
-        raw["trend"] = (trend, abs(trend), {"smaGap": f["smaGap"], "slope": f["slope"]})
+        gap, slope = f[Feature.SMA_GAP], f[Feature.SLOPE]
+        trend = math.tanh((gap + slope) / 2)
+        raw[Model.TREND] = (trend, abs(trend), {Feature.SMA_GAP: gap, Feature.SLOPE: slope})
 
         learner = state.learner
         online = 2.0 * learner.probability(vector) - 1.0
         seasoned = learner.examples / (learner.examples + _ONLINE_PRIOR_EXAMPLES)
-        raw["online"] = (online, abs(online) * seasoned, dict(zip(FEATURES, vector, strict=True)))
+        raw[Model.ONLINE] = (online, abs(online) * seasoned, dict(zip(FEATURES, vector, strict=True)))
 
         directions = {m: _direction(raw[m][0], _THRESHOLDS[m]) for m in BASE_MODELS}
         edges = {m: state.skill[m].edge() for m in BASE_MODELS}
         total = sum(edges.values())
         weights = {m: e / total for m, e in edges.items()} if total > 0 else dict.fromkeys(BASE_MODELS, 0.25)
         vote = sum(weights[m] * directions[m] for m in BASE_MODELS)
-        directions["ensemble"] = _direction(vote, _THRESHOLDS["ensemble"])
-        raw["ensemble"] = (vote, abs(vote), weights)
+        directions[Model.ENSEMBLE] = _direction(vote, _THRESHOLDS[Model.ENSEMBLE])
+        raw[Model.ENSEMBLE] = (vote, abs(vote), weights)
 
         calls = {m: d for m, d in directions.items() if d}
         state.pending.append(_Pending(bar_time + self._horizon_ms, close, calls, vector, live))
         return {m: (*raw[m], directions[m]) for m in MODELS}
 
     def _publish(self, state: _SymbolState, symbol: str, wall_ms: int) -> None:
-        """Turn the latest computation into the Signal dicts that every reader shares."""
-        generated = iso_ms(wall_ms)
-        horizon = self.horizon
+        """Turn the latest computation into the Signals that every reader shares."""
         raw = state.raw or dict.fromkeys(MODELS, (0.0, 0.0, {}, 0))
         state.latest = {
-            model: {
-                "symbol": symbol,
-                "model": model,
-                "signal": BUY if direction > 0 else SELL if direction < 0 else HOLD,
-                "score": _round(score),
-                "confidence": _round(min(1.0, confidence)),
-                "horizon": horizon,
-                "features": {k: _round(v) for k, v in used.items()},
-                "generatedAt": generated,
-            }
+            model: Signal(
+                symbol=symbol,
+                model=model,
+                action=Action.BUY if direction > 0 else Action.SELL if direction < 0 else Action.HOLD,
+                score=_round(score),
+                confidence=_round(min(1.0, confidence)),
+                horizon_bars=self.horizon_bars,
+                features={k: _round(v) for k, v in used.items()},
+                generated_at_ms=wall_ms,
+            )
             for model, (score, confidence, used, direction) in raw.items()
         }
 
     # ----- reading ---------------------------------------------------------------------------------------------
 
-    def signals(self, symbol: str, models: Iterable[str] | None = None) -> list[dict]:
+    def signals(self, symbol: str, models: Iterable[Model] | None = None) -> list[Signal]:
         """The latest Signal of each model (all, or those named, in MODELS order) for `symbol`.
 
         [] before the symbol's first bar; HOLD with score 0 and no features until it has `warmup_bars` closes.
@@ -436,31 +426,19 @@ class SignalEngine:
         chosen = _check_models(models)
         return [state.latest[m] for m in chosen if m in state.latest]
 
-    def performance(self, model: str | None = None) -> list[dict]:
-        """MODEL_PERFORMANCE rows: `{model, predictions, hitRate, averageReturn, since}` for every model or one.
+    def performance(self, model: Model | None = None) -> list[ModelRecord]:
+        """The record of every model (in MODELS order) or of one.
 
         Pooled over every symbol: `predictions` counts the scored live BUY/SELL calls (HOLDs are not calls, calls
-        still inside their horizon are not scored yet); `hitRate` (hits / predictions, an unchanged price being a
-        miss) and `averageReturn` (mean of direction x simple return over the horizon, a fraction per call) are None
-        before the first one; `since` is the ISO wall time of the first live bar (None before it): warm-up calls are
-        never counted. BadRequest for an unknown model.
+        still inside their horizon are not scored yet); `since_ms` is the wall time of the first live bar (None
+        before it): warm-up calls are never counted. BadRequest for an unknown model.
         """
         chosen = MODELS if model is None else _check_models([model])
-        since = None if self._since_ms is None else iso_ms(self._since_ms)
-        rows = []
-        for m in chosen:
-            record = self._records[m]
-            n = record.predictions
-            rows.append(
-                {
-                    "model": m,
-                    "predictions": n,
-                    "hitRate": round(record.hits / n, 4) if n else None,
-                    "averageReturn": round(record.return_sum / n, 8) if n else None,
-                    "since": since,
-                }
-            )
-        return rows
+        records = self._records
+        return [
+            ModelRecord(m, records[m].predictions, records[m].hits, records[m].return_sum, self._since_ms)
+            for m in chosen
+        ]
 
     def learner(self, symbol: str) -> OnlineLogisticRegression:
         """The online model of `symbol` (for inspection; NotFound for an unknown symbol)."""
@@ -479,7 +457,7 @@ def _round(value: float) -> float:
     return round(value, 4) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
-def _check_models(models: Iterable[str] | None) -> tuple[str, ...]:
+def _check_models(models: Iterable[Model] | None) -> tuple[Model, ...]:
     if models is None:
         return MODELS
     if isinstance(models, str):

@@ -1,15 +1,17 @@
 """/ws/ml-signals: model signals, their measured record, and portfolio optimisation (PROTOCOL.md, ML signals)."""
 
+from domain.optimizer import ParameterError
 from domain.signals import MODELS
 from realtime.protocol import ErrorCode, ProtocolError
 from realtime.schema import Id, Int, Number, Obj, Str, StrList
+from realtime.wire import signals as wire_signals
 
 from .base import Endpoint, Reply, handles
 
 __all__ = ["SignalsEndpoint"]
 
 SYMBOL = dict(upper=True, max_len=12)
-MODEL_LIST = StrList(choices=MODELS, max_items=len(MODELS))
+MODEL_LIST = StrList(choices=wire_signals.MODEL_NAMES, max_items=len(MODELS))
 CONSTRAINTS = {"minWeight": Number(default=0.0, min=0, max=1), "maxWeight": Number(default=1.0, min=0, max=1)}
 
 
@@ -29,11 +31,12 @@ class SignalsEndpoint(Endpoint):
     def subscribe_signals(self, symbols, models):
         market = self.services.market.simulator
         known = [s for s in symbols if market.has(s)]
-        chosen = tuple(models) if models else None
+        chosen = wire_signals.models_from_wire(models) if models else None
         self.signal_service.subscribe(self, known, chosen)
-        signals = [signal for s in known for signal in self.signal_service.signals(s, chosen)]
+        signals = [wire_signals.signal(signal) for s in known for signal in self.signal_service.signals(s, chosen)]
         return [Reply("SUBSCRIPTION_CONFIRMED", {
-                    "action": "SUBSCRIBE", "symbols": known, "models": list(chosen or MODELS),
+                    "action": "SUBSCRIBE", "symbols": known,
+                    "models": [wire_signals.model_name(m) for m in chosen or MODELS],
                     "rejected": [{"symbol": s, "reason": "UNKNOWN_SYMBOL"} for s in symbols if s not in known],
                     "active": self.signal_service.active(self)}),
                 Reply("SIGNAL_UPDATE", {"signals": signals})]
@@ -46,11 +49,13 @@ class SignalsEndpoint(Endpoint):
 
     @handles("REQUEST_SIGNAL", symbol=Str(required=True, **SYMBOL), models=MODEL_LIST)
     def request_signal(self, symbol, models):
-        return Reply("SIGNAL_UPDATE", {"signals": self.signal_service.signals(symbol, models or None)})
+        signals = self.signal_service.signals(symbol, wire_signals.models_from_wire(models) if models else None)
+        return Reply("SIGNAL_UPDATE", {"signals": [wire_signals.signal(s) for s in signals]})
 
-    @handles("REQUEST_MODEL_PERFORMANCE", model=Str(choices=MODELS))
+    @handles("REQUEST_MODEL_PERFORMANCE", model=Str(choices=wire_signals.MODEL_NAMES))
     def request_model_performance(self, model):
-        return Reply("MODEL_PERFORMANCE", {"models": self.signal_service.performance(model)})
+        records = self.signal_service.performance(None if model is None else wire_signals.model_from_wire(model))
+        return Reply("MODEL_PERFORMANCE", {"models": [wire_signals.model_record(r) for r in records]})
 
     @handles("REQUEST_OPTIMIZATION", portfolioId=Id(), symbols=StrList(**SYMBOL),
              objective=Str(required=True, upper=True, choices=("MAX_SHARPE", "MIN_VARIANCE", "RISK_PARITY")),
@@ -59,7 +64,10 @@ class SignalsEndpoint(Endpoint):
         if portfolio_id is not None and self.user is None:
             raise ProtocolError(ErrorCode.UNAUTHORIZED, "optimising a portfolio needs a signed-in user")
         constraints = constraints or {"min_weight": 0.0, "max_weight": 1.0}
-        result = self.signal_service.optimize(
-            self.user, portfolio_id=portfolio_id, symbols=symbols, objective=objective, lookback=lookback,
-            min_weight=constraints["min_weight"], max_weight=constraints["max_weight"])
-        return Reply("OPTIMIZATION_RESULT", {**result, "portfolioId": portfolio_id})
+        try:
+            result = self.signal_service.optimize(
+                self.user, portfolio_id=portfolio_id, symbols=symbols, objective=objective, lookback=lookback,
+                min_weight=constraints["min_weight"], max_weight=constraints["max_weight"])
+        except ParameterError as error:
+            raise wire_signals.parameter_error(error) from None
+        return Reply("OPTIMIZATION_RESULT", {**wire_signals.optimization(result), "portfolioId": portfolio_id})

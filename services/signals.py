@@ -4,9 +4,10 @@ import logging
 
 from domain import optimizer
 from domain.errors import BadRequest
-from domain.signals import SignalEngine
+from domain.signals import ModelRecord, Signal, SignalEngine
 from domain.valuation import value_cents
 from realtime.protocol import encode_data
+from realtime.wire import signals as wire_signals
 
 __all__ = ["SignalService", "PUSH_EVERY_MS"]
 
@@ -59,16 +60,17 @@ class SignalService:
                 self._push(symbol, changed)
 
     # reading --------------------------------------------------------------------
-    def signals(self, symbol: str, models=None) -> list[dict]:
+    def signals(self, symbol: str, models=None) -> list[Signal]:
         self._market.simulator.quote(symbol)  # NotFound for an unknown symbol
         self._warm(symbol)
         return self.engine.signals(symbol, models)
 
-    def performance(self, model=None) -> list[dict]:
+    def performance(self, model=None) -> list[ModelRecord]:
         return self.engine.performance(model)
 
-    def optimize(self, user, *, portfolio_id, symbols, objective, min_weight, max_weight, lookback) -> dict:
-        """OPTIMIZATION_RESULT over `symbols` (plus the portfolio's holdings), with rebalance orders for it."""
+    def optimize(self, user, *, portfolio_id, symbols, objective, min_weight, max_weight,
+                 lookback) -> optimizer.OptimizationResult:
+        """The optimisation over `symbols` (plus the portfolio's holdings), with rebalance orders for it."""
         simulator = self._market.simulator
         holdings, total = {}, 0
         if portfolio_id is not None:
@@ -105,11 +107,11 @@ class SignalService:
     def active(self, conn) -> list[str]:
         return sorted(s for s, watchers in self._subscribers.items() if conn in watchers)
 
-    def _push(self, symbol: str, signals: list[dict]) -> None:
+    def _push(self, symbol: str, signals: list[Signal]) -> None:
         frames: dict = {}
         for conn, models in list(self._subscribers.get(symbol, {}).items()):
             if models not in frames:
-                chosen = [s for s in signals if models is None or s["model"] in models]
+                chosen = [wire_signals.signal(s) for s in signals if models is None or s.model in models]
                 frames[models] = encode_data({"signals": chosen}) if chosen else None
             if frames[models] is not None:
                 conn.send_json("SIGNAL_UPDATE", frames[models])

@@ -11,6 +11,10 @@ from domain.errors import BadRequest
 from domain.market import MarketSimulator
 from domain.optimizer import (
     OBJECTIVES,
+    Objective,
+    Parameter,
+    ParameterError,
+    RebalanceOrder,
     ledoit_wolf,
     optimization_result,
     optimize,
@@ -18,6 +22,7 @@ from domain.optimizer import (
     rebalance_orders,
     returns_matrix,
 )
+from domain.trading import Side
 
 START = 1_764_126_000_000
 
@@ -250,20 +255,34 @@ def test_bounds_that_allow_only_equal_weights_give_equal_weights():
 @pytest.mark.parametrize(
     ("n", "options", "message"),
     [
-        (3, {"max_weight": 0.3}, "maxWeight must be at least 1/3"),
-        (4, {"min_weight": 0.3}, "minWeight must be at most 1/4"),
-        (3, {"min_weight": 0.3, "max_weight": 0.2}, "minWeight 0.3 is above maxWeight 0.2"),
+        (3, {"max_weight": 0.3}, "max_weight must be at least 1/3"),
+        (4, {"min_weight": 0.3}, "min_weight must be at most 1/4"),
+        (3, {"min_weight": 0.3, "max_weight": 0.2}, "min_weight 0.3 is above max_weight 0.2"),
         (3, {"min_weight": -0.1}, "long-only"),
         (3, {"max_weight": 1.5}, "long-only"),
-        (3, {"max_weight": True}, "maxWeight must be a number"),
-        (3, {"min_weight": "0.1"}, "minWeight must be a number"),
-        (1, {}, "at least two symbols"),
+        (3, {"max_weight": True}, "max_weight must be a number"),
+        (3, {"min_weight": "0.1"}, "min_weight must be a number"),
     ],
 )
-def test_impossible_or_malformed_constraints_are_bad_requests(n, options, message):
-    mu, cov = random_problem(5, max(n, 1))
-    with pytest.raises(BadRequest, match=message):
-        optimize("MIN_VARIANCE", mu[:n], cov[:n, :n], **options)
+def test_impossible_or_malformed_constraints_are_bad_requests_naming_the_option(n, options, message):
+    mu, cov = random_problem(5, n)
+    with pytest.raises(ParameterError, match=message) as caught:
+        optimize("MIN_VARIANCE", mu, cov, **options)
+    assert isinstance(caught.value, BadRequest)
+
+
+def test_a_refused_option_can_be_called_by_the_callers_name():
+    mu, cov = random_problem(5, 3)
+    with pytest.raises(ParameterError) as caught:
+        optimize("MIN_VARIANCE", mu, cov, min_weight=0.3, max_weight=0.2)
+    names = {Parameter.MIN_WEIGHT: "floor", Parameter.MAX_WEIGHT: "cap", Parameter.RISK_FREE: "rate"}
+    assert caught.value.render(names) == "floor 0.3 is above cap 0.2"
+    assert caught.value.message == "min_weight 0.3 is above max_weight 0.2"
+
+
+def test_a_single_asset_is_a_bad_request():
+    with pytest.raises(BadRequest, match="at least two symbols"):
+        optimize("MIN_VARIANCE", [0.001], np.eye(1))
 
 
 def test_an_unknown_objective_is_a_bad_request():
@@ -283,10 +302,10 @@ def test_rebalance_sells_first_in_whole_shares_and_never_overspends():
     )
     # AAA: 500000 / 10000 = 50 (sell 50); BBB: floor(300000 / 3300) = 90 (buy 80); CCC: floor(200000 / 7000) = 28.
     assert orders == [
-        {"symbol": "AAA", "side": "SELL", "quantity": 50},
-        {"symbol": "DDD", "side": "SELL", "quantity": 7},
-        {"symbol": "BBB", "side": "BUY", "quantity": 80},
-        {"symbol": "CCC", "side": "BUY", "quantity": 28},
+        RebalanceOrder("AAA", Side.SELL, 50),
+        RebalanceOrder("DDD", Side.SELL, 7),
+        RebalanceOrder("BBB", Side.BUY, 80),
+        RebalanceOrder("CCC", Side.BUY, 28),
     ]
     assert 50 * 10_000 + 90 * 3_300 + 28 * 7_000 <= 1_000_000
 
@@ -302,7 +321,7 @@ def test_rebalance_weights_that_land_on_whole_shares_are_not_floored_one_short()
     orders = rebalance_orders(
         {"AAA": 0.1, "BBB": 0.7, "CCC": 0.2}, {}, {s: 1_000 for s in "AAA BBB CCC".split()}, 100_000
     )
-    assert [o["quantity"] for o in orders] == [10, 70, 20]
+    assert [o.quantity for o in orders] == [10, 70, 20]
 
 
 # ----- from the simulated market to OPTIMIZATION_RESULT --------------------------------------------------------------
@@ -336,7 +355,7 @@ def test_bad_optimisation_requests_are_refused_with_a_clear_message(market, symb
 
 
 @pytest.mark.parametrize("objective", OBJECTIVES)
-def test_optimization_result_is_the_protocol_answer_annualised_over_252_days(market, objective):
+def test_optimization_result_is_annualised_over_252_days_with_orders_towards_its_weights(market, objective):
     symbols = ["NVTX", "CRVL", "BKNR", "MEDX"]
     x = returns_matrix(market, symbols, 90)
     prices = {s: market.quote(s).price for s in symbols}
@@ -353,30 +372,27 @@ def test_optimization_result_is_the_protocol_answer_annualised_over_252_days(mar
         max_weight=0.5,
         risk_free=0.02,
     )
-    assert set(result) == {"objective", "weights", "expectedReturn", "expectedVolatility", "sharpeRatio", "rebalance"}
-    assert result["objective"] == objective
-    weights = result["weights"]
+    assert result.objective == objective and isinstance(result.objective, Objective)
+    weights = result.weights
     assert list(weights) == symbols
-    assert sum(round(w * 10_000) for w in weights.values()) == 10_000  # rounded to 4 places, still adding up to 1
-    assert all(0.1 <= w <= 0.5 for w in weights.values())
+    assert sum(weights.values()) == pytest.approx(1.0, abs=1e-12)
+    assert all(0.1 - 1e-12 <= w <= 0.5 + 1e-12 for w in weights.values())
 
     w = np.array([weights[s] for s in symbols])
     cov, _ = ledoit_wolf(x)
-    assert result["expectedReturn"] == pytest.approx(252 * x.mean(axis=0) @ w, abs=2e-3)
-    assert result["expectedVolatility"] == pytest.approx(math.sqrt(252 * w @ cov @ w), abs=2e-3)
-    assert result["sharpeRatio"] == pytest.approx(
-        (result["expectedReturn"] - 0.02) / result["expectedVolatility"], abs=5e-3
-    )
+    assert result.expected_return == pytest.approx(252 * x.mean(axis=0) @ w, rel=1e-12)
+    assert result.expected_volatility == pytest.approx(math.sqrt(252 * w @ cov @ w), rel=1e-12)
+    assert result.sharpe_ratio == pytest.approx((result.expected_return - 0.02) / result.expected_volatility, rel=1e-12)
     annual = portfolio_stats(w, x.mean(axis=0), cov, risk_free=0.02)
-    assert annual[0] == pytest.approx(result["expectedReturn"], abs=2e-3)
+    assert annual[0] == pytest.approx(result.expected_return, rel=1e-12)
 
-    sells = [o for o in result["rebalance"] if o["side"] == "SELL"]
-    assert result["rebalance"][: len(sells)] == sells
-    assert {"symbol": "PHLN", "side": "SELL", "quantity": 12} in sells
+    sells = [o for o in result.rebalance if o.side == Side.SELL]
+    assert result.rebalance[: len(sells)] == sells
+    assert RebalanceOrder("PHLN", Side.SELL, 12) in sells
     after = dict.fromkeys(symbols, 0) | {s: q for s, q in holdings.items() if s in symbols}
-    for order in result["rebalance"]:
-        if order["symbol"] in after:
-            after[order["symbol"]] += order["quantity"] if order["side"] == "BUY" else -order["quantity"]
+    for order in result.rebalance:
+        if order.symbol in after:
+            after[order.symbol] += order.quantity if order.side == Side.BUY else -order.quantity
     for s in symbols:
         assert after[s] * prices[s] <= weights[s] * total + prices[s]  # within a share of the target
         assert after[s] * prices[s] > weights[s] * total - 2 * prices[s]

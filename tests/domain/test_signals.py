@@ -1,14 +1,15 @@
 """Signal models, their honest scoring, the online model's no-look-ahead rule, and its edge on the simulated market."""
 
+import dataclasses
 import math
 import random
-import re
 
 import pytest
 
 from domain.errors import BadRequest, NotFound
 from domain.market import MarketSimulator
-from domain.signals import FEATURES, MODELS, SignalEngine, compute_features
+from domain.signal_features import FEATURES, Feature, compute_features
+from domain.signals import BASE_MODELS, MODELS, Action, Model, ModelRecord, Signal, SignalEngine
 from domain.universe import SymbolSpec
 
 START = 1_764_126_000_000
@@ -16,14 +17,14 @@ WALL = 1_764_200_000_000
 MINUTE = 60_000
 
 
-def feed(engine: SignalEngine, closes, symbol: str = "AAA", start: int = START) -> list[list[dict]]:
+def feed(engine: SignalEngine, closes, symbol: str = "AAA", start: int = START) -> list[list[Signal]]:
     """Feed closes as consecutive 1-minute bars; return what each on_bar returned."""
     return [
         engine.on_bar(symbol, start + k * MINUTE, close, wall_ms=WALL + k * 1_000) for k, close in enumerate(closes)
     ]
 
 
-def latest(engine: SignalEngine, model: str, symbol: str = "AAA") -> dict:
+def latest(engine: SignalEngine, model: Model, symbol: str = "AAA") -> Signal:
     (signal,) = engine.signals(symbol, [model])
     return signal
 
@@ -49,70 +50,75 @@ def random_walk(seed: int, bars: int, base: int = 20_000) -> list[int]:
 # ----- the models' directions on scripted series -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("growth", "expected"), [(0.002, "BUY"), (-0.002, "SELL")])
+@pytest.mark.parametrize(("growth", "expected"), [(0.002, Action.BUY), (-0.002, Action.SELL)])
 def test_steady_moves_make_momentum_and_trend_follow_them(growth, expected):
     engine = SignalEngine(["AAA"])
     feed(engine, steady(growth, 80))
-    for model in ("momentum", "trend"):
+    for model in (Model.MOMENTUM, Model.TREND):
         signal = latest(engine, model)
-        assert signal["signal"] == expected
-        assert abs(signal["score"]) > 0.8 and signal["confidence"] > 0.8
-        assert math.copysign(1, signal["score"]) == math.copysign(1, growth)
+        assert signal.action == expected
+        assert abs(signal.score) > 0.8 and signal.confidence > 0.8
+        assert math.copysign(1, signal.score) == math.copysign(1, growth)
 
 
-@pytest.mark.parametrize(("jump", "expected"), [(0.03, "SELL"), (-0.03, "BUY")])
+@pytest.mark.parametrize(("jump", "expected"), [(0.03, Action.SELL), (-0.03, Action.BUY)])
 def test_a_spike_out_of_a_quiet_range_makes_mean_reversion_lean_against_it(jump, expected):
     closes = [10_000 + wiggle(k) for k in range(60)]
     for _ in range(3):
         closes.append(round(closes[-1] * (1 + jump)))
     engine = SignalEngine(["AAA"])
     feed(engine, closes)
-    signal = latest(engine, "meanReversion")
-    assert signal["signal"] == expected
-    assert signal["score"] == (-1.0 if jump > 0 else 1.0)
+    signal = latest(engine, Model.MEAN_REVERSION)
+    assert signal.action == expected
+    assert signal.score == (-1.0 if jump > 0 else 1.0)
     side = math.copysign(1, jump)
-    assert signal["features"]["bollinger"] * side > 1  # beyond the band
-    assert signal["features"]["rsi"] * side > 1  # RSI beyond 70 / below 30
+    assert signal.features[Feature.BOLLINGER] * side > 1  # beyond the band
+    assert signal.features[Feature.RSI] * side > 1  # RSI beyond 70 / below 30
 
 
 def test_a_quiet_range_says_hold_to_mean_reversion():
     engine = SignalEngine(["AAA"])
     feed(engine, [10_000 + wiggle(k) for k in range(60)])
-    assert latest(engine, "meanReversion")["signal"] == "HOLD"
+    assert latest(engine, Model.MEAN_REVERSION).action == Action.HOLD
 
 
 def test_a_price_that_never_moves_gives_hold_from_every_model_and_no_predictions():
     engine = SignalEngine(["AAA"])
     feed(engine, [10_000] * 80)
-    assert {s["signal"] for s in engine.signals("AAA")} == {"HOLD"}
-    assert all(s["score"] == 0.0 for s in engine.signals("AAA"))
-    assert all(row["predictions"] == 0 and row["hitRate"] is None for row in engine.performance())
+    assert {s.action for s in engine.signals("AAA")} == {Action.HOLD}
+    assert all(s.score == 0.0 for s in engine.signals("AAA"))
+    assert all(row.predictions == 0 and row.hit_rate is None for row in engine.performance())
 
 
 def test_models_hold_with_no_confidence_until_the_warm_up_bars_have_closed():
     engine = SignalEngine(["AAA"], warmup_bars=40)
     assert engine.signals("AAA") == []
     feed(engine, steady(0.002, 39))
-    assert [s["signal"] for s in engine.signals("AAA")] == ["HOLD"] * 5
-    assert all(s["confidence"] == 0.0 and s["features"] == {} for s in engine.signals("AAA"))
+    assert [s.action for s in engine.signals("AAA")] == [Action.HOLD] * 5
+    assert all(s.confidence == 0.0 and s.features == {} for s in engine.signals("AAA"))
     engine.on_bar("AAA", START + 39 * MINUTE, 11_000, wall_ms=WALL)
-    assert latest(engine, "momentum")["signal"] == "BUY"
+    assert latest(engine, Model.MOMENTUM).action == Action.BUY
 
 
-def test_every_signal_has_the_protocol_fields():
+def test_every_signal_says_what_to_do_how_strongly_and_from_which_inputs():
     engine = SignalEngine(["AAA"], horizon_bars=5)
     feed(engine, random_walk(3, 70))
     signals = engine.signals("AAA")
-    assert [s["model"] for s in signals] == list(MODELS)
+    assert [s.model for s in signals] == list(MODELS)
     for s in signals:
-        assert set(s) == {"symbol", "model", "signal", "score", "confidence", "horizon", "features", "generatedAt"}
-        assert s["symbol"] == "AAA" and s["horizon"] == "5m" and s["signal"] in ("BUY", "SELL", "HOLD")
-        assert -1.0 <= s["score"] <= 1.0 and 0.0 <= s["confidence"] <= 1.0
-        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", s["generatedAt"])
-        assert all(isinstance(v, float) for v in s["features"].values())
-    assert set(latest(engine, "online")["features"]) == set(FEATURES)
-    assert set(latest(engine, "ensemble")["features"]) == {"momentum", "meanReversion", "trend", "online"}
-    assert engine.signals("AAA", ["trend", "momentum"]) == [latest(engine, "momentum"), latest(engine, "trend")]
+        assert s.symbol == "AAA" and s.horizon_bars == 5 and isinstance(s.action, Action)
+        assert -1.0 <= s.score <= 1.0 and 0.0 <= s.confidence <= 1.0
+        assert s.generated_at_ms == WALL + 69 * 1_000  # the wall time of the bar that made it
+        assert all(isinstance(v, float) and v == round(v, 4) for v in [s.score, s.confidence, *s.features.values()])
+    assert list(latest(engine, Model.MOMENTUM).features) == [Feature.ROC10, Feature.MACD_HISTOGRAM]
+    assert list(latest(engine, Model.MEAN_REVERSION).features) == [Feature.BOLLINGER, Feature.RSI]
+    assert list(latest(engine, Model.TREND).features) == [Feature.SMA_GAP, Feature.SLOPE]
+    assert list(latest(engine, Model.ONLINE).features) == list(FEATURES)
+    assert list(latest(engine, Model.ENSEMBLE).features) == list(BASE_MODELS)
+    assert engine.signals("AAA", [Model.TREND, Model.MOMENTUM]) == [
+        latest(engine, Model.MOMENTUM),
+        latest(engine, Model.TREND),
+    ]
 
 
 def test_signals_are_computed_once_per_bar_and_shared():
@@ -125,12 +131,12 @@ def test_on_bar_returns_only_signals_that_flipped_or_moved_beyond_the_threshold(
     engine = SignalEngine(["AAA"], change_threshold=0.1)
     returned = feed(engine, random_walk(5, 120))
     assert len(returned[0]) == 5  # the first signal of each model always counts
-    announced = {s["model"]: s for s in returned[0]}
+    announced = {s.model: s for s in returned[0]}
     for batch in returned[1:]:
         for s in batch:
-            before = announced[s["model"]]
-            assert s["signal"] != before["signal"] or abs(s["score"] - before["score"]) > 0.1
-            announced[s["model"]] = s
+            before = announced[s.model]
+            assert s.action != before.action or abs(s.score - before.score) > 0.1
+            announced[s.model] = s
     assert 0 < sum(len(batch) for batch in returned[1:]) < 5 * 119
     assert engine.on_bar("AAA", START, 20_000, wall_ms=WALL) == []  # a bar already seen changes nothing
 
@@ -141,20 +147,12 @@ def test_unknown_symbols_and_models_are_refused():
         engine.on_bar("ZZZ", START, 100, wall_ms=WALL)
     with pytest.raises(NotFound):
         engine.signals("ZZZ")
-    with pytest.raises(BadRequest, match="unknown model 'magic'"):
-        engine.signals("AAA", ["momentum", "magic"])
+    with pytest.raises(BadRequest, match="unknown model 'magic'; models: momentum, mean_reversion, trend, online"):
+        engine.signals("AAA", [Model.MOMENTUM, "magic"])
+    with pytest.raises(BadRequest, match="unknown model 'meanReversion'"):  # the protocol's name is not the domain's
+        engine.signals("AAA", ["meanReversion"])
     with pytest.raises(BadRequest, match="unknown model"):
         engine.performance("magic")
-
-
-def test_features_are_scale_free():
-    closes = random_walk(6, 60)
-    small = compute_features(closes)
-    large = compute_features([c * 7 for c in closes])
-    assert small is not None and large is not None
-    for name in FEATURES:
-        assert small[name] == pytest.approx(large[name], abs=1e-9)
-    assert compute_features(closes[:34]) is None
 
 
 # ----- honest scoring ---------------------------------------------------------------------------------------------
@@ -167,43 +165,44 @@ def test_each_call_is_scored_against_the_close_horizon_bars_later():
     calls = []
     for k, close in enumerate(closes):
         engine.on_bar("AAA", START + k * MINUTE, close, wall_ms=WALL + k)
-        calls.append(latest(engine, "momentum")["signal"])
+        calls.append(latest(engine, Model.MOMENTUM).action)
     expected_hits = expected_n = 0
     expected_sum = 0.0
     for k in range(len(closes) - 5):
-        direction = {"BUY": 1, "SELL": -1}.get(calls[k], 0)
+        direction = {Action.BUY: 1, Action.SELL: -1}.get(calls[k], 0)
         if direction:
             realized = closes[k + 5] / closes[k] - 1.0
             expected_n += 1
             expected_hits += realized * direction > 0
             expected_sum += direction * realized
-    (row,) = engine.performance("momentum")
+    (row,) = engine.performance(Model.MOMENTUM)
     assert expected_n > 40 and 0 < expected_hits < expected_n  # both hits and misses, flat ones included
-    assert any(closes[k + 5] == closes[k] and calls[k] == "BUY" for k in range(len(closes) - 5))
-    assert row["predictions"] == expected_n
-    assert row["hitRate"] == round(expected_hits / expected_n, 4)
-    assert row["averageReturn"] == pytest.approx(expected_sum / expected_n, abs=1e-8)
+    assert any(closes[k + 5] == closes[k] and calls[k] == Action.BUY for k in range(len(closes) - 5))
+    assert row.model == Model.MOMENTUM
+    assert (row.predictions, row.hits) == (expected_n, expected_hits)
+    assert row.hit_rate == expected_hits / expected_n
+    assert row.average_return == pytest.approx(expected_sum / expected_n, abs=1e-12)
 
 
 def test_a_gap_in_the_bars_scores_at_the_first_close_past_the_horizon():
     engine = SignalEngine(["AAA"], horizon_bars=5)
     closes = steady(0.002, 50)
     feed(engine, closes)
-    assert latest(engine, "momentum")["signal"] == "BUY"
-    before = engine.performance("momentum")[0]["predictions"]
+    assert latest(engine, Model.MOMENTUM).action == Action.BUY
+    before = engine.performance(Model.MOMENTUM)[0].predictions
     # Bar 52 is missing: the calls made at bars 47 and 48 (due at 52 and 53) are both scored at bar 53's close.
     engine.on_bar("AAA", START + 50 * MINUTE, 12_000, wall_ms=WALL)
     engine.on_bar("AAA", START + 51 * MINUTE, 12_010, wall_ms=WALL)
-    assert engine.performance("momentum")[0]["predictions"] == before + 2
+    assert engine.performance(Model.MOMENTUM)[0].predictions == before + 2
     engine.on_bar("AAA", START + 53 * MINUTE, 12_020, wall_ms=WALL)
-    assert engine.performance("momentum")[0]["predictions"] == before + 4
+    assert engine.performance(Model.MOMENTUM)[0].predictions == before + 4
 
 
 def test_holds_are_not_predictions():
     engine = SignalEngine(["AAA"])
     feed(engine, [10_000 + wiggle(k) for k in range(80)])
-    assert latest(engine, "meanReversion")["signal"] == "HOLD"
-    assert engine.performance("meanReversion")[0]["predictions"] == 0
+    assert latest(engine, Model.MEAN_REVERSION).action == Action.HOLD
+    assert engine.performance(Model.MEAN_REVERSION)[0].predictions == 0
 
 
 def test_warm_up_predictions_train_but_are_not_counted_and_since_is_the_first_live_bar():
@@ -211,19 +210,19 @@ def test_warm_up_predictions_train_but_are_not_counted_and_since_is_the_first_li
     history = [_Bar(START + k * MINUTE, c) for k, c in enumerate(steady(0.002, 100))]
     engine.warm_up("AAA", history, wall_ms=WALL)
     assert engine.learner("AAA").examples > 0
-    assert all(row["predictions"] == 0 and row["since"] is None for row in engine.performance())
-    assert latest(engine, "momentum")["signal"] == "BUY"
+    assert all(row.predictions == 0 and row.since_ms is None for row in engine.performance())
+    assert latest(engine, Model.MOMENTUM).action == Action.BUY
     engine.warm_up("AAA", history, wall_ms=WALL)  # bars already seen are skipped
     assert engine.learner("AAA").examples == 100 - 40 - 4
 
     engine.on_bar("AAA", START + 100 * MINUTE, history[-1].close + 25, wall_ms=WALL + 5_000)
     rows = engine.performance()
-    assert {row["since"] for row in rows} == {"2025-11-26T23:33:25.000Z"}
-    assert all(row["predictions"] == 0 for row in rows)  # the warm-up calls scored now are still not counted
+    assert {row.since_ms for row in rows} == {WALL + 5_000}
+    assert all(row.predictions == 0 for row in rows)  # the warm-up calls scored now are still not counted
     for k in range(101, 110):
         engine.on_bar("AAA", START + k * MINUTE, history[-1].close + 25 * (k - 99), wall_ms=WALL + k)
-    momentum = engine.performance("momentum")[0]
-    assert momentum["predictions"] == 5 and momentum["hitRate"] == 1.0 and momentum["averageReturn"] > 0
+    momentum = engine.performance(Model.MOMENTUM)[0]
+    assert momentum.predictions == 5 and momentum.hit_rate == 1.0 and momentum.average_return > 0
 
 
 class _Bar:
@@ -273,24 +272,24 @@ def test_a_signal_never_depends_on_bars_after_it():
     for k, snapshot in snapshots.items():
         cut = SignalEngine(["AAA"])
         feed(cut, closes[: k + 1])
-        assert [{**s, "generatedAt": None} for s in cut.signals("AAA")] == [
-            {**s, "generatedAt": None} for s in snapshot
+        assert [dataclasses.replace(s, generated_at_ms=0) for s in cut.signals("AAA")] == [
+            dataclasses.replace(s, generated_at_ms=0) for s in snapshot
         ]
 
 
 def test_the_ensemble_learns_to_ignore_a_model_that_keeps_missing():
     engine = SignalEngine(["AAA"])
     feed(engine, steady(0.002, 300))
-    ensemble = latest(engine, "ensemble")
-    assert latest(engine, "meanReversion")["signal"] == "SELL"  # a steady rise looks overbought
-    assert ensemble["features"]["meanReversion"] == 0.0 < ensemble["features"]["momentum"]
-    assert ensemble["signal"] == "BUY"
+    ensemble = latest(engine, Model.ENSEMBLE)
+    assert latest(engine, Model.MEAN_REVERSION).action == Action.SELL  # a steady rise looks overbought
+    assert ensemble.features[Model.MEAN_REVERSION] == 0.0 < ensemble.features[Model.MOMENTUM]
+    assert ensemble.action == Action.BUY
 
 
 # ----- the online model on the simulated market -----------------------------------------------------------------
 
 
-def run_market(predictability: float, *, seed: int, symbols: int, bars: int) -> dict:
+def run_market(predictability: float, *, seed: int, symbols: int, bars: int) -> ModelRecord:
     """Warm a SignalEngine up on a seeded simulator's minute history, then feed it `bars` live bars per symbol."""
     universe = tuple(SymbolSpec(f"S{k}", f"Stock {k}", f"Sector {k}", 15_000, 0.30, 1.0) for k in range(symbols))
     sim = MarketSimulator(
@@ -314,7 +313,7 @@ def run_market(predictability: float, *, seed: int, symbols: int, bars: int) -> 
         for spec in universe:
             closed = sim.history(spec.symbol, "1m", 2)[0]  # the bar that this tick completed
             engine.on_bar(spec.symbol, closed.time, closed.close, wall_ms=t)
-    (row,) = engine.performance("online")
+    (row,) = engine.performance(Model.ONLINE)
     return row
 
 
@@ -335,8 +334,8 @@ def test_online_model_beats_coin_flip_only_when_market_is_predictable():
     on = run_market(0.6, seed=2026, symbols=8, bars=2_500)
     off = run_market(0.0, seed=2026, symbols=8, bars=2_500)
     for row in (on, off):
-        assert row["predictions"] > 8_000
-    se_on, se_off = 1 / math.sqrt(on["predictions"]), 1 / math.sqrt(off["predictions"])
-    assert on["hitRate"] > 0.5 + 3 * se_on, on
-    assert on["averageReturn"] > 0
-    assert off["hitRate"] < 0.5 + 2 * se_off, off
+        assert row.predictions > 8_000
+    se_on, se_off = 1 / math.sqrt(on.predictions), 1 / math.sqrt(off.predictions)
+    assert on.hit_rate > 0.5 + 3 * se_on, on
+    assert on.average_return > 0
+    assert off.hit_rate < 0.5 + 2 * se_off, off
