@@ -12,7 +12,8 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from collections.abc import Callable, Iterable
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from domain.errors import DomainError
@@ -272,6 +273,18 @@ class Endpoint:
         if origin in self.config.allow_origin or "*" in self.config.allow_origin:
             return True
         return urlsplit(origin).netloc.lower() == (self.request.host or "").lower()
+
+    # channels ---------------------------------------------------------------
+    def hold(self, prefix: str, names: Iterable[str] = ()) -> list[str]:
+        """Make `names` this connection's only channels under `prefix` (a new subscription replaces an older
+        one of the same thing); returns the channels it left."""
+        wanted = list(names)
+        left = [name for name in self.hub.subscriptions(self, prefix) if name not in wanted]
+        for name in left:
+            self.hub.unsubscribe(self, name)
+        for name in wanted:
+            self.hub.subscribe(self, name)
+        return left
 
     # inbound ----------------------------------------------------------------
     def touch(self) -> None:

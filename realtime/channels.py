@@ -70,8 +70,9 @@ def read_risk(channel: str) -> str | None:
     return None if channel == RISK_ALL else channel.removeprefix(RISK)
 
 
-def signals_prefix(symbol: str) -> str:
-    return f"signals:{symbol}:"
+def signals_prefix(symbol: str = "") -> str:
+    """Every signals channel ("signals:"), or one symbol's ("signals:NVTX:")."""
+    return f"signals:{symbol}:" if symbol else "signals:"
 
 
 def signals(symbol: str, models: tuple[str, ...] | None) -> str:

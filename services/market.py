@@ -112,6 +112,11 @@ class MarketService:
         return MarketState.OPEN if self._simulator.is_open(self.market_ms) else MarketState.CLOSED
 
     @property
+    def speed(self) -> float:
+        """Simulated seconds per wall-clock second."""
+        return self.clock.speed
+
+    @property
     def market_ms(self) -> int:
         """The market clock now, in epoch milliseconds."""
         return int(self.clock.now() * 1000)

@@ -1,16 +1,23 @@
-"""Risk on this node: limits (durable), metrics computed once per portfolio per interval, alerts, watchers."""
+"""Risk on this node: limits (durable), metrics computed once per portfolio per interval, alerts, and their channels."""
 
 import logging
 from collections import deque
+from collections.abc import Iterable
 
 from domain import risk
 from domain.errors import Forbidden, NotFound
+from domain.orders import LevelTrigger
 from domain.trading import IdSequence
-from domain.users import CLASS_ROLES
+from domain.users import CLASS_ROLES, User
+from realtime import channels
+from realtime.hub import Publisher
 from realtime.protocol import encode_data
-from realtime.wire import risk as wire_risk
+from realtime.wire import risk as wire
 
-__all__ = ["RiskService", "VALUE_SAMPLES"]
+from .book import PortfolioBook
+from .users import UserDirectory
+
+__all__ = ["RiskService", "RiskLimitBook", "VALUE_SAMPLES"]
 
 log = logging.getLogger(__name__)
 
@@ -18,51 +25,55 @@ VALUE_SAMPLES = 4320  # value history kept in memory per portfolio for drawdowns
 RECENT_ALERTS = 50
 
 
-class RiskService:
-    """Owns portfolio risk: limits, the latest metrics and breaches, alert state, and who watches what.
+class RiskLimitBook:
+    """Owns every portfolio's risk limits: the house defaults unless a portfolio set its own, which are stored.
 
-    `evaluate()` (every second) computes every portfolio's metrics in one batch and raises alerts within
-    that second; `push_updates()` (every 5 s) sends RISK_UPDATE to watchers and the class ranking to
-    teachers. The cost depends on the number of portfolios, not on the number of connections.
+    Built before the order engine, whose pre-trade risk check reads it.
     """
 
-    def __init__(self, *, trading, market, storage, clock, defaults: risk.RiskLimits, lookback: int):
-        self._trading, self._market, self._storage, self._clock = trading, market, storage, clock
+    def __init__(self, *, storage, clock, defaults: risk.RiskLimits):
+        self._storage, self._clock = storage, clock
         self.defaults = defaults
-        self.lookback = lookback
-        self._limits: dict[str, risk.RiskLimits] = {
-            pid: wire_risk.parse_limits(data, defaults) for pid, data in storage.all_limits().items()}
-        self._monitor = risk.AlertMonitor(IdSequence("A", storage.last_alert_number()))
-        self._model = None
-        self._model_day = None
-        self._sectors = {spec.symbol: spec.sector for spec in market.simulator.specs()}
-        self._values: dict[str, deque] = {}
-        self._day_start: dict[str, int] = {}
-        self.metrics: dict[str, risk.RiskMetrics] = {}
-        self.breaches: dict[str, list] = {}
-        self._watchers: dict[str, set] = {}
-        self._all_watchers: set = set()
+        self._limits = {pid: wire.parse_limits(data, defaults) for pid, data in storage.all_limits().items()}
 
-    # limits -----------------------------------------------------------------
     def limits_for(self, portfolio_id: str) -> risk.RiskLimits:
         return self._limits.get(portfolio_id, self.defaults)
 
-    def set_limits(self, user, portfolio_id: str, data) -> risk.RiskLimits:
-        """SET_RISK_LIMITS: the owner or a teacher/admin; unknown keys or bad values are BAD_REQUEST."""
-        self._trading.readable_portfolio(user, portfolio_id)
-        limits = wire_risk.parse_limits(data, self.limits_for(portfolio_id))
-        self._storage.save_limits(portfolio_id, wire_risk.limits(limits), now_ms=self._clock.now_ms())
+    def update(self, portfolio_id: str, data: dict) -> risk.RiskLimits:
+        """Apply a SET_RISK_LIMITS `limits` object (BadRequest for unknown keys or bad values) and store it."""
+        limits = wire.parse_limits(data, self.limits_for(portfolio_id))
+        self._storage.save_limits(portfolio_id, wire.limits(limits), now_ms=self._clock.now_ms())
         self._limits[portfolio_id] = limits
         return limits
 
-    def pre_trade_check(self):
-        """The order engine's RISK_LIMIT check (maxOrderValue, maxPositionWeight)."""
-        return risk.pre_trade_check(self.limits_for, self._market.simulator.quotes)
+
+class RiskService:
+    """Owns portfolio risk: the latest metrics and breaches, alert state, and what is pushed on the risk channels.
+
+    `evaluate()` (every second) computes every portfolio's metrics in one batch and raises alerts within
+    that second, on `risk:<id>` and the class-wide `risk:*`; `push_updates()` (every 5 s) publishes
+    RISK_UPDATE for each portfolio someone watches and the class ranking when a teacher watches it. The cost
+    depends on the number of portfolios, not on the number of connections.
+    """
+
+    def __init__(self, *, book: PortfolioBook, limits: RiskLimitBook, users: UserDirectory, market, storage,
+                 clock, hub: Publisher, lookback: int):
+        self._book, self.limits, self._users, self._market = book, limits, users, market
+        self._storage, self._clock, self._hub = storage, clock, hub
+        self.lookback = lookback
+        self._monitor = risk.AlertMonitor(IdSequence("A", storage.last_alert_number()))
+        self._model = None
+        self._model_day = None
+        self._sectors = market.sectors()
+        self._values: dict[str, deque] = {}
+        self._day_start: dict[str, int] = {}
+        self.metrics: dict[str, risk.RiskMetrics] = {}
+        self.breaches: dict[str, list[risk.Breach]] = {}
 
     # inputs -----------------------------------------------------------------
     def restore(self) -> None:
         """Seed drawdown histories from storage (a limit still crossed after a restart alerts once more)."""
-        for ledger in self._trading.engine.portfolios():
+        for ledger in self._book.ledgers():
             samples = self._storage.values_of(ledger.portfolio_id)[-VALUE_SAMPLES:]
             self._values[ledger.portfolio_id] = deque((p.value_cents for p in samples), maxlen=VALUE_SAMPLES)
 
@@ -75,7 +86,7 @@ class RiskService:
         if tick.day_rolled:
             self._day_start = {pid: m.total_value for pid, m in self.metrics.items()}
 
-    def on_triggers(self, triggers) -> list:
+    def on_triggers(self, triggers: Iterable[LevelTrigger]) -> list[risk.Alert]:
         """Stop-loss / take-profit levels reached: INFO alerts."""
         now = self._clock.now_ms()
         alerts = [self._monitor.trigger_alert(trigger, now_ms=now) for trigger in triggers]
@@ -83,90 +94,76 @@ class RiskService:
         return alerts
 
     # the interval -------------------------------------------------------------
-    def evaluate(self) -> list:
+    def evaluate(self) -> list[risk.Alert]:
         """Compute every portfolio's metrics and breaches now; raise the alerts of new crossings."""
-        simulator = self._market.simulator
-        if self._model is None or self._model_day != simulator.day_index:
-            self._model = risk.RiskModel.from_market(simulator, lookback=self.lookback)
-            self._model_day = simulator.day_index
-        ledgers = self._trading.engine.portfolios()
+        market = self._market
+        if self._model is None or self._model_day != market.day_index:
+            self._model = risk.RiskModel.from_market(market, lookback=self.lookback)
+            self._model_day = market.day_index
         self.metrics = risk.compute_metrics(
-            self._model, ledgers, simulator.quotes(), self._sectors,
+            self._model, self._book.ledgers(), market.quotes(), self._sectors,
             value_histories=self._values,  # deques, read in place: no per-second copy of every history
             day_start_values=self._day_start)
         now = self._clock.now_ms()
         alerts = []
         for portfolio_id, metrics in self.metrics.items():
-            breaches = risk.evaluate_limits(metrics, self.limits_for(portfolio_id))
+            breaches = risk.evaluate_limits(metrics, self.limits.limits_for(portfolio_id))
             self.breaches[portfolio_id] = breaches
             alerts += self._monitor.update(portfolio_id, breaches, now_ms=now)
         self._raise(alerts)
         return alerts
 
-    def _raise(self, alerts) -> None:
+    def _raise(self, alerts: list[risk.Alert]) -> None:
+        """Store the alerts, then publish each to its portfolio's watchers and to the class-wide feed."""
         if not alerts:
             return
-        self._storage.save_alerts([(a.alert_id, a.portfolio_id, a.created_at_ms, wire_risk.alert(a)) for a in alerts])
-        for alert in alerts:
-            data = encode_data(wire_risk.alert(alert))
-            for conn in self._watchers.get(alert.portfolio_id, set()) | self._all_watchers:
-                conn.send_json("RISK_ALERT", data)
+        payloads = [wire.alert(alert) for alert in alerts]
+        self._storage.save_alerts([(a.alert_id, a.portfolio_id, a.created_at_ms, payload)
+                                   for a, payload in zip(alerts, payloads, strict=True)])
+        for alert, payload in zip(alerts, payloads, strict=True):
+            self._hub.publish((channels.risk(alert.portfolio_id), channels.RISK_ALL), "RISK_ALERT",
+                              encode_data(payload))
 
-    # views --------------------------------------------------------------------
+    def push_updates(self) -> None:
+        """RISK_UPDATE for each watched portfolio (serialized once each), and the ranking if a teacher watches."""
+        for name in self._hub.channels(channels.RISK):
+            portfolio_id = channels.read_risk(name)
+            if portfolio_id is None:
+                self._hub.publish(channels.RISK_ALL, "RISK_RANKING", encode_data(self.ranking()))
+            elif portfolio_id in self.metrics:
+                self._hub.publish(name, "RISK_UPDATE", encode_data(wire.update(
+                    portfolio_id, self.metrics[portfolio_id], self.breaches.get(portfolio_id, []))))
+
+    # requests -----------------------------------------------------------------
     def _metrics_of(self, portfolio_id: str) -> risk.RiskMetrics | None:
         if portfolio_id not in self.metrics:
             self.evaluate()
         return self.metrics.get(portfolio_id)
 
-    def snapshot(self, portfolio_id: str) -> dict:
-        return wire_risk.snapshot(portfolio_id, self._metrics_of(portfolio_id), self.limits_for(portfolio_id),
-                                  self.breaches.get(portfolio_id, []),
-                                  self._storage.recent_alerts(portfolio_id, RECENT_ALERTS))
+    def snapshot(self, user: User, portfolio_id: str) -> dict:
+        """RISK_SNAPSHOT of a portfolio `user` may read."""
+        self._book.readable(user, portfolio_id)
+        return wire.snapshot(portfolio_id, self._metrics_of(portfolio_id), self.limits.limits_for(portfolio_id),
+                             self.breaches.get(portfolio_id, []),
+                             self._storage.recent_alerts(portfolio_id, RECENT_ALERTS))
 
     def ranking(self) -> dict:
-        return wire_risk.ranking(risk.rank_by_risk(self.metrics), self._clock.now_ms())
+        return wire.ranking(risk.rank_by_risk(self.metrics), self._clock.now_ms())
 
-    def acknowledge(self, user, alert_id: str) -> None:
+    def class_ranking(self, user: User) -> dict:
+        """RISK_RANKING for a teacher or admin (the class-wide feed); Forbidden for anyone else."""
+        if self._users.role_of(user) not in CLASS_ROLES:
+            raise Forbidden("the class-wide risk feed is for teachers and admins")
+        return self.ranking()
+
+    def set_limits(self, user: User, portfolio_id: str, data: dict) -> risk.RiskLimits:
+        """SET_RISK_LIMITS: the owner or a teacher/admin; unknown keys or bad values are BAD_REQUEST."""
+        self._book.readable(user, portfolio_id)
+        return self.limits.update(portfolio_id, data)
+
+    def acknowledge(self, user: User, alert_id: str) -> None:
         portfolio_id = self._storage.alert_portfolio(alert_id)
         if portfolio_id is None:
             raise NotFound(f"alert {alert_id} not found")
-        self._trading.readable_portfolio(user, portfolio_id)
+        self._book.readable(user, portfolio_id)
         self._storage.acknowledge_alert(alert_id)
-
-    # watchers -------------------------------------------------------------------
-    def watch(self, conn, portfolio_id: str) -> None:
-        self._watchers.setdefault(portfolio_id, set()).add(conn)
-
-    def watch_all(self, conn, user) -> None:
-        if self._trading.role_of(user) not in CLASS_ROLES:
-            raise Forbidden("the class-wide risk feed is for teachers and admins")
-        self._all_watchers.add(conn)
-
-    def unwatch(self, conn, portfolio_id: str | None) -> None:
-        if portfolio_id is None:
-            self._all_watchers.discard(conn)
-            return
-        watchers = self._watchers.get(portfolio_id)
-        if watchers is not None:
-            watchers.discard(conn)
-            if not watchers:
-                del self._watchers[portfolio_id]
-
-    def remove(self, conn) -> None:
-        self._all_watchers.discard(conn)
-        for portfolio_id in list(self._watchers):
-            self.unwatch(conn, portfolio_id)
-
-    def push_updates(self) -> None:
-        """RISK_UPDATE to each portfolio's watchers (serialized once per portfolio) and the ranking to teachers."""
-        for portfolio_id, watchers in list(self._watchers.items()):
-            if portfolio_id not in self.metrics:
-                continue
-            data = encode_data(wire_risk.update(portfolio_id, self.metrics[portfolio_id],
-                                                self.breaches.get(portfolio_id, [])))
-            for conn in list(watchers):
-                conn.send_json("RISK_UPDATE", data)
-        if self._all_watchers:
-            data = encode_data(self.ranking())
-            for conn in list(self._all_watchers):
-                conn.send_json("RISK_RANKING", data)

@@ -1,0 +1,70 @@
+"""The portfolios the running server holds: the order engine's live ledgers, who may read or trade each, new ones."""
+
+from domain.errors import Forbidden, NotFound
+from domain.orders import OrderEngine
+from domain.trading import PortfolioLedger
+from domain.users import CLASS_ROLES, User
+
+from .storage import Storage
+from .users import UserDirectory
+
+__all__ = ["PortfolioBook"]
+
+
+class PortfolioBook:
+    """Owns access to portfolios; the ledgers themselves live in the order engine, the only thing that changes them.
+
+    It finds a ledger (loading one made behind the engine's back, by a sign-up or the operator's command line),
+    lists them, creates new ones, and decides who may read one (its owner, teachers and admins, by their role as
+    stored now) and who may trade it (its owner only).
+    """
+
+    def __init__(self, *, engine: OrderEngine, storage: Storage, users: UserDirectory, starting_cash_cents: int):
+        self._engine, self._storage, self._users = engine, storage, users
+        self.starting_cash_cents = starting_cash_cents
+
+    def ledger(self, portfolio_id: str) -> PortfolioLedger:
+        """The live ledger (read it, never change it); NotFound if there is no such portfolio."""
+        try:
+            return self._engine.portfolio(portfolio_id)
+        except NotFound:
+            ledger = self._storage.load_portfolio(portfolio_id)
+            if ledger is None:
+                raise NotFound(f"portfolio {portfolio_id} not found") from None
+            self._engine.add_portfolio(ledger)
+            return ledger
+
+    def ledgers(self) -> list[PortfolioLedger]:
+        """Every ledger the engine holds, in the order they were added."""
+        return self._engine.portfolios()
+
+    def ids_of(self, user_id: str) -> list[str]:
+        """The user's own portfolios, oldest first."""
+        return self._storage.portfolio_ids_of(user_id)
+
+    def main_portfolios(self) -> list[tuple[User, str]]:
+        """Each student with their first portfolio, in the order they joined (the leaderboard's)."""
+        return self._storage.main_portfolios()
+
+    def create(self, user: User, name: str) -> PortfolioLedger:
+        """Another portfolio for `user` with the configured starting cash (LimitExceeded past the limit)."""
+        created = self._storage.create_portfolio(str(user.id), name, self.starting_cash_cents)
+        return self.ledger(created.portfolio_id)
+
+    def may_read(self, user: User, owner_id: str) -> bool:
+        """Whether `user` may read what belongs to `owner_id`: their own, or anyone's for a teacher or admin."""
+        return owner_id == str(user.id) or self._users.role_of(user) in CLASS_ROLES
+
+    def readable(self, user: User, portfolio_id: str) -> PortfolioLedger:
+        """The ledger of `portfolio_id` if `user` may read it, else Forbidden (NotFound if there is none)."""
+        ledger = self.ledger(portfolio_id)
+        if not self.may_read(user, ledger.owner_id):
+            raise Forbidden(f"portfolio {portfolio_id} is not yours")
+        return ledger
+
+    def tradable(self, user: User, portfolio_id: str) -> PortfolioLedger:
+        """The ledger of `portfolio_id` if it is `user`'s own (teachers may read others', never trade them)."""
+        ledger = self.readable(user, portfolio_id)
+        if ledger.owner_id != str(user.id):
+            raise Forbidden(f"portfolio {portfolio_id} is not yours to trade")
+        return ledger
