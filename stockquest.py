@@ -96,7 +96,8 @@ def build_services(config: Config, *, clock: Clock | None = None, rng: random.Ra
     engine = OrderEngine(
         order_ids=IdSequence("O", last_order), execution_ids=IdSequence("E", last_execution),
         commission=Commission(to_cents(config.commission_per_order), config.commission_per_share * 100),
-        allow_short=config.allow_short)
+        allow_short=config.allow_short,
+        extra_checks=(lambda context: risk_check(context),))  # risk_check comes with the risk service, below
     trading = TradingService(engine=engine, storage=storage, market=market, broker=events, clock=clock,
                              starting_cash_cents=to_cents(config.starting_cash))
     trading.restore()
@@ -106,7 +107,7 @@ def build_services(config: Config, *, clock: Clock | None = None, rng: random.Ra
     events.subscribe(PORTFOLIOS_CHANGED, portfolios.changed)
     risk = RiskService(trading=trading, market=market, storage=storage, clock=clock,
                        defaults=default_limits(to_cents(config.starting_cash)), lookback=config.risk_lookback_days)
-    engine.extra_checks = (risk.pre_trade_check(),)
+    risk_check = risk.pre_trade_check()
     risk.restore()
     events.subscribe(market_events.TICKS, risk.on_tick)
     events.subscribe(LEVEL_TRIGGERS, risk.on_triggers)

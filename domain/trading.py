@@ -1,7 +1,7 @@
 """The trading vocabulary shared by the order engine, the ledger, storage and the wire: orders, fills, events.
 
 Money is integer cents and quantities are whole shares everywhere in here; conversion to JSON numbers
-happens only in the `to_wire` methods.
+happens at the edge (`realtime.wire.orders` for orders, fills and events).
 """
 
 import enum
@@ -170,30 +170,6 @@ class Order:
         """An independent copy, for events and storage (the engine keeps mutating the original)."""
         return replace(self)
 
-    def to_wire(self) -> dict:
-        """The protocol's Order object."""
-        return {
-            "orderId": self.order_id,
-            "clientOrderId": self.client_order_id,
-            "portfolioId": self.portfolio_id,
-            "userId": self.user_id,
-            "symbol": self.symbol,
-            "side": str(self.side),
-            "orderType": str(self.order_type),
-            "quantity": self.quantity,
-            "filledQuantity": self.filled_quantity,
-            "remainingQuantity": self.remaining_quantity,
-            "limitPrice": cents_to_wire(self.limit_price),
-            "stopPrice": cents_to_wire(self.stop_price),
-            "timeInForce": str(self.time_in_force),
-            "status": str(self.status),
-            "averageFillPrice": cents_to_wire(self.average_fill_price),
-            "commission": cents_to_wire(self.commission_cents),
-            "rejectReason": None if self.reject_reason is None else str(self.reject_reason),
-            "createdAt": iso_ms(self.created_at_ms),
-            "updatedAt": iso_ms(self.updated_at_ms),
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class Fill:
@@ -211,13 +187,6 @@ class Fill:
     time_ms: int          # wall clock
     market_time_ms: int   # simulated clock
 
-    def to_wire(self) -> dict:
-        """A trade as POSITION_DETAILS lists it."""
-        return {"executionId": self.execution_id, "orderId": self.order_id, "symbol": self.symbol,
-                "side": str(self.side), "quantity": self.quantity, "price": cents_to_wire(self.price_cents),
-                "commission": cents_to_wire(self.commission_cents), "time": self.time_ms,
-                "marketTime": self.market_time_ms}
-
 
 @dataclass(frozen=True, slots=True)
 class TradeEvent:
@@ -233,32 +202,6 @@ class TradeEvent:
     @property
     def user_id(self) -> str:
         return self.order.user_id
-
-    def to_wire(self) -> dict:
-        """The event's `data` as PROTOCOL.md defines it (the eventId is added by whoever numbered it)."""
-        if self.kind is EventKind.EXECUTION_REPORT:
-            fill, order = self.fill, self.order
-            return {
-                "orderId": order.order_id,
-                "executionId": fill.execution_id,
-                "portfolioId": order.portfolio_id,
-                "symbol": fill.symbol,
-                "side": str(fill.side),
-                "fillQuantity": fill.quantity,
-                "fillPrice": cents_to_wire(fill.price_cents),
-                "cumulativeQuantity": order.filled_quantity,
-                "leavesQuantity": order.remaining_quantity,
-                "averagePrice": cents_to_wire(order.average_fill_price),
-                "commission": cents_to_wire(fill.commission_cents),
-                "time": fill.time_ms,
-            }
-        data = {"order": self.order.to_wire()}
-        if self.kind is EventKind.ORDER_REJECTED:
-            data["reason"] = str(self.order.reject_reason)
-            data["error"] = self.order.error
-        elif self.kind is EventKind.ORDER_CANCELLED and self.order.error:
-            data["reason"] = self.order.error
-        return data
 
 
 @dataclass(slots=True)

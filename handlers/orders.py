@@ -4,6 +4,7 @@ from domain.errors import BadRequest
 from domain.money import price_to_cents
 from domain.trading import OrderRequest, OrderStatus, OrderType, Side, TimeInForce
 from realtime.schema import Id, Int, Money, Number, Str
+from realtime.wire import orders as wire_orders
 from services.trading import StoredEvent
 
 from .base import Endpoint, Reply, handles
@@ -36,7 +37,7 @@ class OrdersEndpoint(Endpoint):
 
     def ready(self) -> None:
         orders = self.trading.engine.open_orders(user_id=self.user_id)
-        self.send("ACTIVE_ORDERS", {"orders": [order.to_wire() for order in orders]})
+        self.send("ACTIVE_ORDERS", {"orders": [wire_orders.order(order) for order in orders]})
 
     def wants(self, event: StoredEvent) -> bool:
         return self.subscription == ALL or self.subscription == event.portfolio_id
@@ -104,7 +105,7 @@ class OrdersEndpoint(Endpoint):
 
     @handles("REQUEST_ORDER_STATUS", orderId=Id(required=True))
     def request_order_status(self, order_id):
-        return Reply("ORDER_STATUS", {"order": self.trading.readable_order(self.user, order_id).to_wire()})
+        return Reply("ORDER_STATUS", {"order": wire_orders.order(self.trading.readable_order(self.user, order_id))})
 
     @handles("REQUEST_ORDER_HISTORY", portfolioId=Id(), symbol=Str(**SYMBOL),
              status=Str(upper=True, choices=tuple(OrderStatus)), limit=Int(default=100, min=1, max=MAX_HISTORY),
@@ -118,7 +119,7 @@ class OrdersEndpoint(Endpoint):
         orders, cursor = self.trading.storage.order_history(user_ids=user_ids, portfolio_id=portfolio_id,
                                                             symbol=symbol, status=status, limit=limit,
                                                             before=before)
-        return Reply("ORDER_HISTORY", {"orders": [order.to_wire() for order in orders], "nextCursor": cursor})
+        return Reply("ORDER_HISTORY", {"orders": [wire_orders.order(order) for order in orders], "nextCursor": cursor})
 
 
 def deliver_order_event(hub, event: StoredEvent) -> None:

@@ -3,6 +3,7 @@
 from domain.errors import BadRequest, NotFound
 from domain.money import price_to_cents
 from realtime.schema import Id, Int, Money, Str
+from realtime.wire import orders as wire_orders
 from realtime.wire import portfolio as wire
 from services.portfolios import DEFAULT_VALUE_INTERVAL_MS, UPDATE_TYPES
 
@@ -71,7 +72,7 @@ class PortfolioEndpoint(Endpoint):
         position = self._position(portfolio_id, symbol)
         trades = self.trading.storage.fills_for(portfolio_id, symbol, limit=MAX_TRADES)
         return Reply("POSITION_DETAILS", {"portfolioId": portfolio_id, "position": position,
-                                          "trades": [fill.to_wire() for fill in trades]})
+                                          "trades": [wire_orders.trade(fill) for fill in trades]})
 
     @handles("UPDATE_POSITION", portfolioId=Id(required=True), symbol=Str(required=True, **SYMBOL),
              stopLoss=Money(nullable=True, default=...), takeProfit=Money(nullable=True, default=...))

@@ -6,7 +6,7 @@ import os
 import random
 import sqlite3
 import threading
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import pytest
 
@@ -27,6 +27,7 @@ from domain.trading import (
 )
 from domain.users import Role, UnknownUser
 from realtime.protocol import encode_data
+from realtime.wire import orders as wire_orders
 from services.storage import (
     MAX_PORTFOLIOS_PER_USER,
     MIGRATIONS,
@@ -256,7 +257,7 @@ def test_payload_is_the_wire_data_with_its_event_id_exactly_as_stored(storage, a
     stored = storage.events_after(ada[0], 0)
     assert [(event_id, payload) for _, event_id, payload in saved] == [(i, p) for i, _, p in stored]
     for event, event_id, payload in saved:
-        assert payload == encode_data({**event.to_wire(), "eventId": event_id})
+        assert payload == encode_data({**wire_orders.event(event), "eventId": event_id})
         assert json.loads(payload)["eventId"] == event_id
     assert [event_type for _, event_type, _ in stored] == ["ORDER_SUBMITTED", "EXECUTION_REPORT", "ORDER_FILLED"]
     assert json.loads(stored[1][2])["executionId"] == "E1" and json.loads(stored[1][2])["fillPrice"] == 123.45
@@ -406,10 +407,11 @@ def test_bad_status_or_limit_is_a_bad_request(storage, bad):
 # -- all or nothing, and durability -------------------------------------------------------------
 
 
-class ExplodingEvent(TradeEvent):
-    """An event that fails while being encoded, after the orders, fills and ledgers were written."""
+class ExplodingOrder(Order):
+    """An order whose event fails while being encoded, after the orders, fills and ledgers were written."""
 
-    def to_wire(self):
+    @property
+    def remaining_quantity(self) -> int:
         raise RuntimeError("cannot encode")
 
 
@@ -417,7 +419,7 @@ def test_a_batch_that_fails_midway_stores_nothing(storage, ada, bob):
     events, ledgers, _ = trade_scenario(storage, ada, bob)
     storage.save_trading(events[:1], [], now_ms=T0)
     before = table_counts(storage)
-    doomed = events + [ExplodingEvent(EventKind.ORDER_SUBMITTED, make_order("O9", ada).snapshot())]
+    doomed = events + [TradeEvent(EventKind.ORDER_SUBMITTED, ExplodingOrder(**asdict(make_order("O9", ada))))]
     with pytest.raises(RuntimeError):
         storage.save_trading(doomed, ledgers, now_ms=T0)
     assert table_counts(storage) == before

@@ -29,7 +29,7 @@ from domain.risk.metrics import (
     compute_metrics,
     rank_by_risk,
 )
-from domain.risk.pretrade import estimated_order_price, pre_trade_check
+from domain.risk.pretrade import pre_trade_check
 
 __all__ = [
     "Alert",
@@ -50,7 +50,6 @@ __all__ = [
     "WARNING_FRACTION",
     "compute_metrics",
     "default_limits",
-    "estimated_order_price",
     "evaluate_limits",
     "percent_text",
     "pre_trade_check",

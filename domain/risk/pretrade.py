@@ -5,34 +5,23 @@ from fractions import Fraction
 
 from domain.market import Quote
 from domain.money import money_text
-from domain.orders import ExtraCheck
+from domain.orders import Check, CheckContext, judged_price
 from domain.risk.limits import RiskLimits
 from domain.risk.limits import percent_text as _percent_text
-from domain.trading import OrderRequest, OrderType, PortfolioLedger, RejectReason, Side
+from domain.trading import RejectReason, Side
 from domain.valuation import value_cents
 
-__all__ = ["estimated_order_price", "pre_trade_check"]
-
-
-def estimated_order_price(request: OrderRequest, quote: Quote) -> int:
-    """The price an order's value is judged at: its limit price (LIMIT, STOP_LIMIT), else the ask for a buy
-    (for a STOP buy the higher of the ask and the stop) and the bid for a sell."""
-    if request.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) and request.limit_price is not None:
-        return request.limit_price
-    if request.side is Side.BUY:
-        if request.order_type is OrderType.STOP and request.stop_price is not None:
-            return max(quote.ask, request.stop_price)
-        return quote.ask
-    return quote.bid
+__all__ = ["pre_trade_check"]
 
 
 def pre_trade_check(
     limits_for: Callable[[str], RiskLimits], quotes: Callable[[], Mapping[str, Quote]]
-) -> ExtraCheck:
+) -> Check:
     """An OrderEngine extra check rejecting RISK_LIMIT on maxOrderValue and maxPositionWeight.
 
     `limits_for(portfolio_id)` gives the portfolio's limits, `quotes()` the latest quotes (for the total value;
-    the order's own quote is used for its symbol). Order value = quantity × estimated_order_price. Rejected when:
+    the order's own quote is used for its symbol). Order value = remaining quantity × judged_price (nothing to
+    value without a quote: a modify while its symbol has none passes). Rejected when:
     - the order value exceeds maxOrderValue: "order value 30,000.00 exceeds maxOrderValue 25,000.00 by 5,000.00";
     - the order grows the position's size (a buy, or a sell deeper into a short) and |position value at the
       quote's price ± order value| / total value (cash included; unchanged by a trade at value) exceeds
@@ -40,9 +29,12 @@ def pre_trade_check(
     Other open orders are not counted; the periodic limit evaluation sees what they add once they fill.
     """
 
-    def check(ledger: PortfolioLedger, request: OrderRequest, quote: Quote) -> tuple[RejectReason, str] | None:
+    def check(context: CheckContext) -> tuple[RejectReason, str] | None:
+        ledger, request, quote = context.ledger, context.request, context.quote
+        if quote is None:
+            return None
         limits = limits_for(ledger.portfolio_id)
-        order_value = request.quantity * estimated_order_price(request, quote)
+        order_value = context.remaining_quantity * judged_price(request, quote)
         cap = limits.max_order_value
         if cap is not None and order_value > cap:
             return RejectReason.RISK_LIMIT, (

@@ -21,6 +21,7 @@ from domain.trading import (
     TradeEvent,
 )
 from realtime.protocol import encode_data
+from realtime.wire import orders as wire_orders
 from services.storage.database import Database, StorageError, _key, _need_key
 
 __all__ = ["EXECUTION_ID_PREFIX", "ORDER_ID_PREFIX", "TradingStore"]
@@ -77,7 +78,7 @@ class TradingStore(Database):
         every EXECUTION_REPORT, writes each ledger's cash, commissions and whole set of
         positions, and appends every event to the user's event stream with the next eventId
         (MAX + 1 of that user, read once per user per call). The payload is the exact JSON to send:
-        ``encode_data({**event.to_wire(), "eventId": event_id})``. Anything that fails (an
+        ``encode_data({**wire_orders.event(event), "eventId": event_id})``. Anything that fails (an
         unknown portfolio, a repeated execution id, a second order with the same
         clientOrderId, an event that cannot be encoded) stores nothing and re-raises.
         """
@@ -115,7 +116,7 @@ class TradingStore(Database):
             saved, rows = [], []
             for event, event_id in zip(events, event_ids, strict=True):
                 order = event.order
-                payload = encode_data({**event.to_wire(), "eventId": event_id})
+                payload = encode_data({**wire_orders.event(event), "eventId": event_id})
                 rows.append((user_keys[order.user_id], event_id, _need_key(order.portfolio_id, "portfolio id"),
                              order.order_id, str(event.kind), payload, now_ms))
                 saved.append((event, event_id, payload))

@@ -9,8 +9,9 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
+from domain.errors import BadRequest
 from domain.market import MarketSimulator, Quote
-from domain.orders import LevelTrigger, OrderEngine
+from domain.orders import CheckContext, LevelTrigger, OrderEngine
 from domain.risk import (
     DEFAULT_LIMITS,
     Alert,
@@ -29,7 +30,17 @@ from domain.risk import (
     pre_trade_check,
     rank_by_risk,
 )
-from domain.trading import EventKind, IdSequence, OrderRequest, OrderType, PortfolioLedger, Position, RejectReason, Side
+from domain.trading import (
+    EventKind,
+    IdSequence,
+    MarketState,
+    OrderRequest,
+    OrderType,
+    PortfolioLedger,
+    Position,
+    RejectReason,
+    Side,
+)
 
 TECH, ENERGY = "Technology", "Energy"
 SECTORS = {"A": TECH, "B": ENERGY}
@@ -529,7 +540,8 @@ def acme_world(limits: RiskLimits = DEFAULT_LIMITS, *, shares: int = 200):
     # Cash 80,000.00 and `shares` ACME at 100.00 (bid 99.99 / ask 100.01): 100,000.00 with 200 shares.
     book = ledger("P1", 10_000_000 - shares * 10_000, {"ACME": shares})
     quotes = {"ACME": quote("ACME", 10_000), "OTHER": quote("OTHER", 5_000)}
-    return book, quotes, pre_trade_check(lambda pid: limits, lambda: quotes)
+    risk_check = pre_trade_check(lambda pid: limits, lambda: quotes)
+    return book, quotes, lambda ledger, order, quote: risk_check(CheckContext(ledger, order, quote, MarketState.OPEN))
 
 
 def test_an_order_over_max_order_value_is_rejected_saying_by_how_much():
@@ -575,18 +587,41 @@ def test_no_limits_means_no_pre_trade_rejections():
 
 
 def test_the_order_engine_rejects_risk_limit_orders_with_the_checks_message():
-    book, quotes, check = acme_world()
+    book, quotes, _ = acme_world()
+    check = pre_trade_check(lambda pid: DEFAULT_LIMITS, lambda: quotes)
     engine = OrderEngine(order_ids=IdSequence("O"), execution_ids=IdSequence("E"), extra_checks=[check])
     engine.add_portfolio(book)
     result = engine.submit("u1", request("BUY", 300), quotes["ACME"], now_ms=1, market_ms=1, day_index=0,
                            market_state="OPEN")
     [event] = result
     assert event.kind is EventKind.ORDER_REJECTED
-    assert event.to_wire()["reason"] == "RISK_LIMIT"
-    assert event.to_wire()["error"] == "order value 30,003.00 exceeds maxOrderValue 25,000.00 by 5,003.00"
+    assert event.order.reject_reason is RejectReason.RISK_LIMIT
+    assert event.order.error == "order value 30,003.00 exceeds maxOrderValue 25,000.00 by 5,003.00"
     accepted = engine.submit("u1", request("BUY", 40), quotes["ACME"], now_ms=2, market_ms=2, day_index=0,
                              market_state="OPEN")
     assert accepted[0].kind is EventKind.ORDER_SUBMITTED
+
+
+def test_a_modify_is_valued_at_what_it_leaves_to_trade_and_passes_without_a_quote():
+    limits = RiskLimits(max_order_value=2_500_000)
+    book, quotes, _ = acme_world(limits, shares=0)
+    acme = quotes["ACME"]
+    engine = OrderEngine(order_ids=IdSequence("O"), execution_ids=IdSequence("E"),
+                         extra_checks=[pre_trade_check(lambda pid: limits, lambda: quotes)])
+    engine.add_portfolio(book)
+    order = engine.submit("u1", request("BUY", 150), acme, now_ms=1, market_ms=1, day_index=0,
+                          market_state="OPEN")[-1].order
+    assert order.filled_quantity == 100  # the displayed ask size
+
+    def modify(quantity, quote=acme):
+        engine.modify("u1", order.order_id, quantity=quantity, quote=quote, now_ms=2, market_ms=2,
+                      market_state="PAUSED")
+
+    modify(340)  # 340 × 100.01 would be 34,003.40, but the 240 left to buy are 24,002.40
+    with pytest.raises(BadRequest, match="order value 26,002.60 exceeds maxOrderValue 25,000.00 by 1,002.60"):
+        modify(360)
+    modify(360, None)  # no quote, nothing to value
+    assert engine.order(order.order_id).quantity == 360
 
 
 # ----- the class-wide view ---------------------------------------------------------------------------------

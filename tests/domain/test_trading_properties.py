@@ -191,8 +191,9 @@ class TradingSession(RuleBasedStateMachine):
           order_type=st.sampled_from([OrderType.MARKET, OrderType.STOP, OrderType.LIMIT]))
     def buy_with_all_buying_power(self, portfolio_id, symbol, order_type):
         quote = self.quotes[symbol]
-        price = quote.price if order_type is OrderType.LIMIT else quote.ask * (1 + self.engine.market_buffer)
-        spend = self.engine.portfolio(portfolio_id).buying_power_cents - self.engine.commission.worst_case(1, False)
+        rules = self.engine.rules
+        price = quote.price if order_type is OrderType.LIMIT else quote.ask * (1 + rules.market_buffer)
+        spend = self.engine.portfolio(portfolio_id).buying_power_cents - rules.commission.worst_case(1, False)
         quantity = min(MAX_QUANTITY, int(spend // math.ceil(price)))
         if quantity < 1:
             return
