@@ -24,35 +24,35 @@ from domain.clock import Clock, MarketClock, SystemClock
 from domain.market import MarketSimulator
 from domain.money import to_cents
 from domain.orders import OrderEngine
-from domain.risk import default_limits
+from domain.risk import default_limits, pre_trade_check
 from domain.trading import Commission, IdSequence
 from handlers.api import HealthHandler, MetricsHandler, StatsHandler, metrics_registry
 from handlers.auth_api import AUTH_ROUTES
 from handlers.classroom import CLASSROOM_ROUTES
 from handlers.http import NotFoundHandler
 from handlers.market_data import MarketDataEndpoint
-from handlers.orders import OrdersEndpoint, deliver_order_event
+from handlers.orders import OrdersEndpoint
 from handlers.portfolio import PortfolioEndpoint
 from handlers.risk import RiskEndpoint
 from handlers.signals import SignalsEndpoint
 from handlers.sockjs import sockjs_routes
 from handlers.websocket import WebSocketTransport
 from realtime.broker import InMemoryBroker
-from realtime.fanout import MIN_INTERVAL_MS, QuoteFanout
+from realtime.fanout import MIN_INTERVAL_MS, QUOTES, QuoteFanout
 from realtime.hub import ConnectionHub
 from realtime.protocol import CloseCode, iso_timestamp
-from realtime.pubsub import InMemoryBroker as LegacyBroker
 from realtime.scheduler import LoopScheduler
-from services import market as market_events
 from services.auth import TokenService, load_or_create_secret
+from services.book import PortfolioBook
 from services.config import Config
 from services.container import Services
+from services.exchange import Exchange
 from services.market import MarketService
 from services.portfolios import PortfolioFeed
-from services.risk import RiskService
+from services.risk import RiskLimitBook, RiskService
 from services.signals import PUSH_EVERY_MS, SignalService
 from services.storage import Storage
-from services.trading import LEVEL_TRIGGERS, ORDER_EVENTS, PORTFOLIOS_CHANGED, TradingService
+from services.trading import TradingService
 from services.users import UserDirectory
 
 __all__ = ["Services", "build_services", "make_app", "start", "stop", "start_timers", "parse_config", "main"]
@@ -73,62 +73,52 @@ ENDPOINTS = {
 
 
 def build_services(config: Config, *, clock: Clock | None = None, rng: random.Random | None = None) -> Services:
+    """Every service of one application, wired once: the only place that knows what depends on what."""
     clock = clock or SystemClock()
     data_dir = Path(config.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     secret = config.jwt_secret or load_or_create_secret(data_dir)
     storage = Storage.in_dir(data_dir, clock)
+    starting_cash = to_cents(config.starting_cash)
     tokens = TokenService(secret, clock=clock, ttl_s=config.token_ttl_s, algorithm=config.jwt_algorithm,
                           public_key=config.jwt_public_key)
+    users = UserDirectory(storage=storage, tokens=tokens, starting_cash_cents=starting_cash)
+
+    broker = InMemoryBroker()
+    hub = ConnectionHub(clock=clock, broker=broker, max_total=config.max_connections,
+                        max_per_user=config.max_connections_per_user)
     rng = rng or random.Random(config.seed)
     market_clock = MarketClock(clock, speed=config.speed)
     simulator = MarketSimulator(
         rng=rng, start_market_ms=int(market_clock.now() * 1000), wall_ms=clock.now_ms(),
         day_length_ms=int(config.day_length_s * 1000), predictability=config.predictability,
         exchange_hours=config.exchange_hours)
-    broker = InMemoryBroker()
-    events = LegacyBroker()
-    market = MarketService(simulator, market_clock, clock, events)
+    market = MarketService(simulator, market_clock, clock, broker=broker, hub=hub)
     fanout = QuoteFanout(soft_buffer=config.max_buffered_bytes // 16, hard_buffer=config.max_buffered_bytes)
-    fanout.update(simulator.version, simulator.quotes().values())
-    events.subscribe(market_events.TICKS, lambda tick: fanout.update(tick.version, tick.quotes))
+    broker.subscribe(QUOTES, fanout.on_quotes)
+    hub.attach(fanout)
+    market.publish_quotes()
+
+    limits = RiskLimitBook(storage=storage, clock=clock, defaults=default_limits(starting_cash))
     last_order, last_execution = storage.trading_ids()
     engine = OrderEngine(
         order_ids=IdSequence("O", last_order), execution_ids=IdSequence("E", last_execution),
         commission=Commission(to_cents(config.commission_per_order), config.commission_per_share * 100),
-        allow_short=config.allow_short,
-        extra_checks=(lambda context: risk_check(context),))  # risk_check comes with the risk service, below
-    trading = TradingService(engine=engine, storage=storage, market=market, broker=events, clock=clock,
-                             starting_cash_cents=to_cents(config.starting_cash))
-    trading.restore()
-    events.subscribe(market_events.TICKS, trading.on_tick)
-    portfolios = PortfolioFeed(trading=trading, market=market, storage=storage, clock=clock,
+        allow_short=config.allow_short, extra_checks=(pre_trade_check(limits.limits_for, market.quotes),))
+    book = PortfolioBook(engine=engine, storage=storage, users=users, starting_cash_cents=starting_cash)
+    portfolios = PortfolioFeed(book=book, market=market, storage=storage, clock=clock, hub=hub,
                                value_sample_s=config.portfolio_value_sample_s)
-    events.subscribe(PORTFOLIOS_CHANGED, portfolios.changed)
-    risk = RiskService(trading=trading, market=market, storage=storage, clock=clock,
-                       defaults=default_limits(to_cents(config.starting_cash)), lookback=config.risk_lookback_days)
-    risk_check = risk.pre_trade_check()
+    trading = TradingService(engine=engine, book=book, storage=storage, market=market, hub=hub, clock=clock,
+                             on_ledgers_changed=portfolios.changed)
+    trading.restore()
+    risk = RiskService(book=book, limits=limits, users=users, market=market, storage=storage, clock=clock, hub=hub,
+                       lookback=config.risk_lookback_days)
     risk.restore()
-    events.subscribe(market_events.TICKS, risk.on_tick)
-    events.subscribe(LEVEL_TRIGGERS, risk.on_triggers)
-    signals = SignalService(market=market, trading=trading, clock=clock, warmup_bars=config.signal_warmup_bars)
-    events.subscribe(market_events.TICKS, signals.on_tick)
-    hub = ConnectionHub(clock=clock, broker=broker, max_total=config.max_connections,
-                        max_per_user=config.max_connections_per_user)
-    events.subscribe(ORDER_EVENTS, lambda event: deliver_order_event(hub, event))
-    events.subscribe(market_events.STATUS, lambda data: hub.broadcast(
-        "MARKET_STATUS", data, hub.connections(MarketDataEndpoint.name)))
-    users = UserDirectory(storage=storage, tokens=tokens, starting_cash_cents=to_cents(config.starting_cash))
+    signals = SignalService(market=market, book=book, clock=clock, hub=hub, warmup_bars=config.signal_warmup_bars)
     return Services(
         config=config, clock=clock, scheduler=LoopScheduler(), storage=storage, tokens=tokens, users=users,
-        broker=broker,
-        hub=hub,
-        market=market,
-        fanout=fanout,
-        trading=trading,
-        portfolios=portfolios,
-        risk=risk,
-        signals=signals,
+        broker=broker, hub=hub, fanout=fanout, market=market, book=book, trading=trading, portfolios=portfolios,
+        risk=risk, signals=signals, exchange=Exchange(market=market, trading=trading, risk=risk, signals=signals),
         started_at=clock.now(),
     )
 
@@ -207,9 +197,6 @@ def start_timers(services: Services) -> list[PeriodicCallback]:
     """Every schedule of the server: ticks, quote flushes, heartbeats, idle sweep, overview, stats log."""
     config, hub, market = services.config, services.hub, services.market
 
-    def market_data_connections():
-        return hub.connections(MarketDataEndpoint.name)
-
     def heartbeat():
         hub.broadcast("HEARTBEAT", {"serverTime": iso_timestamp(services.clock.now())})
 
@@ -217,16 +204,11 @@ def start_timers(services: Services) -> list[PeriodicCallback]:
         for conn in hub.idle(config.idle_timeout_s):
             conn.close(CloseCode.IDLE_TIMEOUT, "idle timeout")
 
-    def overview():
-        conns = market_data_connections()
-        if conns:
-            hub.broadcast("MARKET_OVERVIEW", market.overview(), conns)
-
     def log_stats():
         log.info("connection stats %s", hub.stats())
 
     schedule = [
-        (market.tick, config.tick_ms),
+        (services.exchange.tick, config.tick_ms),
         (lambda: services.fanout.run_due(services.clock.now_ms()), MIN_INTERVAL_MS),
         (heartbeat, config.heartbeat_ms),
         (lambda: services.portfolios.run_due(services.clock.now_ms()), 250),
@@ -235,7 +217,7 @@ def start_timers(services: Services) -> list[PeriodicCallback]:
         (services.risk.push_updates, config.risk_update_ms),
         (services.signals.push_all, PUSH_EVERY_MS),
         (sweep_idle, min(5_000, config.idle_timeout_s * 250)),
-        (overview, config.overview_interval_s * 1000),
+        (market.publish_overview, config.overview_interval_s * 1000),
         (log_stats, config.stats_log_interval_s * 1000),
     ]
     timers = [PeriodicCallback(callback, interval) for callback, interval in schedule]

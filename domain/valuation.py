@@ -1,12 +1,13 @@
 """Portfolio valuation: positions and portfolios in cents at the current quotes, sector weights, diversification."""
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 
 from domain.market import Quote
 from domain.trading import PortfolioLedger, Position
+from domain.users import User
 
 __all__ = [
     "FULL_POSITION_COUNT",
@@ -15,11 +16,13 @@ __all__ = [
     "PositionView",
     "PortfolioView",
     "PortfolioSummary",
+    "Standing",
     "position_view",
     "portfolio_view",
     "portfolio_summary",
     "diversification_score",
     "sector_allocation",
+    "rank_standings",
     "position_values_cents",
     "sector_of",
     "value_cents",
@@ -271,3 +274,20 @@ def sector_allocation(
         sector = sectors.get(symbol, UNKNOWN_SECTOR)
         by_sector[sector] = by_sector.get(sector, 0) + value
     return {sector: _ratio(value, total, 4) for sector, value in sorted(by_sector.items())}
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """One line of the class leaderboard: a rank, a student, and their main portfolio's view."""
+
+    rank: int
+    user: User
+    portfolio: PortfolioView
+
+
+def rank_standings(players: Iterable[tuple[User, PortfolioView]]) -> list[Standing]:
+    """The leaderboard of (student, main portfolio) in the order they joined: best total return first, ranks 1..n,
+    ties to whoever joined first."""
+    joined = list(players)
+    order = sorted(range(len(joined)), key=lambda i: (-joined[i][1].total_return_percent, i))
+    return [Standing(rank, *joined[i]) for rank, i in enumerate(order, start=1)]

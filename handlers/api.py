@@ -56,7 +56,7 @@ class _HubCollector:
         yield GaugeMetricFamily("stockquest_response_time_ms_average", "Average time to handle a client message",
                                 value=stats["averageResponseTimeMs"])
         yield CounterMetricFamily("stockquest_market_ticks", "Market simulator ticks with changes",
-                                  value=self._services.market.simulator.version)
+                                  value=self._services.market.version)
 
 
 def metrics_registry(services) -> CollectorRegistry:

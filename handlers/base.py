@@ -11,8 +11,8 @@ import enum
 import logging
 import time
 import uuid
-from dataclasses import dataclass
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -182,18 +182,12 @@ class Endpoint:
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
-        self.hub.remove(self)
-        try:
-            self.closed()
-        except Exception:
-            self.log.exception("cleanup failed")
+        self.hub.remove(self)  # every channel subscription and the fan-out's go with it
         self.log.info("connection closed")
 
     def ready(self) -> None:
         """The client is known (or anonymous and allowed): send what this endpoint sends on open."""
 
-    def closed(self) -> None:
-        """Release what this connection held (subscriptions)."""
 
     # auth -------------------------------------------------------------------
     def verify_token(self, token: str, request_id: str | None = None):

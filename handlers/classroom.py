@@ -1,10 +1,9 @@
 """Classroom REST: the leaderboard (any signed-in user) and market controls (teacher or admin)."""
 
 from domain.users import CLASS_ROLES
-from domain.valuation import portfolio_summary
 from realtime.protocol import ProtocolError, iso_timestamp
-from realtime.schema import Number, Str, StrList, validate
-from realtime.wire import money
+from realtime.schema import Number, Str, Symbols, validate
+from realtime.wire import portfolio as wire
 
 from .http import ApiError, JsonHandler
 
@@ -14,7 +13,7 @@ CONTROL_FIELDS = {
     "action": Str(required=True, upper=True, choices=("PAUSE", "RESUME", "SPEED", "SHOCK")),
     "speed": Number(),
     "percent": Number(),
-    "symbols": StrList(upper=True, max_len=12),
+    "symbols": Symbols(),
     "sector": Str(max_len=64),
 }
 
@@ -24,21 +23,8 @@ class LeaderboardHandler(JsonHandler):
 
     def get(self):
         self.bearer_user()
-        services = self.services
-        quotes = services.market.simulator.quotes()
-        sectors = {spec.symbol: spec.sector for spec in services.market.simulator.specs()}
-        rows = []
-        for joined, (user, portfolio_id) in enumerate(services.storage.main_portfolios()):
-            summary = portfolio_summary(services.trading.ledger(portfolio_id), quotes, sectors).portfolio
-            rows.append((-summary.total_return_percent, joined, user, portfolio_id, summary))
-        rows.sort(key=lambda row: row[:2])
-        self.write_json({
-            "entries": [{"rank": rank, "userId": str(user.id), "name": user.display_name, "portfolioId": pid,
-                         "totalValue": money(summary.total_value_cents),
-                         "totalReturnPercent": summary.total_return_percent}
-                        for rank, (_, _, user, pid, summary) in enumerate(rows, start=1)],
-            "timestamp": iso_timestamp(services.clock.now()),
-        })
+        self.write_json({"entries": [wire.standing(row) for row in self.services.portfolios.leaderboard()],
+                         "timestamp": iso_timestamp(self.services.clock.now())})
 
 
 class MarketControlHandler(JsonHandler):
@@ -63,7 +49,8 @@ class MarketControlHandler(JsonHandler):
         else:
             if request["percent"] is None or not (request["symbols"] or request["sector"]):
                 raise ApiError(400, "SHOCK needs percent and symbols or sector", code="BAD_REQUEST")
-            status = market.shock(request["percent"], symbols=request["symbols"] or (), sector=request["sector"])
+            status = self.services.exchange.shock(request["percent"], symbols=request["symbols"] or (),
+                                                  sector=request["sector"])
         self.write_json(status)
 
 

@@ -3,17 +3,14 @@
 from domain.errors import BadRequest
 from domain.money import price_to_cents
 from domain.trading import OrderRequest, OrderStatus, OrderType, Side, TimeInForce
-from realtime.schema import Id, Int, Money, Number, Str
-from realtime.wire import orders as wire_orders
-from services.trading import StoredEvent
+from realtime import channels
+from realtime.schema import Id, Int, Money, Number, Str, Symbol
+from realtime.wire import orders as wire
+from services.trading import ORDER_HISTORY_LIMIT, StoredEvent
 
 from .base import Endpoint, Reply, handles
 
-__all__ = ["OrdersEndpoint", "deliver_order_event"]
-
-SYMBOL = dict(upper=True, max_len=12)
-MAX_HISTORY = 500
-ALL = "*"
+__all__ = ["OrdersEndpoint"]
 
 
 def _whole(quantity):
@@ -22,25 +19,28 @@ def _whole(quantity):
 
 
 class OrdersEndpoint(Endpoint):
-    """One connection's order session: its event subscription and its order requests."""
+    """One connection's order session: its order requests, and the order events it hears.
+
+    It always hears the events of orders it placed (its session channel), and, after SUBSCRIBE_ORDERS,
+    those of all the user's orders or of one of their portfolios.
+    """
 
     name = "orders"
     auth_required = True
-
-    def __init__(self, services, transport, request):
-        super().__init__(services, transport, request)
-        self.subscription: str | None = None  # None, ALL, or one portfolio id
 
     @property
     def trading(self):
         return self.services.trading
 
     def ready(self) -> None:
-        orders = self.trading.engine.open_orders(user_id=self.user_id)
-        self.send("ACTIVE_ORDERS", {"orders": [wire_orders.order(order) for order in orders]})
+        self._follow(None)
+        orders = self.trading.open_orders(self.user_id)
+        self.send("ACTIVE_ORDERS", {"orders": [wire.order(order) for order in orders]})
 
-    def wants(self, event: StoredEvent) -> bool:
-        return self.subscription == ALL or self.subscription == event.portfolio_id
+    def _follow(self, channel: str | None) -> None:
+        """Follow one more stream of order events besides this session's own (None: only its own)."""
+        own = channels.orders_of_session(self.session_id)
+        self.hold("orders:", [own] if channel is None else [own, channel])
 
     @staticmethod
     def _replies(stored: list[StoredEvent]) -> list[Reply]:
@@ -50,24 +50,24 @@ class OrdersEndpoint(Endpoint):
     @handles("SUBSCRIBE_ORDERS", portfolioId=Id(), sinceEventId=Int(min=0))
     def subscribe_orders(self, portfolio_id, since_event_id):
         if portfolio_id is not None:
-            self.trading.own_portfolio(self.user, portfolio_id)
-        storage = self.trading.storage
-        last = storage.last_event_id(self.user_id)
+            self.services.book.tradable(self.user, portfolio_id)
+        last = self.trading.last_event_id(self.user_id)
         replies = []
         if since_event_id is not None:
             replies = [Reply(event_type, data_json=payload, direct=False) for _, event_type, payload
-                       in storage.events_after(self.user_id, since_event_id, portfolio_id=portfolio_id)]
-        self.subscription = portfolio_id or ALL
+                       in self.trading.events_after(self.user_id, since_event_id, portfolio_id)]
+        self._follow(channels.orders_of_user(self.user_id) if portfolio_id is None
+                     else channels.orders_of_portfolio(portfolio_id))
         recovered = since_event_id is None or since_event_id <= last
         return replies + [Reply("SUBSCRIPTION_CONFIRMED", {"action": "SUBSCRIBE", "portfolioId": portfolio_id,
                                                            "recovered": recovered, "lastEventId": last})]
 
     @handles("UNSUBSCRIBE_ORDERS")
     def unsubscribe_orders(self):
-        self.subscription = None
+        self._follow(None)
         return Reply("SUBSCRIPTION_CONFIRMED", {"action": "UNSUBSCRIBE"})
 
-    @handles("SUBMIT_ORDER", portfolioId=Id(required=True), symbol=Str(required=True, **SYMBOL),
+    @handles("SUBMIT_ORDER", portfolioId=Id(required=True), symbol=Symbol(required=True),
              side=Str(required=True, upper=True, choices=tuple(Side)),
              orderType=Str(required=True, upper=True, choices=tuple(OrderType)),
              quantity=Number(required=True), limitPrice=Money(), stopPrice=Money(),
@@ -105,29 +105,13 @@ class OrdersEndpoint(Endpoint):
 
     @handles("REQUEST_ORDER_STATUS", orderId=Id(required=True))
     def request_order_status(self, order_id):
-        return Reply("ORDER_STATUS", {"order": wire_orders.order(self.trading.readable_order(self.user, order_id))})
+        return Reply("ORDER_STATUS", {"order": wire.order(self.trading.readable_order(self.user, order_id))})
 
-    @handles("REQUEST_ORDER_HISTORY", portfolioId=Id(), symbol=Str(**SYMBOL),
-             status=Str(upper=True, choices=tuple(OrderStatus)), limit=Int(default=100, min=1, max=MAX_HISTORY),
-             before=Str(max_len=200))
+    @handles("REQUEST_ORDER_HISTORY", portfolioId=Id(), symbol=Symbol(),
+             status=Str(upper=True, choices=tuple(OrderStatus)),
+             limit=Int(default=100, min=1, max=ORDER_HISTORY_LIMIT), before=Str(max_len=200))
     def request_order_history(self, portfolio_id, symbol, status, limit, before):
-        if portfolio_id is not None:
-            ledger = self.trading.readable_portfolio(self.user, portfolio_id)
-            user_ids = [ledger.owner_id]
-        else:
-            user_ids = [self.user_id]
-        orders, cursor = self.trading.storage.order_history(user_ids=user_ids, portfolio_id=portfolio_id,
-                                                            symbol=symbol, status=status, limit=limit,
-                                                            before=before)
-        return Reply("ORDER_HISTORY", {"orders": [wire_orders.order(order) for order in orders], "nextCursor": cursor})
-
-
-def deliver_order_event(hub, event: StoredEvent) -> None:
-    """Send a committed order event to the user's other subscribed connections and to the order's submitter."""
-    for conn in hub.of_user(event.user_id, OrdersEndpoint.name):
-        is_origin = conn.session_id == event.origin_session
-        if event.direct and is_origin:
-            continue  # the requesting connection already sent it (with its requestId)
-        if is_origin or conn.wants(event):
-            conn.send_json(event.type, event.payload)
+        orders, cursor = self.trading.order_history(self.user, portfolio_id=portfolio_id, symbol=symbol,
+                                                    status=status, limit=limit, before=before)
+        return Reply("ORDER_HISTORY", {"orders": [wire.order(order) for order in orders], "nextCursor": cursor})
 

@@ -9,7 +9,9 @@ from realtime.hub import ConnectionHub
 from realtime.scheduler import Scheduler
 
 from .auth import TokenService
+from .book import PortfolioBook
 from .config import Config
+from .exchange import Exchange
 from .market import MarketService
 from .portfolios import PortfolioFeed
 from .risk import RiskService
@@ -39,8 +41,10 @@ class Services:
     hub: ConnectionHub
     fanout: QuoteFanout
     market: MarketService
+    book: PortfolioBook
     trading: TradingService
     portfolios: PortfolioFeed
     risk: RiskService
     signals: SignalService
+    exchange: Exchange
     started_at: float

@@ -25,7 +25,8 @@ class Exchange:
         tick = self._market.tick()
         if tick is None:
             return
-        self._trading.on_tick(tick)
+        triggers = self._trading.match(tick)
+        self._risk.on_triggers(triggers)
         self._risk.on_tick(tick)
         self._signals.on_tick(tick)
 

@@ -1,12 +1,12 @@
-"""Portfolio views and pushes: snapshots, analytics, the leaderboard, the value history, and each portfolio's channels."""
+"""Portfolio views and pushes: snapshots, analytics, the leaderboard, value history, and the portfolio channels."""
 
 import logging
 import statistics
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from domain import analytics, valuation
 from domain.market import TRADING_DAYS_PER_YEAR
+from domain.trading import Fill
 from domain.users import User
 from realtime import channels
 from realtime.hub import Publisher
@@ -15,7 +15,7 @@ from realtime.wire import portfolio as wire
 
 from .book import PortfolioBook
 
-__all__ = ["PortfolioFeed", "Standing", "UPDATE_TYPES", "DEFAULT_VALUE_INTERVAL_MS", "POSITION_INTERVAL_MS"]
+__all__ = ["PortfolioFeed", "UPDATE_TYPES", "DEFAULT_VALUE_INTERVAL_MS", "POSITION_INTERVAL_MS"]
 
 log = logging.getLogger(__name__)
 
@@ -25,15 +25,6 @@ POSITION_INTERVAL_MS = 2_000
 MIN_INTERVAL_MS = 500
 INDEX_SERIES = "SQX"  # the market index recorded beside the portfolios, for beta
 FILLS_FOR_ANALYTICS = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class Standing:
-    """One line of the leaderboard: a student, their main portfolio and its view now."""
-
-    rank: int
-    user: User
-    portfolio: valuation.PortfolioView
 
 
 class PortfolioFeed:
@@ -52,9 +43,11 @@ class PortfolioFeed:
         self._sectors = market.sectors()
         self._due: dict[str, int] = {}  # channel -> when it is pushed next
 
-    @staticmethod
-    def channels_for(portfolio_id: str, update_type: str, update_interval_ms: int | None) -> tuple[list[str], int]:
-        """The channels a SUBSCRIBE_PORTFOLIO joins, and the value interval it gets (at least 500 ms)."""
+    def subscription(self, user: User, portfolio_id: str, update_type: str,
+                     update_interval_ms: int | None) -> tuple[list[str], int]:
+        """The channels a SUBSCRIBE_PORTFOLIO of a portfolio `user` may read joins, and the value interval it gets
+        (at least 500 ms)."""
+        self._book.readable(user, portfolio_id)
         interval = max(MIN_INTERVAL_MS, DEFAULT_VALUE_INTERVAL_MS if update_interval_ms is None else update_interval_ms)
         names = []
         if update_type != "POSITIONS":
@@ -67,6 +60,15 @@ class PortfolioFeed:
     def snapshot(self, portfolio_id: str) -> valuation.PortfolioView:
         return valuation.portfolio_view(self._book.ledger(portfolio_id), self._market.quotes(), self._sectors)
 
+    def view(self, user: User, portfolio_id: str) -> valuation.PortfolioView:
+        """PORTFOLIO_SNAPSHOT of a portfolio `user` may read."""
+        self._book.readable(user, portfolio_id)
+        return self.snapshot(portfolio_id)
+
+    def create(self, user: User, name: str) -> valuation.PortfolioView:
+        """Another portfolio for `user`, with the starting cash (LimitExceeded past the per-user limit)."""
+        return self.snapshot(self._book.create(user, name).portfolio_id)
+
     def summaries(self, user_id: str) -> list[valuation.PortfolioSummary]:
         """PORTFOLIO_LIST: the user's own portfolios, oldest first."""
         quotes = self._market.quotes()
@@ -74,14 +76,22 @@ class PortfolioFeed:
                 for pid in self._book.ids_of(user_id)]
 
     def position(self, portfolio_id: str, symbol: str) -> valuation.PositionView | None:
-        """The portfolio's open position in `symbol`, None when it holds none."""
+        """The portfolio's open position in `symbol`, None when it holds none; NotFound for an unknown symbol."""
+        self._market.quote(symbol)
         return next((p for p in self.snapshot(portfolio_id).positions if p.symbol == symbol), None)
+
+    def trades(self, user: User, portfolio_id: str, symbol: str, limit: int) -> list[Fill]:
+        """POSITION_DETAILS' trades: the position's fills in a portfolio `user` may read, last executed first."""
+        self._book.readable(user, portfolio_id)
+        return self._storage.fills_for(portfolio_id, symbol, limit=limit)
 
     def sector_of(self, symbol: str) -> str:
         return self._sectors.get(symbol, valuation.UNKNOWN_SECTOR)
 
-    def analytics(self, portfolio_id: str) -> analytics.PortfolioAnalytics:
-        """PORTFOLIO_ANALYTICS from the recorded value history (market time), the index series and the fills."""
+    def analytics(self, user: User, portfolio_id: str) -> analytics.PortfolioAnalytics:
+        """PORTFOLIO_ANALYTICS of a portfolio `user` may read: from the recorded value history (market time), the
+        index series and the fills."""
+        self._book.readable(user, portfolio_id)
         history = [(p.market_time_ms, p.value_cents) for p in self._storage.values_of(portfolio_id)]
         index = [(p.market_time_ms, p.value_cents) for p in self._storage.values_of(INDEX_SERIES)]
         spacing = [b[0] - a[0] for a, b in zip(history, history[1:], strict=False) if b[0] > a[0]]
@@ -93,16 +103,12 @@ class PortfolioFeed:
             fills=self._storage.fills_for(portfolio_id, limit=FILLS_FOR_ANALYTICS),
             periods_per_year=periods_per_year, day_start_ms=self._market.day_start_ms)
 
-    def leaderboard(self) -> list[Standing]:
+    def leaderboard(self) -> list[valuation.Standing]:
         """Every student's main portfolio, best total return first, ties by who joined first."""
         quotes = self._market.quotes()
-        rows = []
-        for joined, (user, portfolio_id) in enumerate(self._book.main_portfolios()):
-            view = valuation.portfolio_view(self._book.ledger(portfolio_id), quotes, self._sectors,
-                                            include_positions=False)
-            rows.append((-view.total_return_percent, joined, user, view))
-        rows.sort(key=lambda row: row[:2])
-        return [Standing(rank, user, view) for rank, (_, _, user, view) in enumerate(rows, start=1)]
+        return valuation.rank_standings(
+            (user, valuation.portfolio_view(self._book.ledger(pid), quotes, self._sectors, include_positions=False))
+            for user, pid in self._book.main_portfolios())
 
     # pushes ---------------------------------------------------------------------
     def changed(self, portfolio_ids: Iterable[str]) -> None:

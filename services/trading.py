@@ -1,21 +1,24 @@
-"""The trading flow: the engine decides, storage makes it durable, the broker delivers it to the user."""
+"""The trading flow: the engine decides, storage makes it durable, then the order channels and the feed hear of it."""
 
 import logging
+from collections.abc import Callable, Set
 from dataclasses import dataclass, replace
 
 from domain.errors import BadRequest, Forbidden, NotFound
-from domain.orders import TradeResult
+from domain.orders import LevelTrigger, OrderEngine, TradeResult
 from domain.trading import EventKind, MarketState, Order, OrderRequest, RejectReason
-from domain.users import CLASS_ROLES, Role
+from domain.users import User
+from realtime import channels
+from realtime.hub import Publisher
 
-__all__ = ["TradingService", "StoredEvent", "ORDER_EVENTS", "PORTFOLIOS_CHANGED", "LEVEL_TRIGGERS"]
+from .book import PortfolioBook
+from .storage import MAX_HISTORY_LIMIT, Storage
+
+__all__ = ["TradingService", "StoredEvent", "ORDER_HISTORY_LIMIT"]
+
+ORDER_HISTORY_LIMIT = MAX_HISTORY_LIMIT  # orders per REQUEST_ORDER_HISTORY page
 
 log = logging.getLogger(__name__)
-
-ORDER_EVENTS = "orders.events"              # message: StoredEvent
-LEVEL_TRIGGERS = "orders.level_triggers"    # message: list of domain.orders.LevelTrigger (stop-loss / take-profit)
-PORTFOLIOS_CHANGED = "portfolios.changed"   # message: frozenset of portfolio ids whose ledger changed
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,165 +38,141 @@ class StoredEvent:
 class TradingService:
     """Owns the trading flow: access checks, engine calls, one durable commit per call, then publishing.
 
-    Nothing is acknowledged before it is committed: every method commits the engine's events (orders,
-    fills, ledgers) in one transaction and only then returns or publishes them.
+    Nothing is acknowledged before it is committed: every call commits the engine's events (orders, fills,
+    ledgers) in one transaction; only then does it publish each event to the user's order channels and tell
+    the portfolio feed (`on_ledgers_changed`) which ledgers changed. An event reaches the connection that
+    caused it (as its direct reply when it is one, else on its session channel) and every connection
+    following the user's orders or that portfolio's.
     """
 
-    def __init__(self, *, engine, storage, market, broker, clock, starting_cash_cents: int):
-        self.engine = engine
-        self.storage = storage
-        self.market = market
-        self.broker = broker
-        self.clock = clock
-        self.starting_cash_cents = starting_cash_cents
+    def __init__(self, *, engine: OrderEngine, book: PortfolioBook, storage: Storage, market, hub: Publisher,
+                 clock, on_ledgers_changed: Callable[[Set[str]], None]):
+        self._engine, self._book, self._storage, self._market = engine, book, storage, market
+        self._hub, self._clock, self._on_ledgers_changed = hub, clock, on_ledgers_changed
         self._origin: dict[str, str] = {}  # open order id -> session that submitted it
 
     # start-up ---------------------------------------------------------------
     def restore(self) -> None:
         """Load every portfolio and open order from storage into the engine (after a restart too)."""
-        ledgers, orders = self.storage.load_trading(0)
+        ledgers, orders = self._storage.load_trading(0)
         for ledger in ledgers:
-            self.engine.add_portfolio(ledger)
-        self.engine.load_open_orders(orders)
+            self._engine.add_portfolio(ledger)
+        self._engine.load_open_orders(orders)
         log.info("restored %d portfolios and %d open orders", len(ledgers), len(orders))
 
-    # access -----------------------------------------------------------------
-    def role_of(self, user) -> Role:
-        """The role as stored now (a demoted teacher loses rights at once), not as the connection began."""
-        current = self.storage.user_by_id(int(user.id))
-        return current.role if current is not None else Role.STUDENT
+    # reading ----------------------------------------------------------------
+    def open_orders(self, user_id: str) -> list[Order]:
+        """The user's open orders, in time priority (ACTIVE_ORDERS)."""
+        return self._engine.open_orders(user_id=user_id)
 
-    def ledger(self, portfolio_id: str):
-        """The engine's ledger, loading a portfolio created behind its back (operator CLI, registration)."""
-        try:
-            return self.engine.portfolio(portfolio_id)
-        except NotFound:
-            ledger = self.storage.load_portfolio(portfolio_id)
-            if ledger is None:
-                raise NotFound(f"portfolio {portfolio_id} not found") from None
-            self.engine.add_portfolio(ledger)
-            return ledger
-
-    def create_portfolio(self, user, name: str):
-        """Another portfolio for `user` with the configured starting cash (LimitExceeded past the limit)."""
-        created = self.storage.create_portfolio(str(user.id), name, self.starting_cash_cents)
-        return self.ledger(created.portfolio_id)
-
-    def portfolio_ids_of(self, user_id: str) -> list[str]:
-        return self.storage.portfolio_ids_of(user_id)
-
-    def readable_portfolio(self, user, portfolio_id: str):
-        """The ledger of `portfolio_id` if `user` may read it (owner, or teacher/admin), else Forbidden/NotFound."""
-        ledger = self.ledger(portfolio_id)
-        if ledger.owner_id != str(user.id) and self.role_of(user) not in CLASS_ROLES:
-            raise Forbidden(f"portfolio {portfolio_id} is not yours")
-        return ledger
-
-    def own_portfolio(self, user, portfolio_id: str):
-        ledger = self.readable_portfolio(user, portfolio_id)
-        if ledger.owner_id != str(user.id):
-            raise Forbidden(f"portfolio {portfolio_id} is not yours to trade")
-        return ledger
-
-    def readable_order(self, user, order_id: str) -> Order:
-        order = self.engine.order(order_id) or self.storage.order_by_id(order_id)
+    def readable_order(self, user: User, order_id: str) -> Order:
+        """An order, open or closed, that `user` may read (theirs, or anyone's for a teacher or admin)."""
+        order = self._engine.order(order_id) or self._storage.order_by_id(order_id)
         if order is None:
             raise NotFound(f"order {order_id} not found")
-        if order.user_id != str(user.id) and self.role_of(user) not in CLASS_ROLES:
+        if not self._book.may_read(user, order.user_id):
             raise Forbidden(f"order {order_id} is not yours")
         return order
 
-    # trading ----------------------------------------------------------------
-    def _market_state(self) -> str:
-        return self.market.status
+    def order_history(self, user: User, *, portfolio_id: str | None, symbol: str | None, status: str | None,
+                      limit: int, before: str | None) -> tuple[list[Order], str | None]:
+        """A page of orders, newest first: of a portfolio `user` may read, else of `user` themself."""
+        owner = self._book.readable(user, portfolio_id).owner_id if portfolio_id is not None else str(user.id)
+        return self._storage.order_history(user_ids=[owner], portfolio_id=portfolio_id, symbol=symbol,
+                                           status=status, limit=limit, before=before)
 
-    def submit(self, user, request: OrderRequest, *, session_id: str | None,
+    def last_event_id(self, user_id: str) -> int:
+        return self._storage.last_event_id(user_id)
+
+    def events_after(self, user_id: str, event_id: int, portfolio_id: str | None) -> list[tuple[int, str, str]]:
+        """The user's stored events after `event_id` (of one portfolio, if given): (eventId, type, payload)."""
+        return self._storage.events_after(user_id, event_id, portfolio_id=portfolio_id)
+
+    # trading ----------------------------------------------------------------
+    def submit(self, user: User, request: OrderRequest, *, session_id: str | None,
                price_error: str | None = None) -> list[StoredEvent]:
         """SUBMIT_ORDER: always records an order (accepted or REJECTED) unless it names someone else's portfolio.
 
         An identical repeat of a clientOrderId returns the original order's first event; nothing is stored.
         """
         user_id = str(user.id)
-        self.own_portfolio(user, request.portfolio_id)
-        now_ms = self.clock.now_ms()
-        day_index = self.market.simulator.day_index
+        self._book.tradable(user, request.portfolio_id)
+        now_ms = self._clock.now_ms()
+        day_index = self._market.day_index
         if request.client_order_id is not None:
-            previous = self.storage.client_order(user_id, request.client_order_id)
+            previous = self._storage.client_order(user_id, request.client_order_id)
             if previous is not None:
                 order, event_id, payload = previous
                 if _same_request(order, request):
                     return [StoredEvent(user_id, event_id, _first_event_type(order), payload, order.order_id,
                                         order.portfolio_id, session_id)]
-                events = self.engine.reject(
+                events = self._engine.reject(
                     user_id, _without_client_id(request), RejectReason.DUPLICATE_CLIENT_ORDER_ID,
                     f"clientOrderId {request.client_order_id!r} was already used for a different order",
                     now_ms=now_ms, day_index=day_index)
                 return self._commit(events, session_id)
         if price_error is not None:
-            events = self.engine.reject(user_id, request, RejectReason.INVALID_PRICE, price_error,
-                                        now_ms=now_ms, day_index=day_index)
+            events = self._engine.reject(user_id, request, RejectReason.INVALID_PRICE, price_error,
+                                         now_ms=now_ms, day_index=day_index)
             return self._commit(events, session_id)
-        quote = self.market.simulator.quote(request.symbol) if self.market.simulator.has(request.symbol) else None
-        events = self.engine.submit(user_id, request, quote, now_ms=now_ms,
-                                    market_ms=int(self.market.clock.now() * 1000), day_index=day_index,
-                                    market_state=self._market_state())
+        quote = self._market.quote(request.symbol) if self._market.has(request.symbol) else None
+        events = self._engine.submit(user_id, request, quote, now_ms=now_ms, market_ms=self._market.market_ms,
+                                     day_index=day_index, market_state=self._market.status)
         return self._commit(events, session_id)
 
-    def cancel(self, user, order_id: str, *, session_id: str | None) -> list[StoredEvent]:
+    def cancel(self, user: User, order_id: str, *, session_id: str | None) -> list[StoredEvent]:
         self._check_open_order(user, order_id)
-        return self._commit(self.engine.cancel(str(user.id), order_id, now_ms=self.clock.now_ms()), session_id)
+        return self._commit(self._engine.cancel(str(user.id), order_id, now_ms=self._clock.now_ms()), session_id)
 
-    def modify(self, user, order_id: str, *, quantity=None, limit_price=None, stop_price=None,
+    def modify(self, user: User, order_id: str, *, quantity=None, limit_price=None, stop_price=None,
                session_id: str | None) -> list[StoredEvent]:
         order = self._check_open_order(user, order_id)
-        quote = self.market.simulator.quote(order.symbol)
-        events = self.engine.modify(str(user.id), order_id, quantity=quantity, limit_price=limit_price,
-                                    stop_price=stop_price, quote=quote, now_ms=self.clock.now_ms(),
-                                    market_ms=int(self.market.clock.now() * 1000),
-                                    market_state=self._market_state())
+        events = self._engine.modify(str(user.id), order_id, quantity=quantity, limit_price=limit_price,
+                                     stop_price=stop_price, quote=self._market.quote(order.symbol),
+                                     now_ms=self._clock.now_ms(), market_ms=self._market.market_ms,
+                                     market_state=self._market.status)
         return self._commit(events, session_id)
 
-    def _check_open_order(self, user, order_id: str) -> Order:
+    def _check_open_order(self, user: User, order_id: str) -> Order:
         """The open order `order_id` of `user`: Forbidden for someone else's (teachers too), BAD_REQUEST if closed."""
-        order = self.engine.order(order_id) or self.storage.order_by_id(order_id)
+        order = self._engine.order(order_id) or self._storage.order_by_id(order_id)
         if order is None:
             raise NotFound(f"order {order_id} not found")
         if order.user_id != str(user.id):
             raise Forbidden(f"order {order_id} is not yours")
-        if not order.is_open or self.engine.order(order_id) is None:
+        if not order.is_open or self._engine.order(order_id) is None:
             raise BadRequest(f"order {order_id} is no longer open ({order.status})")
         return order
 
-    def set_position_levels(self, user, portfolio_id: str, symbol: str, **levels):
+    def set_position_levels(self, user: User, portfolio_id: str, symbol: str, **levels):
         """UPDATE_POSITION: set the given levels (stop_loss_cents, take_profit_cents; None clears), keep the rest."""
-        self.own_portfolio(user, portfolio_id)
-        position = self.engine.set_position_levels(str(user.id), portfolio_id, symbol, **levels)
-        self.storage.save_trading([], [self.engine.portfolio(portfolio_id)], now_ms=self.clock.now_ms())
-        self.broker.publish(PORTFOLIOS_CHANGED, frozenset({portfolio_id}))
+        self._book.tradable(user, portfolio_id)
+        position = self._engine.set_position_levels(str(user.id), portfolio_id, symbol, **levels)
+        self._storage.save_trading([], [self._engine.portfolio(portfolio_id)], now_ms=self._clock.now_ms())
+        self._on_ledgers_changed(frozenset({portfolio_id}))
         return position
 
-    def on_tick(self, tick) -> list[StoredEvent]:
-        """One market tick: expire DAY orders when a day rolled, then match open orders against the quotes."""
-        now_ms = self.clock.now_ms()
+    def match(self, tick) -> list[LevelTrigger]:
+        """One market tick: expire DAY orders when a day rolled, then match open orders against the new quotes.
+
+        Returns the stop-loss and take-profit levels the prices reached (each has placed its market sell).
+        """
+        now_ms = self._clock.now_ms()
         result = TradeResult()
         if tick.day_rolled:
-            result += self.engine.expire_day(tick.day_index, now_ms=now_ms)
-        if self.market.status is MarketState.OPEN:
-            result += self.engine.on_quotes(self.market.simulator.quotes(), now_ms=now_ms,
-                                            market_ms=tick.market_ms)
-        stored = self._commit(result, None)
-        if result.triggers:
-            self.broker.publish(LEVEL_TRIGGERS, list(result.triggers))
-        return stored
+            result += self._engine.expire_day(tick.day_index, now_ms=now_ms)
+        if self._market.status is MarketState.OPEN:
+            result += self._engine.on_quotes(self._market.quotes(), now_ms=now_ms, market_ms=tick.market_ms)
+        self._commit(result, None)
+        return list(result.triggers)
 
     # commit and publish -----------------------------------------------------
     def _commit(self, result: TradeResult, session_id: str | None) -> list[StoredEvent]:
         """Store what one engine call changed in one transaction, then publish its events."""
         if not result.changed:
             return []
-        portfolio_ids = {ledger.portfolio_id for ledger in result.portfolios}
-        saved = self.storage.save_trading(list(result), result.portfolios, now_ms=self.clock.now_ms(),
-                                          orders=result.orders)
+        saved = self._storage.save_trading(list(result), result.portfolios, now_ms=self._clock.now_ms(),
+                                           orders=result.orders)
         stored = []
         for event, event_id, payload in saved:
             order = event.order
@@ -206,10 +185,17 @@ class TradingService:
             elif not order.is_open:
                 self._origin.pop(order.order_id, None)
         for event in stored:
-            self.broker.publish(ORDER_EVENTS, event)
-        if portfolio_ids:
-            self.broker.publish(PORTFOLIOS_CHANGED, frozenset(portfolio_ids))
+            self._publish(event)
+        if result.portfolios:
+            self._on_ledgers_changed(frozenset(ledger.portfolio_id for ledger in result.portfolios))
         return stored
+
+    def _publish(self, event: StoredEvent) -> None:
+        names = [channels.orders_of_user(event.user_id), channels.orders_of_portfolio(event.portfolio_id)]
+        if event.origin_session is not None:
+            names.append(channels.orders_of_session(event.origin_session))
+        # A direct event is the reply the requesting connection sends itself, with its requestId.
+        self._hub.publish(names, event.type, event.payload, exclude=event.origin_session if event.direct else None)
 
 
 def _first_event_type(order: Order) -> str:

@@ -24,7 +24,7 @@ async def test_leaderboard_ranks_students_best_return_first_ties_by_join_order(h
     second, _ = make_user("ben")
     third, _ = make_user("cat")
     make_user("tom", role="teacher")
-    ledger = services.trading.ledger(services.storage.portfolio_ids_of(str(third.id))[0])
+    ledger = services.book.ledger(services.storage.portfolio_ids_of(str(third.id))[0])
     ledger.cash_cents += 500_00  # cat is ahead by 500.00
     code, board = await call(http_client, base_url, "/api/leaderboard", token)
     assert code == 200
@@ -49,7 +49,7 @@ async def test_teacher_pauses_resumes_speeds_and_shocks(http_client, base_url, m
     assert status["status"] == "OPEN"
     code, status = await call(http_client, base_url, "/api/market/control", teacher, {"action": "SPEED", "speed": 30})
     assert code == 200 and status["speed"] == 30
-    sector = services.market.simulator.specs()[0].sector
+    sector = services.market.specs()[0].sector
     code, status = await call(http_client, base_url, "/api/market/control", teacher,
                               {"action": "SHOCK", "sector": sector, "percent": -5})
     assert code == 200 and status["event"]["action"] == "SHOCK" and status["event"]["symbols"]

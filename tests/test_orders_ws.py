@@ -31,7 +31,7 @@ def order_message(portfolio_id, symbol="NVTX", side="BUY", order_type="MARKET", 
 
 async def test_market_buy_fills_and_reports_execution_then_filled(trader, services):
     client, user, portfolio_id, _ = await trader()
-    quote = services.market.simulator.quote("NVTX")
+    quote = services.market.quote("NVTX")
     await client.send("SUBMIT_ORDER", order_message(portfolio_id, quantity=5, clientOrderId="c1"), request_id="s1")
     submitted = await client.expect("ORDER_SUBMITTED")
     assert submitted["requestId"] == "s1"
@@ -84,7 +84,7 @@ async def test_paused_market_rests_limit_and_rejects_ioc(trader, services):
         filled = await client.wait_for("ORDER_FILLED", timeout=5)
     except asyncio.TimeoutError:
         raise AssertionError([(m["type"], m["data"]) for m in client.received[-5:]]
-                             + [services.trading.engine.open_orders()]) from None
+                             + [services.book.ledger(portfolio_id)]) from None
     assert filled["data"]["order"]["orderId"] == resting["data"]["order"]["orderId"]
 
 
@@ -141,7 +141,7 @@ async def test_someone_elses_portfolio_and_orders_are_forbidden_and_create_nothi
         assert error["data"]["code"] == "FORBIDDEN", (message_type, error)
         assert "NVTX" not in error["data"]["error"]  # nothing of alice's order leaks
     assert services.storage.last_event_id(str(mallory_user.id)) == 0
-    assert services.trading.engine.order(alice_order).quantity == 10
+    assert services.storage.order_by_id(alice_order).quantity == 10
 
 
 async def test_teacher_reads_but_cannot_trade_a_students_orders(trader):

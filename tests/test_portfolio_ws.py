@@ -98,7 +98,7 @@ async def test_stop_loss_and_take_profit_are_set_kept_and_cleared(account, servi
     portfolio, orders, portfolios, _ = await account()
     pid = portfolios[0]["portfolioId"]
     await buy(orders, pid, quantity=3)
-    price = services.market.simulator.quote("NVTX").price / 100
+    price = services.market.quote("NVTX").price / 100
     await portfolio.send("UPDATE_POSITION", {"portfolioId": pid, "symbol": "NVTX", "stopLoss": round(price * 0.5, 2),
                                              "takeProfit": round(price * 2, 2)}, request_id="u")
     update = await portfolio.expect("POSITION_UPDATE")
@@ -116,7 +116,7 @@ async def test_stop_loss_reached_places_a_market_sell(account, services):
     await buy(orders, pid, quantity=5)
     await orders.send("SUBSCRIBE_ORDERS", {})
     await orders.wait_for("SUBSCRIPTION_CONFIRMED")
-    price = services.market.simulator.quote("NVTX").price / 100
+    price = services.market.quote("NVTX").price / 100
     await portfolio.send("UPDATE_POSITION", {"portfolioId": pid, "symbol": "NVTX", "stopLoss": round(price * 0.9, 2)})
     await portfolio.expect("POSITION_UPDATE")
     services.market.shock(-20, symbols=["NVTX"])

@@ -129,8 +129,8 @@ async def test_stop_loss_trigger_raises_an_info_alert(student, ws, make_user, se
     await buy(orders, pid, quantity=5)
     await risk.send("SUBSCRIBE_RISK", {"portfolioId": pid})
     await risk.expect("SUBSCRIPTION_CONFIRMED")
-    price = services.market.simulator.quote("NVTX").price
-    user = services.storage.user_by_id(int(services.trading.ledger(pid).owner_id))
+    price = services.market.quote("NVTX").price
+    user = services.storage.user_by_id(int(services.book.ledger(pid).owner_id))
     services.trading.set_position_levels(user, pid, "NVTX", stop_loss_cents=price * 9 // 10)
     services.market.shock(-20, symbols=["NVTX"])
     alert = await risk.wait_for("RISK_ALERT", timeout=5)

@@ -1,10 +1,12 @@
 """The portfolio family on the wire: Position, Portfolio, PORTFOLIO_LIST entries, pushes and PORTFOLIO_ANALYTICS."""
 
 from domain.analytics import PortfolioAnalytics
-from domain.valuation import PortfolioSummary, PortfolioView, PositionView
+from domain.valuation import PortfolioSummary, PortfolioView, PositionView, Standing
 from realtime.wire import money, ratio
 
-__all__ = ["position", "portfolio", "portfolio_values", "summary", "position_update", "analytics"]
+__all__ = [
+    "position", "flat_position", "portfolio", "portfolio_values", "summary", "position_update", "standing", "analytics",
+]
 
 
 def position(p: PositionView) -> dict:
@@ -25,6 +27,11 @@ def position(p: PositionView) -> dict:
         "takeProfit": money(p.take_profit_cents),
         "sector": p.sector,
     }
+
+
+def flat_position(symbol: str, sector: str) -> dict:
+    """POSITION_DETAILS' position for a symbol the portfolio does not hold."""
+    return {"symbol": symbol, "quantity": 0, "sector": sector}
 
 
 def portfolio_values(v: PortfolioView) -> dict:
@@ -64,6 +71,13 @@ def summary(s: PortfolioSummary) -> dict:
 def position_update(portfolio_id: str, positions: list[PositionView] | tuple[PositionView, ...]) -> dict:
     """POSITION_UPDATE data: the portfolio's listed positions."""
     return {"portfolioId": portfolio_id, "positions": [position(p) for p in positions]}
+
+
+def standing(s: Standing) -> dict:
+    """One /api/leaderboard entry."""
+    return {"rank": s.rank, "userId": str(s.user.id), "name": s.user.display_name,
+            "portfolioId": s.portfolio.portfolio_id, "totalValue": money(s.portfolio.total_value_cents),
+            "totalReturnPercent": s.portfolio.total_return_percent}
 
 
 def analytics(a: PortfolioAnalytics) -> dict:
