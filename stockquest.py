@@ -18,6 +18,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import tornado.web
+import ujson
 from tornado.ioloop import PeriodicCallback
 
 from domain.clock import Clock, MarketClock, SystemClock
@@ -26,6 +27,7 @@ from domain.money import to_cents
 from domain.orders import OrderEngine
 from domain.risk import default_limits, pre_trade_check
 from domain.trading import Commission, IdSequence
+from domain.users import CLASS_ROLES, Role
 from handlers.api import HealthHandler, MetricsHandler, StatsHandler, metrics_registry
 from handlers.auth_api import AUTH_ROUTES
 from handlers.classroom import CLASSROOM_ROUTES
@@ -42,12 +44,13 @@ from realtime.fanout import MIN_INTERVAL_MS, QUOTES, QuoteFanout
 from realtime.hub import ConnectionHub
 from realtime.protocol import CloseCode, iso_timestamp
 from realtime.scheduler import LoopScheduler
+from realtime.wire import orders as wire_orders
 from services.auth import TokenService, load_or_create_secret
-from services.book import PortfolioBook
 from services.config import Config
 from services.container import Services
 from services.exchange import Exchange
 from services.market import MarketService
+from services.portfolio_book import PortfolioBook
 from services.portfolios import PortfolioFeed
 from services.risk import RiskLimitBook, RiskService
 from services.signals import PUSH_EVERY_MS, SignalService
@@ -141,9 +144,16 @@ class StaticHandler(tornado.web.StaticFileHandler):
 
 
 class DashboardHandler(tornado.web.RequestHandler):
+    """The dashboard's page, stating this server's order rules and class roles so the page never restates them."""
+
+    def initialize(self, services: Services) -> None:
+        config = {"orders": wire_orders.rules(services.trading.rules),
+                  "classRoles": [str(role) for role in Role if role in CLASS_ROLES]}
+        self.server_config = ujson.dumps(config)  # "/" escaped: nothing in it can close the <script>
+
     def get(self):
         self.set_header("Cache-Control", "no-cache")
-        self.render("index.html")
+        self.render("index.html", server_config=self.server_config)
 
 
 def make_app(services: Services, **settings) -> tornado.web.Application:
@@ -160,7 +170,7 @@ def make_app(services: Services, **settings) -> tornado.web.Application:
         (r"/api/stats", StatsHandler, dict(services=services)),
         *AUTH_ROUTES(services),
         *CLASSROOM_ROUTES(services),
-        (r"/", DashboardHandler),
+        (r"/", DashboardHandler, dict(services=services)),
         (r"/vendor/sockjs-client/(.*)", tornado.web.StaticFileHandler,
          dict(path=str(ROOT / "node_modules" / "sockjs-client" / "dist"))),
         (r"/vendor/lightweight-charts/(.*)", tornado.web.StaticFileHandler,

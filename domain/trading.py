@@ -6,13 +6,12 @@ happens at the edge (`realtime.wire.orders` for orders, fills and events).
 
 import enum
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from decimal import ROUND_HALF_EVEN, Decimal
 
 __all__ = [
     "Side", "MarketState", "OrderType", "TimeInForce", "OrderStatus", "RejectReason", "EventKind", "OPEN_STATUSES",
     "OrderRequest", "Order", "Fill", "TradeEvent", "Commission", "Position", "PortfolioLedger",
-    "IdSequence", "cents_to_wire", "iso_ms",
+    "IdSequence",
 ]
 
 
@@ -76,19 +75,6 @@ class EventKind(enum.StrEnum):
     ORDER_PARTIALLY_FILLED = "ORDER_PARTIALLY_FILLED"
     ORDER_FILLED = "ORDER_FILLED"
     ORDER_CANCELLED = "ORDER_CANCELLED"
-
-
-def cents_to_wire(cents: int | Decimal | None) -> float | None:
-    """Integer cents (or a Decimal amount of cents) to a JSON number of currency units rounded to cents."""
-    if cents is None:
-        return None
-    return float((Decimal(cents) / 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN))
-
-
-def iso_ms(epoch_ms: int) -> str:
-    """Epoch milliseconds as the protocol's ISO-8601 UTC string (2026-11-26T03:00:00.123Z)."""
-    moment = datetime.fromtimestamp(epoch_ms // 1000, tz=timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
 
 
 @dataclass(frozen=True, slots=True)

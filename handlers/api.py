@@ -5,6 +5,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from domain.users import CLASS_ROLES
 from realtime.protocol import iso_timestamp
+from services.container import Services
 
 from .http import JsonHandler
 
@@ -34,7 +35,7 @@ class StatsHandler(JsonHandler):
 class _HubCollector:
     """Reads the hub's figures at scrape time, so nothing is counted twice."""
 
-    def __init__(self, services):
+    def __init__(self, services: Services):
         self._services = services
 
     def collect(self):
@@ -59,7 +60,7 @@ class _HubCollector:
                                   value=self._services.market.version)
 
 
-def metrics_registry(services) -> CollectorRegistry:
+def metrics_registry(services: Services) -> CollectorRegistry:
     """A registry of this application's own (no process-global state, so each test app has its own)."""
     registry = CollectorRegistry(auto_describe=True)
     registry.register(_HubCollector(services))
@@ -67,7 +68,7 @@ def metrics_registry(services) -> CollectorRegistry:
 
 
 class MetricsHandler(JsonHandler):
-    def initialize(self, services, registry):
+    def initialize(self, services: Services, registry: CollectorRegistry):
         super().initialize(services)
         self.registry = registry
 

@@ -16,6 +16,7 @@ from services.auth import (
     validate_password,
     validate_username,
 )
+from services.container import Services
 
 from .http import ApiError, JsonHandler, user_to_wire
 
@@ -89,7 +90,7 @@ class GuestHandler(_TokenHandler):
         self.send_token(user, 201)
 
 
-def AUTH_ROUTES(services) -> list:
+def AUTH_ROUTES(services: Services) -> list:
     """The auth routes, each handed `services`."""
     kwargs = {"services": services}
     return [

@@ -188,7 +188,6 @@ class Endpoint:
     def ready(self) -> None:
         """The client is known (or anonymous and allowed): send what this endpoint sends on open."""
 
-
     # auth -------------------------------------------------------------------
     def verify_token(self, token: str, request_id: str | None = None):
         """(stored user, token expiry) behind `token`, or None after refusing the connection (4401)."""

@@ -4,6 +4,7 @@ from domain.users import CLASS_ROLES
 from realtime.protocol import ProtocolError, iso_timestamp
 from realtime.schema import Number, Str, Symbols, validate
 from realtime.wire import portfolio as wire
+from services.container import Services
 
 from .http import ApiError, JsonHandler
 
@@ -54,6 +55,6 @@ class MarketControlHandler(JsonHandler):
         self.write_json(status)
 
 
-def CLASSROOM_ROUTES(services) -> list:
+def CLASSROOM_ROUTES(services: Services) -> list:
     return [(r"/api/leaderboard", LeaderboardHandler, dict(services=services)),
             (r"/api/market/control", MarketControlHandler, dict(services=services))]

@@ -12,6 +12,7 @@ import ujson
 from domain.errors import DomainError
 from domain.users import Role, User
 from services.auth import AuthError, bearer_token
+from services.container import Services
 
 __all__ = ["MAX_BODY_BYTES", "ApiError", "JsonHandler", "NotFoundHandler", "user_to_wire"]
 
@@ -65,13 +66,12 @@ def user_to_wire(user: User) -> dict:
 class JsonHandler(tornado.web.RequestHandler):
     """Owns one JSON request/response: decodes the body, writes JSON, and answers every error in JSON.
 
-    Route with ``dict(services=services)``; `services` has `config`, `clock`,
-    `storage` and `tokens`. Raise `ApiError`, or let a `DomainError` escape:
-    both become ``{"error": "...", "code": "..."}`` with the matching status, and
+    Route with ``dict(services=services)`` (a `services.container.Services`). Raise `ApiError`, or let a
+    `DomainError` escape: both become ``{"error": "...", "code": "..."}`` with the matching status, and
     anything else becomes a 500 with no detail.
     """
 
-    def initialize(self, services) -> None:
+    def initialize(self, services: Services) -> None:
         self.services = services
 
     def set_default_headers(self) -> None:

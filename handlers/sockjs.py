@@ -2,8 +2,9 @@
 
 from sockjs_compat import SockJSConnection, make_sockjs_router, pending_bytes  # noqa: I001 (before sockjs.tornado)
 from services.auth import bearer_token
+from services.container import Services
 
-from .base import RequestInfo
+from .base import Endpoint, RequestInfo
 
 __all__ = ["SockJSTransport", "sockjs_routes"]
 
@@ -12,8 +13,8 @@ class SockJSTransport(SockJSConnection):
     """A SockJS session carrying one Endpoint; `endpoint_cls` and `services` are bound per application."""
 
     kind = "sockjs"
-    endpoint_cls = None
-    services = None
+    endpoint_cls: type[Endpoint]
+    services: Services
 
     def on_open(self, info) -> None:
         request = RequestInfo(
@@ -51,7 +52,7 @@ class SockJSTransport(SockJSConnection):
 SOCKJS_SETTINGS = {"sockjs_url": "/vendor/sockjs-client/sockjs.min.js"}
 
 
-def sockjs_routes(prefix: str, endpoint_cls, services) -> list:
+def sockjs_routes(prefix: str, endpoint_cls: type[Endpoint], services: Services) -> list:
     """URL rules serving `endpoint_cls` over SockJS at `prefix`."""
     bound = type(f"SockJS{endpoint_cls.__name__}", (SockJSTransport,),
                  {"endpoint_cls": endpoint_cls, "services": services})

@@ -9,10 +9,10 @@ from realtime.hub import ConnectionHub
 from realtime.scheduler import Scheduler
 
 from .auth import TokenService
-from .book import PortfolioBook
 from .config import Config
 from .exchange import Exchange
 from .market import MarketService
+from .portfolio_book import PortfolioBook
 from .portfolios import PortfolioFeed
 from .risk import RiskService
 from .signals import SignalService

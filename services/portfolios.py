@@ -13,7 +13,7 @@ from realtime.hub import Publisher
 from realtime.protocol import encode_data
 from realtime.wire import portfolio as wire
 
-from .book import PortfolioBook
+from .portfolio_book import PortfolioBook
 
 __all__ = ["PortfolioFeed", "UPDATE_TYPES", "DEFAULT_VALUE_INTERVAL_MS", "POSITION_INTERVAL_MS"]
 

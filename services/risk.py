@@ -14,7 +14,7 @@ from realtime.hub import Publisher
 from realtime.protocol import encode_data
 from realtime.wire import risk as wire
 
-from .book import PortfolioBook
+from .portfolio_book import PortfolioBook
 from .users import UserDirectory
 
 __all__ = ["RiskService", "RiskLimitBook", "VALUE_SAMPLES"]

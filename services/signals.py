@@ -12,7 +12,7 @@ from realtime.hub import Publisher
 from realtime.protocol import encode_data
 from realtime.wire import signals as wire
 
-from .book import PortfolioBook
+from .portfolio_book import PortfolioBook
 
 __all__ = ["SignalService", "PUSH_EVERY_MS"]
 

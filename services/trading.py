@@ -5,13 +5,13 @@ from collections.abc import Callable, Set
 from dataclasses import dataclass, replace
 
 from domain.errors import BadRequest, Forbidden, NotFound
-from domain.orders import LevelTrigger, OrderEngine, TradeResult
+from domain.orders import LevelTrigger, OrderEngine, OrderRules, TradeResult
 from domain.trading import EventKind, MarketState, Order, OrderRequest, RejectReason
 from domain.users import User
 from realtime import channels
 from realtime.hub import Publisher
 
-from .book import PortfolioBook
+from .portfolio_book import PortfolioBook
 from .storage import MAX_HISTORY_LIMIT, Storage
 
 __all__ = ["TradingService", "StoredEvent", "ORDER_HISTORY_LIMIT"]
@@ -61,6 +61,11 @@ class TradingService:
         log.info("restored %d portfolios and %d open orders", len(ledgers), len(orders))
 
     # reading ----------------------------------------------------------------
+    @property
+    def rules(self) -> OrderRules:
+        """The order engine's own rules (quantity and price limits, the market buffer, short selling)."""
+        return self._engine.rules
+
     def open_orders(self, user_id: str) -> list[Order]:
         """The user's open orders, in time priority (ACTIVE_ORDERS)."""
         return self._engine.open_orders(user_id=user_id)

@@ -1,9 +1,10 @@
 """The orders family on the wire: the Order object, a trade in POSITION_DETAILS, and the order events' `data`."""
 
+from domain.orders import OrderRules
 from domain.trading import EventKind, Fill, Order, TradeEvent
 from realtime.wire import iso_ms, money
 
-__all__ = ["order", "trade", "event"]
+__all__ = ["order", "trade", "event", "rules"]
 
 
 def order(o: Order) -> dict:
@@ -75,3 +76,9 @@ def event(e: TradeEvent) -> dict:
     elif e.kind is EventKind.ORDER_CANCELLED and e.order.error:
         data["reason"] = e.order.error
     return data
+
+
+def rules(r: OrderRules) -> dict:
+    """The order rules a client checks an order against before sending it (the dashboard's ticket)."""
+    return {"maxQuantity": r.max_quantity, "maxPrice": money(r.max_price_cents),
+            "marketBuffer": float(r.market_buffer), "allowShort": r.allow_short}

@@ -99,7 +99,7 @@ class UserStore(Database):
     def count_users(self) -> int:
         return self._db.execute("SELECT count(*) FROM users").fetchone()[0]
 
-    def main_portfolios(self, role: str = "student") -> list[tuple[User, str]]:
+    def main_portfolios(self, role: Role = Role.STUDENT) -> list[tuple[User, str]]:
         """Each user of `role` with their first portfolio's id, in the order they joined (the leaderboard's)."""
         rows = self._db.execute(
             "SELECT *, (SELECT min(p.id) FROM portfolios p WHERE p.owner_id = users.id) AS main_portfolio"

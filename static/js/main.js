@@ -4,6 +4,7 @@ import { Channel, transport } from "./connection.js";
 import { store, tabMemory } from "./store.js";
 import { $, $$ } from "./format.js";
 import { toast } from "./toasts.js";
+import { CLASS_ROLES } from "./server.js";
 import * as signin from "./panels/signin.js";
 import * as market from "./panels/market.js";
 import * as chart from "./panels/chart.js";
@@ -37,7 +38,7 @@ const app = {
   navigate(hash) { location.hash = hash; },
   signIn: (user) => startSession(user),
   signOut: (why) => endSession(why),
-  isTeacher: () => !!store.user && ["teacher", "admin"].includes(store.user.role),
+  isTeacher: () => !!store.user && CLASS_ROLES.includes(store.user.role),
 };
 window.stockquest = app;  // for the browser console and tests
 

@@ -1,10 +1,13 @@
 /* Client-side order checks that mirror the server's (docs/protocol.md, SUBMIT_ORDER), in the server's order:
-   INVALID_QUANTITY, INVALID_PRICE, MARKET_CLOSED, INSUFFICIENT_SHARES, INSUFFICIENT_FUNDS, RISK_LIMIT.
-   The server stays the judge: what it rejects anyway is shown with its reason. */
+   INVALID_QUANTITY, INVALID_PRICE, MARKET_CLOSED, INSUFFICIENT_SHARES, INSUFFICIENT_FUNDS, RISK_LIMIT, with the
+   limits the server states in the page (server.js). The server stays the judge: what it rejects anyway is shown
+   with its reason. */
 
-export const MAX_QUANTITY = 1_000_000;
-export const MAX_PRICE = 1_000_000;
-export const MARKET_BUFFER = 0.05;   // MARKET and STOP buys reserve the ask (or stop) plus 5 %
+import { ORDER_RULES } from "./server.js";
+
+const { maxQuantity: MAX_QUANTITY, maxPrice: MAX_PRICE, marketBuffer: MARKET_BUFFER } = ORDER_RULES;
+const MAX_QUANTITY_TEXT = MAX_QUANTITY.toLocaleString("en-US");
+const MAX_PRICE_TEXT = MAX_PRICE.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 const LIMIT_TYPES = new Set(["LIMIT", "STOP_LIMIT"]);
 const STOP_TYPES = new Set(["STOP", "STOP_LIMIT"]);
 
@@ -21,7 +24,7 @@ function priceProblem(name, text) {
   const cents = toCents(text);
   if (Number.isNaN(cents)) return `The ${name} must be a positive amount in whole cents`;
   if (cents <= 0) return `The ${name} must be positive`;
-  if (cents > MAX_PRICE * 100) return `The ${name} must be at most 1,000,000.00`;
+  if (cents > Math.round(MAX_PRICE * 100)) return `The ${name} must be at most ${MAX_PRICE_TEXT}`;
   return null;
 }
 
@@ -31,7 +34,7 @@ export function validateOrder(order, context = {}) {
   const { side, orderType, timeInForce } = order;
   const quantityText = String(order.quantity ?? "").trim();
   if (!/^\d+$/.test(quantityText) || Number(quantityText) < 1 || Number(quantityText) > MAX_QUANTITY) {
-    return { reason: "INVALID_QUANTITY", message: "The quantity must be a whole number of shares from 1 to 1,000,000" };
+    return { reason: "INVALID_QUANTITY", message: `The quantity must be a whole number of shares from 1 to ${MAX_QUANTITY_TEXT}` };
   }
   const quantity = Number(quantityText);
   for (const [name, text, needed] of [["limit price", order.limitPrice, LIMIT_TYPES.has(orderType)],
@@ -52,7 +55,7 @@ export function validateOrder(order, context = {}) {
   if (status === "CLOSED" && (cannotRest || orderType === "MARKET")) {
     return { reason: "MARKET_CLOSED", message: "The market is closed: MARKET, IOC and FOK orders cannot wait" };
   }
-  if (side === "SELL" && context.availableShares != null && quantity > context.availableShares) {
+  if (side === "SELL" && !ORDER_RULES.allowShort && context.availableShares != null && quantity > context.availableShares) {
     return { reason: "INSUFFICIENT_SHARES",
              message: `Only ${context.availableShares} shares are available to sell (short selling is off)` };
   }
@@ -83,7 +86,7 @@ export function estimatedPrice(order, quote) {
   return market;
 }
 
-/* What a buy reserves per share on the server: the limit, or the ask (or stop, if higher) plus 5 %. */
+/* What a buy reserves per share on the server: the limit, or the ask (or stop, if higher) plus the market buffer. */
 export function reservePrice(order, quote) {
   if (LIMIT_TYPES.has(order.orderType)) return toCents(order.limitPrice) / 100;
   if (!quote) return null;
@@ -100,7 +103,7 @@ export function validateModify(order, changes) {
   if (changes.quantity != null) {
     const text = String(changes.quantity).trim();
     if (!/^\d+$/.test(text) || Number(text) <= order.filledQuantity || Number(text) > MAX_QUANTITY) {
-      return `The quantity must be a whole number above the ${order.filledQuantity} already filled, at most 1,000,000`;
+      return `The quantity must be a whole number above the ${order.filledQuantity} already filled, at most ${MAX_QUANTITY_TEXT}`;
     }
   }
   if (changes.limitPrice != null) {
