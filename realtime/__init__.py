@@ -1,1 +1,1 @@
-"""The transport-independent connection layer: envelope, message types, hub, pub/sub, limits."""
+"""The transport-independent connection layer: envelope, fields, hub and channels, broker, fan-out, wire format."""
