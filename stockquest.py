@@ -217,9 +217,14 @@ def start_timers(services: Services) -> list[PeriodicCallback]:
     def log_stats():
         log.info("connection stats %s", hub.stats())
 
+    def flush_quotes():
+        # At the end of this turn of the loop: when a tick ran in the same turn, the broker delivers its quotes
+        # (queued before this) first, so a flush never misses the latest tick only because both timers were due.
+        asyncio.get_running_loop().call_soon(lambda: services.fanout.run_due(services.clock.now_ms()))
+
     schedule = [
         (services.exchange.tick, config.tick_ms),
-        (lambda: services.fanout.run_due(services.clock.now_ms()), MIN_INTERVAL_MS),
+        (flush_quotes, MIN_INTERVAL_MS),
         (heartbeat, config.heartbeat_ms),
         (lambda: services.portfolios.run_due(services.clock.now_ms()), 250),
         (lambda: services.risk.on_values(services.portfolios.record_values()), config.portfolio_value_sample_s * 1000),
