@@ -130,6 +130,7 @@ class Endpoint:
         self.opened_at = services.clock.now()
         self.last_inbound = self.opened_at
         self.seq = 0
+        self.request_id: str | None = None  # of the request being handled: for replies the hub delivers later
         self.state = ConnectionState.CONNECTING
         self._timers: dict[str, Cancellable] = {}
         self._bucket = TokenBucket(rate=self.config.rate_limit_per_s, burst=self.config.rate_limit_burst,
@@ -341,7 +342,11 @@ class Endpoint:
         method, needs_auth, fields = entry
         if needs_auth and self.user is None:
             raise ProtocolError(ErrorCode.UNAUTHORIZED, f"{message.type} needs a signed-in user")
-        replies = method(self, **validate(message.data, fields))
+        self.request_id = message.request_id
+        try:
+            replies = method(self, **validate(message.data, fields))
+        finally:
+            self.request_id = None
         if isinstance(replies, Reply):
             replies = [replies]
         for reply in replies or ():
@@ -366,6 +371,11 @@ class Endpoint:
         ok = self.transport.send_text(text)
         self.hub.record_sent(ok)
         return ok
+
+    def deliver(self, message_type: str, data_json: str, request_id: str | None, offset: int | None) -> bool:
+        """A hub publication for this connection (a reply when `request_id` is set); `offset` is for endpoints
+        that replay a stream and must not send an entry twice."""
+        return self.send_json(message_type, data_json, request_id)
 
     def send_error(self, code, message: str, request_id: str | None, request_type: str | None) -> None:
         self.hub.record_error()

@@ -6,7 +6,7 @@ from domain.trading import OrderRequest, OrderStatus, OrderType, Side, TimeInFor
 from realtime import channels
 from realtime.schema import Id, Int, Money, Number, Str, Symbol
 from realtime.wire import orders as wire
-from services.trading import ORDER_HISTORY_LIMIT, StoredEvent
+from services.trading import ORDER_HISTORY_LIMIT, Origin
 
 from .base import Endpoint, Reply, handles
 
@@ -33,6 +33,7 @@ class OrdersEndpoint(Endpoint):
         return self.services.trading
 
     def ready(self) -> None:
+        self._sent_through = 0  # the highest eventId this connection has sent
         self._follow(None)
         orders = self.trading.open_orders(self.user_id)
         self.send("ACTIVE_ORDERS", {"orders": [wire.order(order) for order in orders]})
@@ -42,10 +43,18 @@ class OrdersEndpoint(Endpoint):
         own = channels.orders_of_session(self.session_id)
         self.hold("orders:", [own] if channel is None else [own, channel])
 
-    @staticmethod
-    def _replies(stored: list[StoredEvent]) -> list[Reply]:
-        """The first event is the direct reply; the rest (immediate fills) are pushes on this connection."""
-        return [Reply(event.type, data_json=event.payload, direct=index == 0) for index, event in enumerate(stored)]
+    @property
+    def origin(self) -> Origin:
+        """This connection and the request being handled: the hub delivers the answer of a trading call to it."""
+        return Origin(self.session_id, self.request_id)
+
+    def deliver(self, message_type, data_json, request_id, offset) -> bool:
+        """Order events arrive in eventId order; drop one already replayed, unless it answers a request."""
+        if offset is not None:
+            if offset <= self._sent_through and request_id is None:
+                return True
+            self._sent_through = max(self._sent_through, offset)
+        return self.send_json(message_type, data_json, request_id)
 
     @handles("SUBSCRIBE_ORDERS", portfolioId=Id(), sinceEventId=Int(min=0))
     def subscribe_orders(self, portfolio_id, since_event_id):
@@ -54,8 +63,9 @@ class OrdersEndpoint(Endpoint):
         last = self.trading.last_event_id(self.user_id)
         replies = []
         if since_event_id is not None:
-            replies = [Reply(event_type, data_json=payload, direct=False) for _, event_type, payload
-                       in self.trading.events_after(self.user_id, since_event_id, portfolio_id)]
+            events = self.trading.events_after(self.user_id, since_event_id, portfolio_id)
+            replies = [Reply(event_type, data_json=payload, direct=False) for _, event_type, payload in events]
+            self._sent_through = max([self._sent_through, *(event_id for event_id, _, _ in events)])
         self._follow(channels.orders_of_user(self.user_id) if portfolio_id is None
                      else channels.orders_of_portfolio(portfolio_id))
         recovered = since_event_id is None or since_event_id <= last
@@ -81,13 +91,11 @@ class OrdersEndpoint(Endpoint):
                                order_type=OrderType(order_type), quantity=_whole(quantity),
                                limit_price=limit_cents, stop_price=stop_cents,
                                time_in_force=TimeInForce(time_in_force), client_order_id=client_order_id or None)
-        stored = self.trading.submit(self.user, request, session_id=self.session_id,
-                                     price_error=limit_error or stop_error)
-        return self._replies(stored)
+        self.trading.submit(self.user, request, origin=self.origin, price_error=limit_error or stop_error)
 
     @handles("CANCEL_ORDER", orderId=Id(required=True))
     def cancel_order(self, order_id):
-        return self._replies(self.trading.cancel(self.user, order_id, session_id=self.session_id))
+        self.trading.cancel(self.user, order_id, origin=self.origin)
 
     @handles("MODIFY_ORDER", orderId=Id(required=True), quantity=Number(), limitPrice=Money(), stopPrice=Money())
     def modify_order(self, order_id, quantity, limit_price, stop_price):
@@ -100,8 +108,8 @@ class OrdersEndpoint(Endpoint):
         quantity = _whole(quantity)
         if quantity is not None and not isinstance(quantity, int):
             raise BadRequest("quantity must be a whole number of shares")
-        return self._replies(self.trading.modify(self.user, order_id, quantity=quantity, limit_price=limit_cents,
-                                                 stop_price=stop_cents, session_id=self.session_id))
+        self.trading.modify(self.user, order_id, quantity=quantity, limit_price=limit_cents,
+                            stop_price=stop_cents, origin=self.origin)
 
     @handles("REQUEST_ORDER_STATUS", orderId=Id(required=True))
     def request_order_status(self, order_id):

@@ -28,6 +28,9 @@ class Connection(Protocol):
 
     def send_json(self, message_type: str, data_json: str, request_id: str | None = None) -> bool: ...
 
+    def deliver(self, message_type: str, data_json: str, request_id: str | None, offset: int | None) -> bool:
+        """A publication: `request_id` when it answers this connection's request, `offset` its place in a stream."""
+
     def close(self, code: int, reason: str) -> None: ...
 
 
@@ -41,7 +44,7 @@ class Publisher(Protocol):
     """What a service needs of the hub: publish to channels, and see which channels anyone listens to."""
 
     def publish(self, channels: str | Iterable[str], message_type: str, data_json: str, *,
-                exclude: str | None = None) -> None: ...
+                reply_to: tuple[str, str | None] | None = None, offset: int | None = None) -> None: ...
 
     def channels(self, prefix: str) -> list[str]: ...
 
@@ -66,7 +69,7 @@ class ConnectionHub:
     subscribers, once per connection however many of the publication's channels that connection holds.
     When a connection ends, `remove` drops all its subscriptions, here and in the attached holders (the quote
     fan-out, which keeps its own subscriptions because it coalesces). The hub knows connections only through
-    `send_json` and `close`, never their transport.
+    `send_json`, `deliver` and `close`, never their transport.
     """
 
     def __init__(self, *, clock, broker: Broker, max_total: int, max_per_user: int):
@@ -195,26 +198,31 @@ class ConnectionHub:
         return sorted(self._under.get(prefix, ()))
 
     def publish(self, channels: str | Iterable[str], message_type: str, data_json: str, *,
-                exclude: str | None = None) -> None:
-        """Send `data_json` as `message_type` to the subscribers of `channels` (every node's), except session `exclude`.
+                reply_to: tuple[str, str | None] | None = None, offset: int | None = None) -> None:
+        """Send `data_json` as `message_type` to the subscribers of `channels`, on every node.
 
+        `reply_to` (session id, request id) makes it the answer to that connection's request: a reply travels
+        with the pushes, so a connection hears its replies and pushes in publication order. `offset` is its
+        place in a stream (an order event's eventId), for the connection to drop what it has already sent.
         Returns at once; delivery happens when the broker delivers (on a later turn of the loop).
         """
-        names = [channels] if isinstance(channels, str) else list(channels)
-        header = encode_data({"channels": names, "type": message_type, "exclude": exclude})
-        self._broker.publish(PUBLICATIONS, f"{header}\n{data_json}".encode())
+        header = {"channels": [channels] if isinstance(channels, str) else list(channels), "type": message_type}
+        if reply_to is not None:
+            header["replyTo"] = reply_to
+        if offset is not None:
+            header["offset"] = offset
+        self._broker.publish(PUBLICATIONS, f"{encode_data(header)}\n{data_json}".encode())
 
     def _deliver(self, _broker_channel: str, message: bytes) -> None:
         header, _, data_json = message.decode().partition("\n")
         publication = ujson.loads(header)
-        exclude = publication["exclude"]
         targets: set[Connection] = set()
         for channel in publication["channels"]:
             targets.update(self._subscribers.get(channel, ()))
-        message_type = publication["type"]
+        message_type, offset = publication["type"], publication.get("offset")
+        reply_session, request_id = publication.get("replyTo") or (None, None)
         for conn in targets:
-            if conn.session_id != exclude:
-                conn.send_json(message_type, data_json)
+            conn.deliver(message_type, data_json, request_id if conn.session_id == reply_session else None, offset)
 
     # broadcast ------------------------------------------------------------
     def broadcast(self, message_type: str, data, connections: Iterable[Connection] | None = None) -> int:

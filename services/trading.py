@@ -14,11 +14,19 @@ from realtime.hub import Publisher
 from .portfolio_book import PortfolioBook
 from .storage import MAX_HISTORY_LIMIT, Storage
 
-__all__ = ["TradingService", "StoredEvent", "ORDER_HISTORY_LIMIT"]
+__all__ = ["TradingService", "Origin", "StoredEvent", "ORDER_HISTORY_LIMIT"]
 
 ORDER_HISTORY_LIMIT = MAX_HISTORY_LIMIT  # orders per REQUEST_ORDER_HISTORY page
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """The connection whose request caused a trading call, and that request's id: the call's first event answers it."""
+
+    session_id: str
+    request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +39,8 @@ class StoredEvent:
     payload: str
     order_id: str
     portfolio_id: str
-    origin_session: str | None  # the connection whose request or order caused it
-    direct: bool = False         # produced by a request of origin_session, which sends it itself
+    origin_session: str | None    # the connection whose request or order caused it
+    reply_to: Origin | None = None  # set on the event that answers a request
 
 
 class TradingService:
@@ -43,6 +51,9 @@ class TradingService:
     the portfolio feed (`on_ledgers_changed`) which ledgers changed. An event reaches the connection that
     caused it (as its direct reply when it is one, else on its session channel) and every connection
     following the user's orders or that portfolio's.
+
+    The answer to a request travels the same way, marked as the reply to it: a connection hears its replies
+    and the other events in eventId order, whichever arrives first.
     """
 
     def __init__(self, *, engine: OrderEngine, book: PortfolioBook, storage: Storage, market, hub: Publisher,
@@ -94,11 +105,12 @@ class TradingService:
         return self._storage.events_after(user_id, event_id, portfolio_id=portfolio_id)
 
     # trading ----------------------------------------------------------------
-    def submit(self, user: User, request: OrderRequest, *, session_id: str | None,
+    def submit(self, user: User, request: OrderRequest, *, origin: Origin | None,
                price_error: str | None = None) -> list[StoredEvent]:
         """SUBMIT_ORDER: always records an order (accepted or REJECTED) unless it names someone else's portfolio.
 
-        An identical repeat of a clientOrderId returns the original order's first event; nothing is stored.
+        Its events reach the connections through the hub, the first as the answer to `origin`'s request. An
+        identical repeat of a clientOrderId is answered with the original order's first event; nothing is stored.
         """
         user_id = str(user.id)
         self._book.tradable(user, request.portfolio_id)
@@ -109,34 +121,38 @@ class TradingService:
             if previous is not None:
                 order, event_id, payload = previous
                 if _same_request(order, request):
-                    return [StoredEvent(user_id, event_id, _first_event_type(order), payload, order.order_id,
-                                        order.portfolio_id, session_id)]
+                    repeat = StoredEvent(user_id, event_id, _first_event_type(order), payload, order.order_id,
+                                         order.portfolio_id, origin and origin.session_id, reply_to=origin)
+                    if origin is not None:  # an answer only: the event is not new to anyone else
+                        self._hub.publish(channels.orders_of_session(origin.session_id), repeat.type, payload,
+                                          reply_to=(origin.session_id, origin.request_id))
+                    return [repeat]
                 events = self._engine.reject(
                     user_id, _without_client_id(request), RejectReason.DUPLICATE_CLIENT_ORDER_ID,
                     f"clientOrderId {request.client_order_id!r} was already used for a different order",
                     now_ms=now_ms, day_index=day_index)
-                return self._commit(events, session_id)
+                return self._commit(events, origin)
         if price_error is not None:
             events = self._engine.reject(user_id, request, RejectReason.INVALID_PRICE, price_error,
                                          now_ms=now_ms, day_index=day_index)
-            return self._commit(events, session_id)
+            return self._commit(events, origin)
         quote = self._market.quote(request.symbol) if self._market.has(request.symbol) else None
         events = self._engine.submit(user_id, request, quote, now_ms=now_ms, market_ms=self._market.market_ms,
                                      day_index=day_index, market_state=self._market.status)
-        return self._commit(events, session_id)
+        return self._commit(events, origin)
 
-    def cancel(self, user: User, order_id: str, *, session_id: str | None) -> list[StoredEvent]:
+    def cancel(self, user: User, order_id: str, *, origin: Origin | None) -> list[StoredEvent]:
         self._check_open_order(user, order_id)
-        return self._commit(self._engine.cancel(str(user.id), order_id, now_ms=self._clock.now_ms()), session_id)
+        return self._commit(self._engine.cancel(str(user.id), order_id, now_ms=self._clock.now_ms()), origin)
 
     def modify(self, user: User, order_id: str, *, quantity=None, limit_price=None, stop_price=None,
-               session_id: str | None) -> list[StoredEvent]:
+               origin: Origin | None) -> list[StoredEvent]:
         order = self._check_open_order(user, order_id)
         events = self._engine.modify(str(user.id), order_id, quantity=quantity, limit_price=limit_price,
                                      stop_price=stop_price, quote=self._market.quote(order.symbol),
                                      now_ms=self._clock.now_ms(), market_ms=self._market.market_ms,
                                      market_state=self._market.status)
-        return self._commit(events, session_id)
+        return self._commit(events, origin)
 
     def _check_open_order(self, user: User, order_id: str) -> Order:
         """The open order `order_id` of `user`: Forbidden for someone else's (teachers too), BAD_REQUEST if closed."""
@@ -172,7 +188,7 @@ class TradingService:
         return list(result.triggers)
 
     # commit and publish -----------------------------------------------------
-    def _commit(self, result: TradeResult, session_id: str | None) -> list[StoredEvent]:
+    def _commit(self, result: TradeResult, origin: Origin | None) -> list[StoredEvent]:
         """Store what one engine call changed in one transaction, then publish its events."""
         if not result.changed:
             return []
@@ -181,12 +197,12 @@ class TradingService:
         stored = []
         for event, event_id, payload in saved:
             order = event.order
-            origin = session_id or self._origin.get(order.order_id)
+            session_id = origin.session_id if origin is not None else self._origin.get(order.order_id)
             stored.append(StoredEvent(order.user_id, event_id, str(event.kind), payload, order.order_id,
-                                      order.portfolio_id, origin, direct=session_id is not None))
+                                      order.portfolio_id, session_id, reply_to=None if stored else origin))
         for order in result.orders:  # remember who placed an order until it closes: later fills go there too
-            if order.is_open and session_id is not None:
-                self._origin[order.order_id] = session_id
+            if order.is_open and origin is not None:
+                self._origin[order.order_id] = origin.session_id
             elif not order.is_open:
                 self._origin.pop(order.order_id, None)
         for event in stored:
@@ -199,8 +215,8 @@ class TradingService:
         names = [channels.orders_of_user(event.user_id), channels.orders_of_portfolio(event.portfolio_id)]
         if event.origin_session is not None:
             names.append(channels.orders_of_session(event.origin_session))
-        # A direct event is the reply the requesting connection sends itself, with its requestId.
-        self._hub.publish(names, event.type, event.payload, exclude=event.origin_session if event.direct else None)
+        reply_to = event.reply_to and (event.reply_to.session_id, event.reply_to.request_id)
+        self._hub.publish(names, event.type, event.payload, reply_to=reply_to, offset=event.event_id)
 
 
 def _first_event_type(order: Order) -> str:

@@ -149,3 +149,37 @@ def test_signing_in_cancels_the_deadline_and_the_token_expiry_closes_the_connect
     world.scheduler.advance(world.config.token_ttl_s)
     assert endpoint.state is ConnectionState.CLOSING
     assert transport.frames[-1]["data"]["error"] == "token expired" and transport.closed[0][0] == 4401
+
+
+def signed_in_orders(world, user, name):
+    endpoint, transport = connect(world, OrdersEndpoint, token=world.users.token_for(user))
+    endpoint.start()
+    assert transport.types[-1] == "ACTIVE_ORDERS", name
+    return endpoint, transport
+
+
+def order_events(transport) -> list[tuple[int, str | None]]:
+    return [(frame["data"]["eventId"], frame.get("requestId")) for frame in transport.frames
+            if frame["type"].startswith("ORDER_")]
+
+
+def test_a_connection_hears_its_replies_and_the_users_other_events_in_event_id_order_and_each_once(world):
+    """Replies travel with the pushes: a reply never overtakes an earlier event, and a replay is not repeated."""
+    user = world.users.create("ada", "Ada", hash_password("correct horse", n=2**10))
+    portfolio_id = world.book.ids_of(str(user.id))[0]
+    far = json.dumps({"portfolioId": portfolio_id, "symbol": "NVTX", "side": "BUY", "orderType": "LIMIT",
+                      "quantity": 1, "limitPrice": 1.0, "timeInForce": "GTC"})
+    flooder, _ = signed_in_orders(world, user, "flooder")
+    subscriber, heard = signed_in_orders(world, user, "subscriber")
+    subscriber.receive('{"type": "SUBSCRIBE_ORDERS", "data": {}}')
+    world.broker.drain()
+
+    for _ in range(3):  # events 1..3, published but not yet delivered when the subscriber's own order is placed
+        flooder.receive(f'{{"type": "SUBMIT_ORDER", "data": {far}}}')
+    subscriber.receive(f'{{"type": "SUBMIT_ORDER", "data": {far}, "requestId": "mine"}}')
+    late, replayed = signed_in_orders(world, user, "late")
+    late.receive('{"type": "SUBSCRIBE_ORDERS", "data": {"sinceEventId": 0}}')
+    world.broker.drain()
+
+    assert order_events(heard) == [(1, None), (2, None), (3, None), (4, "mine")]
+    assert order_events(replayed) == [(1, None), (2, None), (3, None), (4, None)]

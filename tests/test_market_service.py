@@ -24,7 +24,7 @@ class RecordingHub:
     def __init__(self):
         self.published = []
 
-    def publish(self, names, message_type, data_json, *, exclude=None):
+    def publish(self, names, message_type, data_json, **_):
         self.published.append((names, message_type, json.loads(data_json)))
 
     def channels(self, prefix):

@@ -28,11 +28,16 @@ class FakeConnection:
         self.last_inbound = clock.now()
         self.accepts = accepts
         self.sent = []
+        self.offsets = []
         self.closed = []
 
     def send_json(self, message_type, data_json, request_id=None):
         self.sent.append((message_type, data_json, request_id))
         return self.accepts
+
+    def deliver(self, message_type, data_json, request_id, offset):
+        self.offsets.append(offset)
+        return self.send_json(message_type, data_json, request_id)
 
     def close(self, code, reason):
         self.closed.append((code, reason))
@@ -411,16 +416,20 @@ def test_a_connection_on_several_of_a_publications_channels_gets_it_once():
     assert student.sent == [("RISK_ALERT", "{}", None)]
 
 
-def test_a_publication_can_leave_out_the_session_that_already_has_it():
+def test_a_reply_reaches_only_its_requester_with_the_request_id_in_order_with_the_pushes():
     clock = FakeClock()
     hub, broker = channel_hub(clock)
     origin, other = admitted(hub, clock, ORDERS), admitted(hub, clock, ORDERS)
     for conn in (origin, other):
         hub.subscribe(conn, "orders:user:5")
-    hub.publish("orders:user:5", "ORDER_SUBMITTED", "{}", exclude=origin.session_id)
+    hub.subscribe(origin, f"orders:session:{origin.session_id}")
+    hub.publish("orders:user:5", "ORDER_FILLED", "{}", offset=7)
+    hub.publish(["orders:user:5", f"orders:session:{origin.session_id}"], "ORDER_SUBMITTED", "{}",
+                reply_to=(origin.session_id, "r1"), offset=8)
     broker.drain()
-    assert origin.sent == []
-    assert other.sent == [("ORDER_SUBMITTED", "{}", None)]
+    assert origin.sent == [("ORDER_FILLED", "{}", None), ("ORDER_SUBMITTED", "{}", "r1")]
+    assert other.sent == [("ORDER_FILLED", "{}", None), ("ORDER_SUBMITTED", "{}", None)]
+    assert origin.offsets == other.offsets == [7, 8]
 
 
 def test_unsubscribe_stops_a_channel_and_says_whether_it_was_held():
