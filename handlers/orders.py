@@ -1,5 +1,7 @@
 """/ws/orders: submit, cancel, modify, status, history, and the durable per-user event stream (PROTOCOL.md, Orders)."""
 
+from dataclasses import dataclass
+
 from domain.errors import BadRequest
 from domain.money import price_to_cents
 from domain.trading import OrderRequest, OrderStatus, OrderType, Side, TimeInForce
@@ -18,6 +20,19 @@ def _whole(quantity):
     return int(quantity) if isinstance(quantity, float) and quantity.is_integer() else quantity
 
 
+REPLAY_WAIT_S = 0.05  # a replay waits this long at a time for the client to read what it has been sent
+
+
+@dataclass(slots=True)
+class _Replay:
+    """A SUBSCRIBE_ORDERS {sinceEventId} in progress: where it has got to, and what to confirm at the end."""
+
+    channel: str
+    portfolio_id: str | None
+    after: int
+    request_id: str | None
+
+
 class OrdersEndpoint(Endpoint):
     """One connection's order session: its order requests, and the order events it hears.
 
@@ -32,8 +47,11 @@ class OrdersEndpoint(Endpoint):
     def trading(self):
         return self.services.trading
 
+    replay_page = 500  # stored events per page of a SUBSCRIBE_ORDERS replay
+
     def ready(self) -> None:
         self._sent_through = 0  # the highest eventId this connection has sent
+        self._held: list | None = None  # live events waiting for a replay to finish
         self._follow(None)
         orders = self.trading.open_orders(self.user_id)
         self.send("ACTIVE_ORDERS", {"orders": [wire.order(order) for order in orders]})
@@ -49,32 +67,74 @@ class OrdersEndpoint(Endpoint):
         return Origin(self.session_id, self.request_id)
 
     def deliver(self, message_type, data_json, request_id, offset) -> bool:
-        """Order events arrive in eventId order; drop one already replayed, unless it answers a request."""
-        if offset is not None:
-            if offset <= self._sent_through and request_id is None:
-                return True
-            self._sent_through = max(self._sent_through, offset)
+        """Order events arrive in eventId order; drop one already replayed, unless it answers a request.
+
+        While a replay runs, live events wait for it to finish, so that nothing overtakes the replay.
+        """
+        if offset is None:
+            return self.send_json(message_type, data_json, request_id)
+        if self._held is not None:
+            self._held.append((message_type, data_json, request_id, offset))
+            return True
+        if offset <= self._sent_through and request_id is None:
+            return True
+        self._sent_through = max(self._sent_through, offset)
         return self.send_json(message_type, data_json, request_id)
 
     @handles("SUBSCRIBE_ORDERS", portfolioId=Id(), sinceEventId=Int(min=0))
     def subscribe_orders(self, portfolio_id, since_event_id):
         if portfolio_id is not None:
             self.services.book.tradable(self.user, portfolio_id)
+        held = self._finish_replay()  # a replay this one replaces: what it held back waits for this one
+        channel = (channels.orders_of_user(self.user_id) if portfolio_id is None
+                   else channels.orders_of_portfolio(portfolio_id))
         last = self.trading.last_event_id(self.user_id)
-        replies = []
-        if since_event_id is not None:
-            events = self.trading.events_after(self.user_id, since_event_id, portfolio_id)
-            replies = [Reply(event_type, data_json=payload, direct=False) for _, event_type, payload in events]
-            self._sent_through = max([self._sent_through, *(event_id for event_id, _, _ in events)])
-        self._follow(channels.orders_of_user(self.user_id) if portfolio_id is None
-                     else channels.orders_of_portfolio(portfolio_id))
-        recovered = since_event_id is None or since_event_id <= last
-        return replies + [Reply("SUBSCRIPTION_CONFIRMED", {"action": "SUBSCRIBE", "portfolioId": portfolio_id,
-                                                           "recovered": recovered, "lastEventId": last})]
+        if since_event_id is None or since_event_id >= last:
+            self._follow(channel)
+            self._deliver_held(held)
+            return Reply("SUBSCRIPTION_CONFIRMED", {"action": "SUBSCRIBE", "portfolioId": portfolio_id,
+                                                    "recovered": since_event_id is None or since_event_id <= last,
+                                                    "lastEventId": last})
+        self._follow(None)  # only this connection's own events meanwhile, and those are held
+        self._held = held
+        self._replay(_Replay(channel, portfolio_id, since_event_id, self.request_id))
+        return None
+
+    def _replay(self, replay: "_Replay") -> None:
+        """Send the next page of stored events, or wait while the client has not read the last one."""
+        if not self.is_open:
+            return
+        if self.buffered_bytes() > self.config.max_buffered_bytes // 4:
+            self._arm_timer("replay", REPLAY_WAIT_S, lambda: self._replay(replay))
+            return
+        page = self.trading.events_after(self.user_id, replay.after, replay.portfolio_id, limit=self.replay_page)
+        for event_id, event_type, payload in page:
+            self.send_json(event_type, payload)
+            replay.after = self._sent_through = max(self._sent_through, event_id)
+        if len(page) == self.replay_page:
+            self._arm_timer("replay", 0, lambda: self._replay(replay))
+            return
+        held = self._finish_replay()
+        self._follow(replay.channel)
+        last = self.trading.last_event_id(self.user_id)
+        self.send("SUBSCRIPTION_CONFIRMED", {"action": "SUBSCRIBE", "portfolioId": replay.portfolio_id,
+                                             "recovered": True, "lastEventId": last}, request_id=replay.request_id)
+        self._deliver_held(held)
+
+    def _finish_replay(self) -> list:
+        """Stop a replay in progress (if any); the live events it held back, in order."""
+        self._cancel_timer("replay")
+        held, self._held = self._held or [], None
+        return held
+
+    def _deliver_held(self, held: list) -> None:
+        for message in held:
+            self.deliver(*message)
 
     @handles("UNSUBSCRIBE_ORDERS")
     def unsubscribe_orders(self):
         self._follow(None)
+        self._deliver_held(self._finish_replay())
         return Reply("SUBSCRIPTION_CONFIRMED", {"action": "UNSUBSCRIBE"})
 
     @handles("SUBMIT_ORDER", portfolioId=Id(required=True), symbol=Symbol(required=True),

@@ -100,9 +100,10 @@ class TradingService:
     def last_event_id(self, user_id: str) -> int:
         return self._storage.last_event_id(user_id)
 
-    def events_after(self, user_id: str, event_id: int, portfolio_id: str | None) -> list[tuple[int, str, str]]:
-        """The user's stored events after `event_id` (of one portfolio, if given): (eventId, type, payload)."""
-        return self._storage.events_after(user_id, event_id, portfolio_id=portfolio_id)
+    def events_after(self, user_id: str, event_id: int, portfolio_id: str | None, *,
+                     limit: int) -> list[tuple[int, str, str]]:
+        """The user's first `limit` stored events after `event_id` (of one portfolio, if given): (id, type, payload)."""
+        return self._storage.events_after(user_id, event_id, portfolio_id=portfolio_id, limit=limit)
 
     # trading ----------------------------------------------------------------
     def submit(self, user: User, request: OrderRequest, *, origin: Origin | None,

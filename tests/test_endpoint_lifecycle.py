@@ -9,7 +9,7 @@ import stockquest
 from domain.clock import FakeClock
 from handlers.base import ConnectionState, RequestInfo
 from handlers.market_data import MarketDataEndpoint
-from handlers.orders import OrdersEndpoint
+from handlers.orders import REPLAY_WAIT_S, OrdersEndpoint
 from services.auth import hash_password
 from services.config import Config
 
@@ -22,6 +22,7 @@ class FakeTransport:
     def __init__(self):
         self.frames: list[dict] = []
         self.closed: list[tuple[int, str]] = []
+        self.backlog = 0  # bytes the client has not read yet
 
     def send_text(self, text: str) -> bool:
         self.frames.append(json.loads(text))
@@ -31,7 +32,7 @@ class FakeTransport:
         self.closed.append((code, reason))
 
     def buffered_bytes(self) -> int:
-        return 0
+        return self.backlog
 
     @property
     def types(self) -> list[str]:
@@ -183,3 +184,40 @@ def test_a_connection_hears_its_replies_and_the_users_other_events_in_event_id_o
 
     assert order_events(heard) == [(1, None), (2, None), (3, None), (4, "mine")]
     assert order_events(replayed) == [(1, None), (2, None), (3, None), (4, None)]
+
+
+def test_a_long_replay_goes_page_by_page_as_the_client_reads_and_live_events_wait_for_its_end(world, monkeypatch):
+    """Every stored event is replayed (none capped), never faster than the client reads, and nothing overtakes it."""
+    monkeypatch.setattr(OrdersEndpoint, "replay_page", 3)
+    user = world.users.create("ada", "Ada", hash_password("correct horse", n=2**10))
+    portfolio_id = world.book.ids_of(str(user.id))[0]
+    far = json.dumps({"portfolioId": portfolio_id, "symbol": "NVTX", "side": "BUY", "orderType": "LIMIT",
+                      "quantity": 1, "limitPrice": 1.0, "timeInForce": "GTC"})
+    placer, _ = signed_in_orders(world, user, "placer")
+    for _ in range(7):
+        placer.receive(f'{{"type": "SUBMIT_ORDER", "data": {far}}}')
+    world.broker.drain()
+    reader, heard = signed_in_orders(world, user, "reader")
+    heard.backlog = world.config.max_buffered_bytes  # the client is still reading something else
+    reader.receive('{"type": "SUBSCRIBE_ORDERS", "data": {"sinceEventId": 0}, "requestId": "resume"}')
+    world.scheduler.advance(10 * REPLAY_WAIT_S)
+    assert order_events(heard) == []
+
+    heard.backlog = 0
+    world.scheduler.advance(REPLAY_WAIT_S)
+    assert order_events(heard) == [(1, None), (2, None), (3, None)]
+    placer.receive(f'{{"type": "SUBMIT_ORDER", "data": {far}}}')  # 8: another connection's, read from storage
+    reader.receive(f'{{"type": "SUBMIT_ORDER", "data": {far}, "requestId": "mine"}}')  # 9: its reply waits
+    world.broker.drain()
+    assert order_events(heard)[-1] == (3, None)
+    for _ in range(3):
+        world.scheduler.advance(0)
+    assert [frame["type"] for frame in heard.frames[-2:]] == ["SUBSCRIPTION_CONFIRMED", "ORDER_SUBMITTED"]
+    confirmed = heard.frames[-2]
+    assert (confirmed["requestId"], confirmed["data"]["recovered"], confirmed["data"]["lastEventId"]) == \
+        ("resume", True, 9)
+    assert order_events(heard) == [*((n, None) for n in range(1, 10)), (9, "mine")]
+
+    placer.receive(f'{{"type": "SUBMIT_ORDER", "data": {far}}}')  # 10: live, on the user's channel
+    world.broker.drain()
+    assert order_events(heard)[-1] == (10, None)

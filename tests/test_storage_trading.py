@@ -254,7 +254,7 @@ def test_event_ids_continue_after_reopening(db_path, clock):
 def test_payload_is_the_wire_data_with_its_event_id_exactly_as_stored(storage, ada):
     order = make_order("O1", ada, quantity=3)
     saved = storage.save_trading([submitted(order), *fill_order(order, "E1", 3, 12_345, 7)], [], now_ms=T0)
-    stored = storage.events_after(ada[0], 0)
+    stored = storage.events_after(ada[0], 0, limit=100)
     assert [(event_id, payload) for _, event_id, payload in saved] == [(i, p) for i, _, p in stored]
     for event, event_id, payload in saved:
         assert payload == encode_data({**wire_orders.event(event), "eventId": event_id})
@@ -268,14 +268,16 @@ def test_events_after_replays_in_order_with_and_without_a_portfolio(storage, ada
     in_main, in_second = make_order("O1", ada), make_order("O2", second)
     storage.save_trading([submitted(in_main), submitted(in_second), *fill_order(in_main, "E1", 10, 10_000),
                           *fill_order(in_second, "E2", 4, 10_000)], [], now_ms=T0)
-    assert [event_id for event_id, _, _ in storage.events_after(ada[0], 0)] == [1, 2, 3, 4, 5, 6]
-    assert [event_id for event_id, _, _ in storage.events_after(ada[0], 3)] == [4, 5, 6]
-    assert [event_id for event_id, _, _ in storage.events_after(ada[0], 0, portfolio_id=ada[1])] == [1, 3, 4]
-    assert [event_id for event_id, _, _ in storage.events_after(ada[0], 1, portfolio_id=second[1])] == [2, 5, 6]
+    assert [event_id for event_id, _, _ in storage.events_after(ada[0], 0, limit=100)] == [1, 2, 3, 4, 5, 6]
+    assert [event_id for event_id, _, _ in storage.events_after(ada[0], 3, limit=100)] == [4, 5, 6]
+    of_first = storage.events_after(ada[0], 0, portfolio_id=ada[1], limit=100)
+    assert [event_id for event_id, _, _ in of_first] == [1, 3, 4]
+    of_second = storage.events_after(ada[0], 1, portfolio_id=second[1], limit=100)
+    assert [event_id for event_id, _, _ in of_second] == [2, 5, 6]
     assert [event_id for event_id, _, _ in storage.events_after(ada[0], 0, limit=2)] == [1, 2]
-    assert storage.events_after(ada[0], 6) == []
-    assert storage.events_after(ada[0], 0, portfolio_id="nope") == []
-    assert storage.events_after("999", 0) == []
+    assert storage.events_after(ada[0], 6, limit=100) == []
+    assert storage.events_after(ada[0], 0, portfolio_id="nope", limit=100) == []
+    assert storage.events_after("999", 0, limit=100) == []
 
 
 def test_client_order_returns_the_order_now_with_its_first_event(storage, ada, bob):

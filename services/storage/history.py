@@ -26,9 +26,10 @@ class HistoryStore(Database):
         return 0 if key is None else self._db.execute(_LAST_EVENT_SQL, (key,)).fetchone()[0]
 
     def events_after(
-        self, user_id: str | int, after_event_id: int, *, portfolio_id: str | None = None, limit: int = 10_000
+        self, user_id: str | int, after_event_id: int, *, portfolio_id: str | None = None, limit: int
     ) -> list[tuple[int, str, str]]:
-        """The user's stored events after `after_event_id` (of one portfolio, if given), as (eventId, type, payload)."""
+        """The user's first `limit` stored events after `after_event_id` (of one portfolio, if given), as (eventId,
+        type, payload); callers page with `limit`, so none is capped without knowing it."""
         key = _key(user_id)
         if key is None:
             return []
