@@ -356,10 +356,13 @@ def optimize(
     if abs(hi - lo) <= 1e-12 or abs(n * hi - 1.0) <= 1e-12 or abs(n * lo - 1.0) <= 1e-12:
         return np.full(n, 1.0 / n)  # only equal weights are admissible
     if objective == "MIN_VARIANCE":
-        return _min_variance(c, lo, hi)
-    if objective == "MAX_SHARPE":
-        return _max_sharpe(mu - risk_free, c, lo, hi)
-    return _risk_parity(c, lo, hi)
+        w = _min_variance(c, lo, hi)
+    elif objective == "MAX_SHARPE":
+        w = _max_sharpe(mu - risk_free, c, lo, hi)
+    else:
+        w = _risk_parity(c, lo, hi)
+    # SLSQP meets bounds only within its tolerance (-5.6e-18 for a floor of 0): take the nearest admissible point.
+    return np.clip(_project(w, lo, hi), lo, hi)
 
 
 def portfolio_stats(

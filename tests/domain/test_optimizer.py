@@ -404,3 +404,24 @@ def test_a_symbol_that_never_moved_cannot_be_optimised():
         optimization_result(
             "MIN_VARIANCE", ["AAA", "BBB"], x, holdings={}, prices_cents={"AAA": 1, "BBB": 1}, total_value_cents=0
         )
+
+
+SWEEP = [(count, lo, hi) for count in (2, 3, 5, 10, 20, 38)
+         for lo, hi in ((0.0, 1.0), (0.0, 0.5), (0.0, 0.3), (0.01, 0.6), (0.02, 0.5))
+         if count * hi >= 1 and count * lo <= 1]
+
+
+@pytest.mark.parametrize("objective", OBJECTIVES)
+@pytest.mark.parametrize(("count", "lo", "hi"), SWEEP)
+@pytest.mark.parametrize("lookback", [3, 30])
+def test_every_objective_symbol_count_and_constraint_gives_admissible_weights_and_orders(
+        market, objective, count, lo, hi, lookback):
+    """SLSQP's answers come back inside the bounds exactly (it returned -5.6e-18 and the request failed)."""
+    symbols = [spec.symbol for spec in market.specs()][:count]
+    result = optimization_result(
+        objective, symbols, returns_matrix(market, symbols, lookback), holdings={},
+        prices_cents={s: market.quote(s).price for s in symbols}, total_value_cents=10_000_000,
+        min_weight=lo, max_weight=hi)
+    weights = np.array(list(result.weights.values()))
+    assert np.all(weights >= lo) and np.all(weights <= hi)
+    assert weights.sum() == pytest.approx(1.0, abs=1e-12)
