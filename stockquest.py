@@ -10,6 +10,7 @@ import asyncio
 import gc
 import logging
 import random
+import re
 import signal
 import sys
 import time
@@ -36,6 +37,7 @@ from handlers.market_data import MarketDataEndpoint
 from handlers.orders import OrdersEndpoint
 from handlers.portfolio import PortfolioEndpoint
 from handlers.risk import RiskEndpoint
+from handlers.server import make_server, proxy_network
 from handlers.signals import SignalsEndpoint
 from handlers.sockjs import sockjs_routes
 from handlers.websocket import WebSocketTransport
@@ -55,6 +57,7 @@ from services.portfolios import PortfolioFeed
 from services.risk import RiskLimitBook, RiskService
 from services.signals import PUSH_EVERY_MS, SignalService
 from services.storage import Storage
+from services.throttle import SignInThrottle
 from services.trading import TradingService
 from services.users import UserDirectory
 
@@ -79,7 +82,7 @@ def build_services(config: Config, *, clock: Clock | None = None, rng: random.Ra
     """Every service of one application, wired once: the only place that knows what depends on what."""
     clock = clock or SystemClock()
     data_dir = Path(config.data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     secret = config.jwt_secret or load_or_create_secret(data_dir)
     storage = Storage.in_dir(data_dir, clock)
     starting_cash = to_cents(config.starting_cash)
@@ -120,6 +123,7 @@ def build_services(config: Config, *, clock: Clock | None = None, rng: random.Ra
     signals = SignalService(market=market, book=book, clock=clock, hub=hub, warmup_bars=config.signal_warmup_bars)
     return Services(
         config=config, clock=clock, scheduler=LoopScheduler(), storage=storage, tokens=tokens, users=users,
+        sign_in=SignInThrottle(clock, sign_ups_per_minute=config.sign_ups_per_minute),
         broker=broker, hub=hub, fanout=fanout, market=market, book=book, trading=trading, portfolios=portfolios,
         risk=risk, signals=signals, exchange=Exchange(market=market, trading=trading, risk=risk, signals=signals),
         started_at=clock.now(),
@@ -135,12 +139,36 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
                    1000 * request.request_time())
 
 
-class StaticHandler(tornado.web.StaticFileHandler):
-    """Static files; ES modules imported by other modules carry no version stamp, so browsers revalidate them."""
+class StaticFiles(tornado.web.StaticFileHandler):
+    """Files from a folder; a path with a NUL byte is not found (the file system would raise, a 500)."""
+
+    def set_default_headers(self) -> None:
+        self.set_header("X-Content-Type-Options", "nosniff")
+
+    def parse_url_path(self, url_path: str) -> str:
+        if "\x00" in url_path:
+            raise tornado.web.HTTPError(404)
+        return super().parse_url_path(url_path)
+
+
+class StaticHandler(StaticFiles):
+    """The dashboard's files; ES modules imported by other modules carry no version stamp, so browsers revalidate."""
 
     def set_extra_headers(self, path: str) -> None:
         if path.endswith(".js") and not self.get_argument("v", None):
             self.set_header("Cache-Control", "no-cache")
+
+
+# The page runs only its own scripts, talks only to its own server (WebSocket and SockJS), and is never framed.
+# Styles may be inline: the chart library styles its elements from script.
+PAGE_SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+                               "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+                               "form-action 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 class DashboardHandler(tornado.web.RequestHandler):
@@ -153,6 +181,8 @@ class DashboardHandler(tornado.web.RequestHandler):
 
     def get(self):
         self.set_header("Cache-Control", "no-cache")
+        for name, value in PAGE_SECURITY_HEADERS.items():
+            self.set_header(name, value)
         self.render("index.html", server_config=self.server_config)
 
 
@@ -171,9 +201,9 @@ def make_app(services: Services, **settings) -> tornado.web.Application:
         *AUTH_ROUTES(services),
         *CLASSROOM_ROUTES(services),
         (r"/", DashboardHandler, dict(services=services)),
-        (r"/vendor/sockjs-client/(.*)", tornado.web.StaticFileHandler,
+        (r"/vendor/sockjs-client/(.*)", StaticFiles,
          dict(path=str(ROOT / "node_modules" / "sockjs-client" / "dist"))),
-        (r"/vendor/lightweight-charts/(.*)", tornado.web.StaticFileHandler,
+        (r"/vendor/lightweight-charts/(.*)", StaticFiles,
          dict(path=str(ROOT / "node_modules" / "lightweight-charts" / "dist"))),
     ]
     return tornado.web.Application(
@@ -214,6 +244,11 @@ def start_timers(services: Services) -> list[PeriodicCallback]:
         for conn in hub.idle(config.idle_timeout_s):
             conn.close(CloseCode.IDLE_TIMEOUT, "idle timeout")
 
+    def review_roles():
+        for conn in hub.connections():
+            if conn.role_grants:
+                conn.review_role()
+
     def log_stats():
         log.info("connection stats %s", hub.stats())
 
@@ -232,6 +267,7 @@ def start_timers(services: Services) -> list[PeriodicCallback]:
         (services.risk.push_updates, config.risk_update_ms),
         (services.signals.push_all, PUSH_EVERY_MS),
         (sweep_idle, min(5_000, config.idle_timeout_s * 250)),
+        (review_roles, 1_000),
         (market.publish_overview, config.overview_interval_s * 1000),
         (log_stats, config.stats_log_interval_s * 1000),
     ]
@@ -273,6 +309,13 @@ def _positive(kind):
     return convert
 
 
+def _proxy(text: str) -> str:
+    try:
+        return str(proxy_network(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an address or network: {text}") from None
+
+
 def _flag(value) -> bool:
     return str(value).lower() in ("1", "true", "yes", "on")
 
@@ -308,6 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     option("jwt-secret", "HS256 secret for tokens (default: generated and saved in the data dir; never logged)")
     option("allow-origin", "an extra browser Origin allowed to connect (repeatable; the server's own origin "
            "is always allowed; '*' allows all)", action="append", default=[])
+    option("trusted-proxy", "address or network of a reverse proxy whose X-Forwarded-For and X-Forwarded-Proto "
+           "are believed (repeatable; default none: the peer's address is the client's)", action="append",
+           default=[], type=_proxy)
     option("rate-limit", f"messages per second each connection may send (bursts of twice that; default "
            f"{defaults.rate_limit_per_s:g})", type=_positive(float), default=defaults.rate_limit_per_s)
     option("max-connections", f"server-wide connection limit (default {defaults.max_connections})",
@@ -319,6 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
     option("commission-per-share", "commission per share filled (default 0)", type=_decimal,
            default=defaults.commission_per_share)
     option("allow-short", "allow short selling (default off)", type=_flag, default=defaults.allow_short)
+    option("sign-ups-per-minute", f"new accounts (register, guest) one address may make per minute, in bursts "
+           f"of twice that (default {defaults.sign_ups_per_minute:g})", type=_positive(float),
+           default=defaults.sign_ups_per_minute)
     option("guests", "allow guest sign-in (classroom mode; default on)", type=_flag, default=True)
     option("anonymous-market-data", "allow market data without signing in (default on)", type=_flag, default=True)
     option("log-level", "DEBUG, INFO, WARNING or ERROR (default INFO)", default=defaults.log_level,
@@ -332,9 +381,11 @@ def parse_config(argv: list[str]) -> Config:
         host=args.host, port=args.port, data_dir=args.data_dir, seed=args.seed, tick_ms=args.tick_ms,
         speed=args.speed, day_length_s=args.day_length, exchange_hours=args.exchange_hours,
         jwt_secret=args.jwt_secret, rate_limit_per_s=args.rate_limit, rate_limit_burst=max(1, int(2 * args.rate_limit)),
-        allow_origin=tuple(args.allow_origin), max_connections=args.max_connections,
+        allow_origin=tuple(args.allow_origin), trusted_proxies=tuple(args.trusted_proxy),
+        max_connections=args.max_connections,
         starting_cash=args.starting_cash, commission_per_order=args.commission_per_order,
         commission_per_share=args.commission_per_share, allow_short=args.allow_short, allow_guests=args.guests,
+        sign_ups_per_minute=args.sign_ups_per_minute,
         anonymous_market_data=args.anonymous_market_data,
         log_level=args.log_level,
     )
@@ -347,13 +398,17 @@ def parse_config(argv: list[str]) -> Config:
 _CONTEXT = ("session_id", "user_id", "endpoint", "channel")
 
 
+_SECRETS = re.compile(r"((?:token|password)=|Bearer\s+)[^&\s'\"]+", re.IGNORECASE)
+
+
 class ContextFormatter(logging.Formatter):
-    """Appends the structured context a record carries (session id, user id, endpoint) as key=value."""
+    """Appends the structured context a record carries (session id, user id, endpoint) as key=value, and blanks
+    out tokens and passwords wherever a library quotes a URL or a header (Tornado's uncaught-exception line)."""
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
         context = " ".join(f"{key}={getattr(record, key)}" for key in _CONTEXT if getattr(record, key, None))
-        return f"{text} {context}" if context else text
+        return _SECRETS.sub(r"\1[redacted]", f"{text} {context}" if context else text)
 
 
 def configure_logging(level: str) -> None:
@@ -369,7 +424,8 @@ async def serve(config: Config) -> None:
     services = build_services(config)
     app = make_app(services)
     # A deep accept backlog: after a restart a whole class (or a bench) reconnects at once.
-    server = app.listen(config.port, config.host, xheaders=True, max_body_size=MAX_HTTP_BODY, backlog=4096)
+    server = make_server(app, config, max_body_size=MAX_HTTP_BODY)
+    server.listen(config.port, config.host, backlog=4096)
     timers = await start(services)
     gc.collect()
     gc.freeze()  # the long-lived startup objects (history, universe) leave the cyclic collector's scans

@@ -73,7 +73,8 @@ class Server:
         self.port = free_port()
         self.data_dir = tempfile.mkdtemp(prefix="sq-orders-bench-")
         flags = ["--port", str(self.port), "--data-dir", self.data_dir, "--seed", "1", "--log-level", "WARNING",
-                 "--starting-cash", "1000000000"]  # far limits reserve cash: never run out
+                 "--starting-cash", "1000000000",  # far limits reserve cash: never run out
+                 "--sign-ups-per-minute", "1000000"]  # every bench user registers from 127.0.0.1
         if lifted:
             flags += ["--rate-limit", "1000000000"]
         command = [sys.executable, str(ROOT / "stockquest.py"), *flags]

@@ -1,6 +1,6 @@
 """Domain errors: engines raise these; only the connection layer turns them into ERROR frames."""
 
-__all__ = ["DomainError", "BadRequest", "NotFound", "Forbidden", "Conflict", "LimitExceeded"]
+__all__ = ["DomainError", "BadRequest", "NotFound", "Forbidden", "Conflict", "LimitExceeded", "RateLimited"]
 
 
 class DomainError(Exception):
@@ -33,3 +33,13 @@ class Conflict(DomainError):
 
 class LimitExceeded(DomainError):
     code = "LIMIT_EXCEEDED"
+
+
+class RateLimited(DomainError):
+    """Too many tries too fast; `retry_after_s` says when the next one will be allowed (REST: 429, Retry-After)."""
+
+    code = "RATE_LIMITED"
+
+    def __init__(self, message: str, retry_after_s: float):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -44,6 +44,7 @@ class RegisterHandler(_TokenHandler):
         body = self.json_body()
         username = validate_username(self.field(body, "username"))
         password = validate_password(self.field(body, "password"))
+        self.services.sign_in.sign_up(self.request.remote_ip)
         users = self.services.users
         if users.by_name(username) is not None:  # spare the hash work; create re-checks
             raise UsernameTaken(f"username {username!r} is taken")
@@ -61,6 +62,7 @@ class LoginHandler(_TokenHandler):
         body = self.json_body()
         username = self.field(body, "username")
         password = self.field(body, "password")
+        self.services.sign_in.login_started(username, self.request.remote_ip)
         user = self.services.users.by_name(username)
         stored = user.password_hash if user is not None else None
         ok = await IOLoop.current().run_in_executor(
@@ -68,6 +70,7 @@ class LoginHandler(_TokenHandler):
         )
         if not ok or user is None:
             raise ApiError(401, LOGIN_FAILED, code="UNAUTHORIZED")
+        self.services.sign_in.login_succeeded(username)
         self.send_token(user, 200)
 
 
@@ -78,6 +81,7 @@ class GuestHandler(_TokenHandler):
         if not self.services.config.allow_guests:
             raise ApiError(403, "guest sign-in is switched off on this server", code="FORBIDDEN")
         nickname = validate_nickname(self.field(self.json_body(), "nickname"))
+        self.services.sign_in.sign_up(self.request.remote_ip)
         # 8 random hex digits: a clash is rare, and a registered name never clashes ("guest-" is reserved).
         for _ in range(_GUEST_NAME_ATTEMPTS):
             try:

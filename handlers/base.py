@@ -17,6 +17,7 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from domain.errors import DomainError
+from domain.users import CLASS_ROLES
 from realtime.hub import ConnectionRefused
 from realtime.protocol import CloseCode, ErrorCode, ProtocolError, decode, encode, encode_data, iso_timestamp
 from realtime.ratelimit import TokenBucket
@@ -131,6 +132,7 @@ class Endpoint:
         self.last_inbound = self.opened_at
         self.seq = 0
         self.request_id: str | None = None  # of the request being handled: for replies the hub delivers later
+        self.role_grants: set[str] = set()  # channels held only because the user is a teacher or an admin
         self.state = ConnectionState.CONNECTING
         self._timers: dict[str, Cancellable] = {}
         self._bucket = TokenBucket(rate=self.config.rate_limit_per_s, burst=self.config.rate_limit_burst,
@@ -269,6 +271,23 @@ class Endpoint:
         return urlsplit(origin).netloc.lower() == (self.request.host or "").lower()
 
     # channels ---------------------------------------------------------------
+    def hold_by_role(self, owner_id: str, names: Iterable[str]) -> None:
+        """Note `names` (just subscribed) as granted by the user's role unless the user owns what they carry."""
+        if owner_id != self.user_id:
+            self.role_grants.update(names)
+
+    def review_role(self) -> None:
+        """A demoted teacher stops hearing other students' data at once, not only on their next request."""
+        self.role_grants.intersection_update(self.hub.subscriptions(self))
+        if not self.role_grants or self.services.users.role_of(self.user) in CLASS_ROLES:
+            return
+        for name in self.role_grants:
+            self.hub.unsubscribe(self, name)
+        self.log.info("role no longer allows %d subscriptions; ended", len(self.role_grants))
+        self.role_grants.clear()
+        self.send_error(ErrorCode.FORBIDDEN, "your role changed: your subscriptions to other users' data ended",
+                        None, None)
+
     def hold(self, prefix: str, names: Iterable[str] = ()) -> list[str]:
         """Make `names` this connection's only channels under `prefix` (a new subscription replaces an older
         one of the same thing); returns the channels it left."""
@@ -295,17 +314,18 @@ class Endpoint:
         request_id = None
         message_type = None
         try:
-            if not self._bucket.allow():
-                if self._bucket.refused_in_a_row >= self.config.rate_limit_abuse_count:
-                    self.refuse(ErrorCode.RATE_LIMITED, "sustained rate-limit abuse", CloseCode.TOO_MANY)
-                    return
-                raise ProtocolError(ErrorCode.RATE_LIMITED,
-                                    f"more than {self.config.rate_limit_per_s:g} messages per second")
+            allowed = self._bucket.allow()  # every frame counts, readable or not
+            if not allowed and self._bucket.refused_in_a_row >= self.config.rate_limit_abuse_count:
+                self.refuse(ErrorCode.RATE_LIMITED, "sustained rate-limit abuse", CloseCode.TOO_MANY)
+                return
             if len(text) > self.config.max_message_bytes:
                 self.refuse(ErrorCode.INVALID_MESSAGE, "message too large", CloseCode.TOO_LARGE)
                 return
-            message = decode(text)
+            message = decode(text)  # first, so that even a refusal carries the requestId the client waits on
             request_id, message_type = message.request_id, message.type
+            if not allowed:
+                raise ProtocolError(ErrorCode.RATE_LIMITED,
+                                    f"more than {self.config.rate_limit_per_s:g} messages per second")
             self.dispatch(message)
         except ProtocolError as error:
             request_id = error.request_id or request_id
@@ -317,12 +337,13 @@ class Endpoint:
             self.send_error(ErrorCode.INTERNAL, "internal error", request_id, message_type)
         hub.record_response((time.perf_counter() - started) * 1000)
 
-    def receive_binary(self) -> None:
+    def receive_non_text(self, what: str) -> None:
+        """A message that is not text (a binary frame, a SockJS message that is not a string): ERROR, nothing else."""
         if not self.is_open:
             return
         self.touch()
         self.hub.record_received()
-        self.send_error(ErrorCode.INVALID_MESSAGE, "binary frames are not accepted; send JSON text", None, None)
+        self.send_error(ErrorCode.INVALID_MESSAGE, f"{what} are not accepted; send JSON text", None, None)
 
     def dispatch(self, message) -> None:
         if message.type == "AUTH":

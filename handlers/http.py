@@ -9,8 +9,9 @@ from typing import Any
 import tornado.web
 import ujson
 
-from domain.errors import DomainError
+from domain.errors import DomainError, RateLimited
 from domain.users import Role, User
+from realtime.ratelimit import retry_after
 from services.auth import AuthError, bearer_token
 from services.container import Services
 
@@ -150,6 +151,8 @@ class JsonHandler(tornado.web.RequestHandler):
             message = http.client.responses.get(status_code, "error").lower()
             code = _CODE_BY_STATUS.get(status_code, "BAD_REQUEST")
         self.set_status(status_code)
+        if isinstance(error, RateLimited):
+            self.set_header("Retry-After", str(retry_after(error.retry_after_s)))
         if status_code == 401:
             self.set_header("WWW-Authenticate", "Bearer")
         self.set_header("Content-Type", "application/json; charset=UTF-8")

@@ -27,12 +27,14 @@ class RiskEndpoint(Endpoint):
         if scope == "ALL":
             ranking = self.risk.class_ranking(self.user)
             self.hub.subscribe(self, channels.RISK_ALL)
+            self.hold_by_role("", [channels.RISK_ALL])
             return [Reply("SUBSCRIPTION_CONFIRMED", {"action": "SUBSCRIBE", "scope": "ALL"}),
                     Reply("RISK_RANKING", ranking)]
         if portfolio_id is None:
             raise BadRequest("SUBSCRIBE_RISK needs portfolioId (or scope ALL for teachers)")
         snapshot = self.risk.snapshot(self.user, portfolio_id)
         self.hub.subscribe(self, channels.risk(portfolio_id))
+        self.hold_by_role(self.services.book.ledger(portfolio_id).owner_id, [channels.risk(portfolio_id)])
         return [Reply("SUBSCRIPTION_CONFIRMED", {"action": "SUBSCRIBE", "portfolioId": portfolio_id}),
                 Reply("RISK_SNAPSHOT", snapshot)]
 

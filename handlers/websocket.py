@@ -1,18 +1,23 @@
 """The native WebSocket transport: Tornado's WebSocketHandler carrying one Endpoint of any kind."""
 
 import asyncio
+import logging
 
 import tornado.httputil
 import tornado.websocket
 
+from realtime.protocol import CloseCode
 from services.auth import bearer_token
 from services.container import Services
+from sockjs_compat import unsent_bytes
 
 from .base import Endpoint, RequestInfo
 
 __all__ = ["WebSocketTransport", "request_token", "SOCKJS_GREETING"]
 
 SOCKJS_GREETING = "Welcome to SockJS!\n"
+
+log = logging.getLogger(__name__)
 
 
 def request_token(request: tornado.httputil.HTTPServerRequest) -> str | None:
@@ -21,6 +26,19 @@ def request_token(request: tornado.httputil.HTTPServerRequest) -> str | None:
     if token:
         return token[-1].decode("utf-8", "replace")
     return bearer_token(request.headers.get("Authorization"))
+
+
+class _Protocol(tornado.websocket.WebSocketProtocol13):
+    """RFC 6455 §8.1: a text frame that is not UTF-8 fails the connection with 1007 (Tornado drops the socket)."""
+
+    def _handle_message(self, opcode, data):
+        if opcode == 0x1 and not self._frame_compressed and not data.isascii():
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError:
+                self.close(CloseCode.INVALID_PAYLOAD, "text frame is not valid UTF-8")
+                return None
+        return super()._handle_message(opcode, data)
 
 
 class WebSocketTransport(tornado.websocket.WebSocketHandler):
@@ -40,6 +58,10 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
             self.finish(SOCKJS_GREETING)
             return
         await super().get(*args, **kwargs)
+
+    def get_websocket_protocol(self):
+        standard = super().get_websocket_protocol()
+        return None if standard is None else _Protocol(self, False, standard.params)
 
     def check_origin(self, origin: str) -> bool:
         """Accept the handshake; the Endpoint checks Origin and closes 1008 with an ERROR saying why."""
@@ -63,7 +85,7 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
         if self.endpoint is None:
             return
         if isinstance(message, bytes):
-            self.endpoint.receive_binary()
+            self.endpoint.receive_non_text("binary frames")
         else:
             self.endpoint.receive(message)
 
@@ -82,15 +104,21 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
     # Transport ----------------------------------------------------------------
     def send_text(self, text: str) -> bool:
         try:
-            self.write_message(text)
+            written = self.write_message(text)
         except tornado.websocket.WebSocketClosedError:
             return False
+        written.add_done_callback(_written)
         return True
 
     def close_transport(self, code: int, reason: str) -> None:
         self.close(code, reason)
 
     def buffered_bytes(self) -> int:
-        connection = self.ws_connection
-        stream = getattr(connection, "stream", None)
-        return getattr(stream, "_write_buffer_size", 0) if stream is not None else 0
+        return unsent_bytes(getattr(self.ws_connection, "stream", None))
+
+
+def _written(write) -> None:
+    """A frame's write ended: a connection that closed with frames still queued is not an error to report."""
+    if not write.cancelled() and (error := write.exception()) is not None \
+            and not isinstance(error, tornado.websocket.WebSocketClosedError):
+        log.error("writing a frame failed", exc_info=error)

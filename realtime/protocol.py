@@ -30,6 +30,7 @@ class ErrorCode(enum.StrEnum):
 
 class CloseCode(enum.IntEnum):
     GOING_AWAY = 1001
+    INVALID_PAYLOAD = 1007  # a text frame that is not UTF-8
     POLICY_VIOLATION = 1008  # forbidden Origin
     TOO_LARGE = 1009
     TRY_AGAIN_LATER = 1013  # server connection limit
@@ -76,8 +77,7 @@ def decode(text: str) -> Inbound:
         raise ProtocolError(ErrorCode.INVALID_MESSAGE, "message is not valid JSON") from None
     if not isinstance(message, dict):
         raise ProtocolError(ErrorCode.INVALID_MESSAGE, "message must be a JSON object")
-    if _SURROGATE_ESCAPE.search(text) and not _utf8_clean(message):
-        raise ProtocolError(ErrorCode.INVALID_MESSAGE, "message contains a lone surrogate (invalid Unicode)")
+    suspect = _SURROGATE_ESCAPE.search(text) is not None
     request_id = message.get("requestId")
     if request_id is not None:
         if isinstance(request_id, bool) or not isinstance(request_id, (str, int)):
@@ -85,9 +85,14 @@ def decode(text: str) -> Inbound:
         request_id = str(request_id)
         if len(request_id) > _MAX_REQUEST_ID:
             raise ProtocolError(ErrorCode.INVALID_MESSAGE, f"requestId is longer than {_MAX_REQUEST_ID}")
+        if suspect and not _utf8_clean(request_id):
+            raise ProtocolError(ErrorCode.INVALID_MESSAGE, "requestId contains a lone surrogate (invalid Unicode)")
     message_type = message.get("type")
     if not isinstance(message_type, str) or not _TYPE.match(message_type):
         raise _with_request_id(ProtocolError(ErrorCode.INVALID_MESSAGE, "type must be a message type name"), request_id)
+    if suspect and not _utf8_clean(message):
+        raise _with_request_id(ProtocolError(ErrorCode.INVALID_MESSAGE, "message contains a lone surrogate "
+                                             "(invalid Unicode)", message_type.upper()), request_id)
     data = message.get("data")
     if data is None:
         data = {}
@@ -98,7 +103,7 @@ def decode(text: str) -> Inbound:
     return Inbound(message_type.upper(), data, request_id)
 
 
-def _utf8_clean(message: dict) -> bool:
+def _utf8_clean(message: dict | str) -> bool:
     """False when an escaped lone surrogate ("\\ud800") decoded into a string we could never send back."""
     try:
         ujson.dumps(message, ensure_ascii=False).encode("utf-8")

@@ -22,6 +22,9 @@ class Config:
     jwt_public_key: str | None = None  # PEM; switches verification to RS256
     token_ttl_s: int = 12 * 3600
     allow_origin: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = ()  # addresses or networks whose X-Forwarded-For / -Proto are believed
+    header_timeout_s: float = 10.0  # a request's headers (or the next keep-alive request) must arrive within this
+    body_timeout_s: float = 30.0
     max_connections: int = 10_000
     max_connections_per_user: int = 10  # per endpoint
     log_level: str = "INFO"
@@ -37,6 +40,7 @@ class Config:
     rate_limit_abuse_count: int = 200  # rate-limited messages in a row before closing 4429
 
     allow_guests: bool = True
+    sign_ups_per_minute: float = 30.0  # new accounts per address (bursts of twice that: a class signing in at once)
     anonymous_market_data: bool = True
     starting_cash: Decimal = Decimal("100000.00")
     password_hash_n: int = 2**14  # scrypt cost; tests lower it

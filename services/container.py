@@ -17,6 +17,7 @@ from .portfolios import PortfolioFeed
 from .risk import RiskService
 from .signals import SignalService
 from .storage import Storage
+from .throttle import SignInThrottle
 from .trading import TradingService
 from .users import UserDirectory
 
@@ -37,6 +38,7 @@ class Services:
     storage: Storage
     tokens: TokenService
     users: UserDirectory
+    sign_in: SignInThrottle
     broker: Broker
     hub: ConnectionHub
     fanout: QuoteFanout

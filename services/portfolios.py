@@ -25,6 +25,7 @@ POSITION_INTERVAL_MS = 2_000
 MIN_INTERVAL_MS = 500
 INDEX_SERIES = "SQX"  # the market index recorded beside the portfolios, for beta
 FILLS_FOR_ANALYTICS = 10_000
+LEADERBOARD_TTL_S = 2.0  # the leaderboard is ranked at most this often, however many ask
 
 
 class PortfolioFeed:
@@ -42,19 +43,20 @@ class PortfolioFeed:
         self.value_sample_s = value_sample_s
         self._sectors = market.sectors()
         self._due: dict[str, int] = {}  # channel -> when it is pushed next
+        self._standings: tuple[float, list[valuation.Standing]] | None = None  # (when ranked, the ranking)
 
     def subscription(self, user: User, portfolio_id: str, update_type: str,
-                     update_interval_ms: int | None) -> tuple[list[str], int]:
-        """The channels a SUBSCRIBE_PORTFOLIO of a portfolio `user` may read joins, and the value interval it gets
-        (at least 500 ms)."""
-        self._book.readable(user, portfolio_id)
+                     update_interval_ms: int | None) -> tuple[list[str], int, str]:
+        """The channels a SUBSCRIBE_PORTFOLIO of a portfolio `user` may read joins, the value interval it gets
+        (at least 500 ms), and the portfolio's owner."""
+        owner_id = self._book.readable(user, portfolio_id).owner_id
         interval = max(MIN_INTERVAL_MS, DEFAULT_VALUE_INTERVAL_MS if update_interval_ms is None else update_interval_ms)
         names = []
         if update_type != "POSITIONS":
             names.append(channels.portfolio_values(portfolio_id, interval))
         if update_type != "VALUE":
             names.append(channels.portfolio_positions(portfolio_id))
-        return names, interval
+        return names, interval, owner_id
 
     # views ----------------------------------------------------------------------
     def snapshot(self, portfolio_id: str) -> valuation.PortfolioView:
@@ -104,11 +106,17 @@ class PortfolioFeed:
             periods_per_year=periods_per_year, day_start_ms=self._market.day_start_ms)
 
     def leaderboard(self) -> list[valuation.Standing]:
-        """Every student's main portfolio, best total return first, ties by who joined first."""
-        quotes = self._market.quotes()
-        return valuation.rank_standings(
-            (user, valuation.portfolio_view(self._book.ledger(pid), quotes, self._sectors, include_positions=False))
-            for user, pid in self._book.main_portfolios())
+        """Every student's main portfolio, best total return first, ties by who joined first.
+
+        Ranked at most once every LEADERBOARD_TTL_S however many ask: it values every student's portfolio.
+        """
+        now = self._clock.now()
+        if self._standings is None or now - self._standings[0] >= LEADERBOARD_TTL_S:
+            quotes = self._market.quotes()
+            self._standings = now, valuation.rank_standings(
+                (user, valuation.portfolio_view(self._book.ledger(pid), quotes, self._sectors, include_positions=False))
+                for user, pid in self._book.main_portfolios())
+        return self._standings[1]
 
     # pushes ---------------------------------------------------------------------
     def changed(self, portfolio_ids: Iterable[str]) -> None:

@@ -157,13 +157,21 @@ class RiskService:
         return self.ranking()
 
     def set_limits(self, user: User, portfolio_id: str, data: dict) -> risk.RiskLimits:
-        """SET_RISK_LIMITS: the owner or a teacher/admin; unknown keys or bad values are BAD_REQUEST."""
-        self._book.readable(user, portfolio_id)
+        """SET_RISK_LIMITS: the owner only; unknown keys or bad values are BAD_REQUEST.
+
+        Teachers read a student's risk but do not change it: limits decide which orders the student may place,
+        and "teachers read, never trade" holds for everything that does.
+        """
+        self._owned(user, portfolio_id, "set its risk limits")
         return self.limits.update(portfolio_id, data)
 
     def acknowledge(self, user: User, alert_id: str) -> None:
         portfolio_id = self._storage.alert_portfolio(alert_id)
         if portfolio_id is None:
             raise NotFound(f"alert {alert_id} not found")
-        self._book.readable(user, portfolio_id)
+        self._owned(user, portfolio_id, "acknowledge its alerts")
         self._storage.acknowledge_alert(alert_id)
+
+    def _owned(self, user: User, portfolio_id: str, what: str) -> None:
+        if self._book.readable(user, portfolio_id).owner_id != str(user.id):
+            raise Forbidden(f"only the owner of portfolio {portfolio_id} may {what}; teachers read it")

@@ -1,5 +1,6 @@
 """The auth REST API and the JSON handler base, over real sockets on 127.0.0.1."""
 
+import asyncio
 import hashlib
 import re
 import threading
@@ -18,6 +19,7 @@ from handlers.http import JsonHandler, NotFoundHandler
 from services.auth import TokenService, verify_password
 from services.config import Config
 from services.storage import Storage
+from services.throttle import SignInThrottle
 from services.users import UserDirectory
 
 pytestmark = pytest.mark.filterwarnings(
@@ -64,7 +66,9 @@ def services(tmp_path, config_overrides):
     storage = Storage(tmp_path / "t.db", clock)
     tokens = TokenService(SECRET, clock=clock, ttl_s=config.token_ttl_s)
     users = UserDirectory(storage=storage, tokens=tokens, starting_cash_cents=to_cents(config.starting_cash))
-    yield types.SimpleNamespace(config=config, clock=clock, storage=storage, tokens=tokens, users=users)
+    sign_in = SignInThrottle(clock, sign_ups_per_minute=config.sign_ups_per_minute)
+    yield types.SimpleNamespace(config=config, clock=clock, storage=storage, tokens=tokens, users=users,
+                                sign_in=sign_in)
     storage.close()
 
 
@@ -489,3 +493,53 @@ async def test_verify_only_server_refuses_to_issue_tokens(call, services):
                        ("/api/auth/guest", {"nickname": "Nick"})):
         assert_json_error(*await call(path, body), 403, "FORBIDDEN")
     assert services.storage.count_users() == 0
+
+
+# -- throttling ----------------------------------------------------------------------------
+
+
+@pytest.mark.gen_test
+async def test_five_wrong_passwords_shut_the_account_for_a_while_even_to_the_right_one(call, services):
+    await call("/api/auth/register", {"username": "ada", "password": "correct horse"})
+    for _ in range(5):
+        assert (await call("/api/auth/login", {"username": "ada", "password": "wrong horse"}))[0] == 401
+    status, body, headers = await call("/api/auth/login", {"username": "ADA", "password": "correct horse"})
+    assert_json_error(status, body, headers, 429, "RATE_LIMITED")
+    assert headers["Retry-After"] == "12" and "wrong passwords" in body["error"]
+    assert (await call("/api/auth/login", {"username": "bob", "password": "x"}))[0] == 401  # others unaffected
+    services.clock.advance(12)
+    assert (await call("/api/auth/login", {"username": "ada", "password": "correct horse"}))[0] == 200
+
+
+@pytest.mark.gen_test
+async def test_a_right_password_gives_its_try_back(call):
+    await call("/api/auth/register", {"username": "ada", "password": "correct horse"})
+
+    async def login(password):
+        return (await call("/api/auth/login", {"username": "ada", "password": password}))[0]
+
+    assert [await login("wrong") for _ in range(4)] == [401] * 4
+    assert [await login("correct horse") for _ in range(3)] == [200] * 3  # the fifth try is still there
+    assert [await login("wrong"), await login("correct horse")] == [401, 429]
+
+
+@pytest.mark.gen_test
+async def test_guesses_sent_in_parallel_cannot_outrun_the_count(call):
+    await call("/api/auth/register", {"username": "ada", "password": "correct horse"})
+    replies = await asyncio.gather(*(call("/api/auth/login", {"username": "ada", "password": f"guess {n}"})
+                                     for n in range(40)))
+    statuses = sorted(status for status, _, _ in replies)
+    assert statuses == [401] * 5 + [429] * 35
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("config_overrides", [{"sign_ups_per_minute": 3}])
+async def test_one_address_gets_a_burst_of_new_accounts_then_one_every_so_often(call, services):
+    statuses = [(await call("/api/auth/guest", {"nickname": f"kid {n}"}))[0] for n in range(7)]
+    assert statuses == [201] * 6 + [429]
+    status, body, headers = await call("/api/auth/register", {"username": "ada", "password": "correct horse"})
+    assert_json_error(status, body, headers, 429, "RATE_LIMITED")
+    assert headers["Retry-After"] == "20"
+    services.clock.advance(20)
+    assert (await call("/api/auth/register", {"username": "ada", "password": "correct horse"}))[0] == 201
+    assert services.users.by_name("ada") is not None

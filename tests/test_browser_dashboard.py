@@ -44,6 +44,8 @@ def new_page(browser):
         page = context.new_page()
         page.errors = []
         page.on("pageerror", lambda error: page.errors.append(str(error)))
+        page.on("console", lambda message: "Content Security Policy" in message.text
+                and page.errors.append(message.text))  # a refusal by the page's own policy is an error too
         return page
 
     yield make
@@ -161,12 +163,12 @@ def test_guest_sign_in_shows_live_quotes_chart_and_analytics(new_page, base_url)
     page.click('#watchlist tr[data-symbol="NVTX"] a')
     expect(page.locator("#symbol-title")).to_contain_text("NVTX")
     chart = page.locator("#chart")
-    page.wait_for_function("Number(document.querySelector('#chart').dataset.bars || 0) > 20", timeout=WAIT)
+    page.wait_for_function("() => Number(document.querySelector('#chart').dataset.bars || 0) > 20", timeout=WAIT)
     expect(chart.locator("canvas").first).to_be_visible()
     expect(page.locator('#analytics [data-key="SMA 20"] dd')).not_to_have_text("")
     expect(page.locator('#analytics [data-key="RSI 14"] dd')).not_to_have_text("")
     # live quotes extend the last candle
-    page.wait_for_function("document.querySelector('#chart').dataset.lastClose !== undefined", timeout=WAIT)
+    page.wait_for_function("() => document.querySelector('#chart').dataset.lastClose !== undefined", timeout=WAIT)
     path = screenshot(page, "symbol-desktop")
     if os.environ.get("STOCKQUEST_UPDATE_SCREENSHOT"):
         shutil.copyfile(path, ROOT / "docs" / "screenshot.png")
@@ -266,7 +268,7 @@ def test_phone_width_views_fit_the_screen(new_page, base_url):
     assert no_horizontal_scroll(page)
     screenshot(page, "portfolio-phone")
     page.goto(base_url + "/#/symbol/NVTX")
-    page.wait_for_function("Number(document.querySelector('#chart').dataset.bars || 0) > 20", timeout=WAIT)
+    page.wait_for_function("() => Number(document.querySelector('#chart').dataset.bars || 0) > 20", timeout=WAIT)
     screenshot(page, "symbol-phone")
     # keyboard: the nav is reachable and works with Enter
     page.focus("#nav a[data-view=leaderboard]")

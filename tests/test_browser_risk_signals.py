@@ -29,6 +29,7 @@ def page(browser):
     page = context.new_page()
     page.errors = []
     page.on("pageerror", lambda error: page.errors.append(str(error)))
+    page.on("console", lambda message: "Content Security Policy" in message.text and page.errors.append(message.text))
     yield page
     context.close()
 
@@ -114,7 +115,7 @@ def test_signals_show_confidence_and_measured_model_performance(page, base_url):
     expect(page.locator('#view-signals [data-unavailable="signals"]')).to_be_hidden()
     rows = page.locator("#signals tbody tr")
     expect(rows.first).to_be_visible()
-    page.wait_for_function("document.querySelectorAll('#signals tbody tr').length >= 30", timeout=WAIT)
+    page.wait_for_function("() => document.querySelectorAll('#signals tbody tr').length >= 30", timeout=WAIT)
     first = rows.first
     assert first.get_attribute("data-signal") in {"BUY", "SELL", "HOLD"}
     expect(first.locator("[data-f=confidence] meter")).to_have_count(1)

@@ -4,6 +4,8 @@ import pytest
 import ujson
 from tornado.httpclient import HTTPClientError
 
+from domain import valuation
+
 pytestmark = pytest.mark.gen_test(timeout=20)
 
 
@@ -78,3 +80,19 @@ async def test_students_may_not_control_the_market(http_client, base_url, make_u
     _, student = make_user("sam")
     code, body = await call(http_client, base_url, "/api/market/control", student, {"action": "PAUSE"})
     assert code == 403 and services.market.status == "OPEN"
+
+
+async def test_the_leaderboard_is_ranked_at_most_every_two_seconds_however_many_ask(http_client, base_url, make_user,
+                                                                                    services, monkeypatch):
+    _, token = make_user("ann")
+    make_user("ben")
+    valued = []
+    value = valuation.portfolio_view
+    monkeypatch.setattr(valuation, "portfolio_view", lambda *args, **kwargs: valued.append(1) or value(*args, **kwargs))
+    for _ in range(5):
+        assert (await call(http_client, base_url, "/api/leaderboard", token))[0] == 200
+    assert len(valued) == 2  # two students, valued once
+    now = services.clock.now()
+    monkeypatch.setattr(services.clock, "now", lambda: now + 2.0)
+    await call(http_client, base_url, "/api/leaderboard", token)
+    assert len(valued) == 4

@@ -1,12 +1,16 @@
 """The shared connection layer over real WebSockets: envelope, errors, auth, limits, timeouts, Origin."""
 
 import asyncio
+import gc
+import logging
 import re
 
 import jwt
 import pytest
 import ujson
 from tornado.httpclient import HTTPClientError
+
+from handlers.base import ConnectionState
 
 pytestmark = pytest.mark.gen_test(timeout=20)
 
@@ -124,6 +128,7 @@ async def test_rate_limit_answers_rate_limited_then_closes_sustained_abuse_4429(
     replies = [await client.recv() for _ in range(4)]
     assert [r["type"] for r in replies[:3]] == ["HEARTBEAT"] * 3
     assert replies[3]["type"] == "ERROR" and replies[3]["data"]["code"] == "RATE_LIMITED"
+    assert (replies[3]["requestId"], replies[3]["data"]["requestType"]) == ("3", "HEARTBEAT")
     for _ in range(20):
         await client.send("HEARTBEAT")
     code, _ = await client.closed()
@@ -328,3 +333,51 @@ async def test_plain_get_on_endpoint_path_is_the_sockjs_greeting(http_client, ba
     response = await http_client.fetch(base_url + MD)
     assert response.body == b"Welcome to SockJS!\n"
     assert response.headers["Content-Type"] == "text/plain; charset=UTF-8"
+
+
+async def test_a_client_that_stops_reading_is_closed_4008_once_its_backlog_passes_the_cap(ws, services):
+    client = await ws(MD)  # a Tornado client reads one frame ahead of the test, then leaves the rest in the socket
+    endpoint = services.hub.connections("market-data")[0]
+    sent = 0
+    while endpoint.send("PAD", {"pad": "z" * (1 << 20)}):  # the kernel's socket buffers fill, then the stream's
+        sent += 1
+        assert sent < 64, "the backlog never passed the cap"
+    assert endpoint.state is ConnectionState.CLOSING  # closed at the first send past the cap
+    pads = 0
+    while (message := await client.conn.read_message()) is not None:
+        pads += ujson.loads(message)["type"] == "PAD"
+    assert (pads, client.conn.close_code, client.conn.close_reason) == (sent, 4008, "slow consumer")
+
+
+async def test_frames_still_queued_when_a_client_vanishes_are_dropped_without_a_traceback(http_port, server,
+                                                                                           services, caplog):
+    reader, writer = await asyncio.open_connection("127.0.0.1", http_port)
+    writer.write(f"GET {MD} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\n\r\n".encode())
+    assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+    while not services.hub.connections("market-data"):
+        await asyncio.sleep(0.01)
+    endpoint = services.hub.connections("market-data")[0]
+    for _ in range(16):
+        endpoint.send("PAD", {"pad": "z" * (1 << 20)})
+    writer.transport.abort()  # gone, with megabytes still queued for it
+    while len(services.hub):
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.1)
+    gc.collect()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_a_text_frame_that_is_not_utf8_closes_1007_and_others_are_unaffected(ws):
+    bystander = await ws(MD)
+    client = await ws(MD)
+    await client.conn.write_message(b'{"type": "HEARTBEAT", "x": "\xff\xfe"}', binary=False)
+    code, reason = await client.closed()
+    assert (code, reason) == (1007, "text frame is not valid UTF-8")
+    await assert_still_usable(bystander)
+
+
+async def test_a_utf8_text_frame_with_non_ascii_is_read_as_usual(ws):
+    client = await ws(MD)
+    await client.send("HEARTBEAT", request_id="ünïcødé 🔑")
+    assert (await client.expect("HEARTBEAT"))["requestId"] == "ünïcødé 🔑"

@@ -191,3 +191,25 @@ async def test_bad_portfolio_requests_get_errors_and_the_connection_stays(accoun
     assert (await portfolio.expect("ERROR"))["data"]["code"] == code
     await portfolio.send("HEARTBEAT", request_id="ok")
     assert (await portfolio.expect("HEARTBEAT"))["requestId"] == "ok"
+
+
+async def test_a_demoted_teacher_stops_hearing_students_data_at_once_but_keeps_their_own(account, ws, make_user,
+                                                                                          services):
+    _, _, (students,), _ = await account("sam")
+    teacher_view, _, (own,), _ = await account("tom", role="teacher")
+    for portfolio_id in (students["portfolioId"], own["portfolioId"]):
+        await teacher_view.send("SUBSCRIBE_PORTFOLIO", {"portfolioId": portfolio_id, "updateInterval": 500})
+        await teacher_view.wait_for("PORTFOLIO_SNAPSHOT")
+    risk = await ws("/ws/risk-monitoring", token=services.users.token_for(services.users.by_name("tom")))
+    await risk.send("SUBSCRIBE_RISK", {"scope": "ALL"})
+    await risk.wait_for("RISK_RANKING")
+
+    services.storage.set_role("tom", "student")
+    for client in (teacher_view, risk):
+        error = await client.wait_for("ERROR", timeout=5)
+        assert error["data"]["code"] == "FORBIDDEN" and "role changed" in error["data"]["error"]
+    teacher_view.received.clear()
+    await teacher_view.drain(1.5)
+    heard = {m["data"]["portfolioId"] for m in teacher_view.received if m["type"] == "PORTFOLIO_UPDATE"}
+    assert heard == {own["portfolioId"]}
+    assert [conn for conn in services.hub.connections("risk-monitoring") if services.hub.subscriptions(conn)] == []

@@ -174,3 +174,27 @@ async def test_bad_risk_requests_get_errors_and_the_connection_stays(student, me
     assert (await risk.expect("ERROR"))["data"]["code"] == code
     await risk.send("HEARTBEAT", request_id="ok")
     assert (await risk.expect("HEARTBEAT"))["requestId"] == "ok"
+
+
+async def test_a_teacher_reads_a_students_risk_but_neither_sets_its_limits_nor_acknowledges_its_alerts(student,
+                                                                                                       services):
+    risk, orders, pid = await student("stu")
+    await buy(orders, pid, quantity=20)
+    await risk.send("SET_RISK_LIMITS", {"portfolioId": pid, "limits": {"maxPositionWeight": 0.01}})
+    await risk.expect("RISK_LIMITS_UPDATED")
+    await risk.send("SUBSCRIBE_RISK", {"portfolioId": pid})
+    alert = await risk.wait_for("RISK_ALERT", timeout=3)
+
+    limits = services.risk.limits.limits_for(pid)
+    teacher, _, _ = await student("tea", role="teacher")
+    await teacher.send("REQUEST_RISK_SNAPSHOT", {"portfolioId": pid})
+    assert (await teacher.expect("RISK_SNAPSHOT"))["data"]["portfolioId"] == pid
+    for message_type, data in [("SET_RISK_LIMITS", {"portfolioId": pid, "limits": {"maxOrderValue": 0.01}}),
+                               ("ACKNOWLEDGE_ALERT", {"alertId": alert["data"]["alertId"]})]:
+        await teacher.send(message_type, data, request_id="t")
+        error = await teacher.expect("ERROR")
+        assert (error["data"]["code"], error["requestId"]) == ("FORBIDDEN", "t")
+    assert services.risk.limits.limits_for(pid) == limits
+    await risk.send("REQUEST_RISK_SNAPSHOT", {"portfolioId": pid})
+    snapshot = (await risk.wait_for("RISK_SNAPSHOT"))["data"]
+    assert {a["alertId"]: a["acknowledged"] for a in snapshot["alerts"]}[alert["data"]["alertId"]] is False

@@ -4,6 +4,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -101,3 +103,27 @@ def test_access_log_never_contains_the_token(start_server, tmp_path, io_loop):
     log_text = (tmp_path / "server-0.log").read_text()
     assert "/ws/market-data" in log_text
     assert "SECRETTOKEN" not in log_text
+
+
+def test_a_nul_byte_in_a_file_path_is_not_found_and_leaves_no_token_or_traceback_in_the_log(start_server, tmp_path):
+    _, port = start_server("--log-level", "DEBUG")
+    for path in ("/static/%00x.js", "/vendor/sockjs-client/%00x.js"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}{path}?token=SECRETTOKEN", timeout=10)
+        assert refused.value.code == 404
+    time.sleep(0.3)
+    log_text = (tmp_path / "server-0.log").read_text()
+    assert "SECRETTOKEN" not in log_text and "Traceback" not in log_text
+
+
+def test_the_log_formatter_blanks_tokens_and_passwords_wherever_they_are_quoted():
+    import logging
+
+    import stockquest
+
+    record = logging.LogRecord("tornado.application", logging.ERROR, __file__, 1,
+                               "Uncaught exception GET /x?token=abc.def-ghi&v=2 %r", ("password=hunter2",), None)
+    text = stockquest.ContextFormatter("%(message)s").format(record)
+    assert "abc.def" not in text and "hunter2" not in text and "&v=2" in text
+    assert "Bearer [redacted]" in stockquest.ContextFormatter("%(message)s").format(
+        logging.LogRecord("x", logging.INFO, __file__, 1, "Authorization: Bearer eyJ0.eyJ1.sig", (), None))

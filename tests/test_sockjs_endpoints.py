@@ -1,10 +1,12 @@
 """The real sockjs-client (npm) under Node against the server's endpoints, on each of the three transports."""
 
 import asyncio
+import logging
 import shutil
 from pathlib import Path
 
 import pytest
+import tornado.httpclient
 import ujson
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -265,3 +267,24 @@ async def test_every_signals_message_type_over_sockjs(http_port, server, make_us
     assert types == {"auth": "AUTHENTICATED", "sub": "SIGNAL_UPDATE", "signal": "SIGNAL_UPDATE",
                      "perf": "MODEL_PERFORMANCE", "opt": "OPTIMIZATION_RESULT", "unsub": "SUBSCRIPTION_CONFIRMED",
                      "done": "HEARTBEAT"}
+
+
+async def test_sockjs_messages_that_are_not_strings_get_invalid_message_and_no_traceback(http_port, server, caplog):
+    client = tornado.httpclient.AsyncHTTPClient()
+    session = f"http://127.0.0.1:{http_port}/ws/market-data/000/not-strings"
+
+    async def post(transport, body=b""):
+        return await client.fetch(f"{session}/{transport}", method="POST", body=body)
+
+    assert (await post("xhr")).body == b"o\n"
+    last = ujson.dumps([ujson.dumps({"type": "HEARTBEAT", "requestId": "ok"})]).encode()
+    for body in (b"[1]", b"[null]", b'[{"type": "HEARTBEAT"}]', last):
+        assert (await post("xhr_send", body)).code == 204
+    received = []
+    while not any(message.get("requestId") == "ok" for message in received):
+        frame = (await post("xhr")).body
+        received += [ujson.loads(text) for text in ujson.loads(frame[1:])] if frame.startswith(b"a") else []
+    errors = [message["data"] for message in received if message["type"] == "ERROR"]
+    assert [error["code"] for error in errors] == ["INVALID_MESSAGE"] * 3, errors
+    assert "not strings" in errors[0]["error"]
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == []

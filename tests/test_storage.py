@@ -234,3 +234,22 @@ def test_in_dir_opens_the_shared_database_file(tmp_path, clock):
 ])
 def test_to_cents_converts_money_exactly(amount, cents):
     assert to_cents(amount) == cents
+
+
+def test_the_database_and_its_wal_files_are_readable_by_their_owner_only(tmp_path, clock):
+    old_umask = os.umask(0o022)
+    try:
+        data_dir = tmp_path / "data"
+        with Storage.in_dir(data_dir, clock) as storage:
+            storage.create_user("ada", "Ada", "scrypt$hash", Role.STUDENT, CASH)
+            files = sorted(data_dir.iterdir())
+            assert [f.name for f in files] == ["stockquest.db", "stockquest.db-shm", "stockquest.db-wal"]
+            assert {oct(f.stat().st_mode & 0o777) for f in files} == {"0o600"}
+        assert oct(data_dir.stat().st_mode & 0o777) == "0o700"
+
+        (data_dir / "stockquest.db").chmod(0o644)  # as an older version left it
+        with Storage.in_dir(data_dir, clock) as storage:
+            storage.create_user("bob", "Bob", "scrypt$hash", Role.STUDENT, CASH)
+            assert {oct(f.stat().st_mode & 0o777) for f in data_dir.iterdir()} == {"0o600"}
+    finally:
+        os.umask(old_umask)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -184,6 +185,16 @@ class StorageError(Exception):
     """The database cannot be used (for example, it was written by a newer server)."""
 
 
+def _private_file(path: Path) -> None:
+    """Create the database file readable by its owner only (password hashes and every trade are in it), and
+    tighten one an older version left open; SQLite gives the -wal and -shm files the database file's mode."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists() and file.stat().st_mode & 0o077:
+            file.chmod(0o600)
+
+
 class Database:
     """Owns the SQLite connection: opening, pragmas, the schema upgrade, transactions and closing.
 
@@ -200,7 +211,7 @@ class Database:
         self._clock = clock
         self.path = path if path == ":memory:" else Path(path)
         if isinstance(self.path, Path):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _private_file(self.path)
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves (see _transaction).
         self._conn: sqlite3.Connection | None = sqlite3.connect(
             str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None, cached_statements=256

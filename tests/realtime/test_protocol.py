@@ -139,6 +139,11 @@ def test_lone_surrogate_is_refused_or_can_be_echoed_back(text):
     frame.encode("utf-8")
 
 
+def test_a_lone_surrogate_in_the_data_is_refused_with_the_request_id_and_type_it_came_with():
+    error = decode_error('{"type": "subscribe", "requestId": "r7", "data": {"symbols": ["\\ud800"]}}')
+    assert (error.code, error.request_id, error.request_type) == (ErrorCode.INVALID_MESSAGE, "r7", "SUBSCRIBE")
+
+
 # encode -------------------------------------------------------------------
 
 
@@ -258,6 +263,7 @@ def test_iso_timestamp_is_exact_for_every_millisecond_of_a_second():
 def test_close_codes_match_the_protocol_page():
     assert {code.name: int(code) for code in CloseCode} == {
         "GOING_AWAY": 1001,
+        "INVALID_PAYLOAD": 1007,
         "POLICY_VIOLATION": 1008,
         "TOO_LARGE": 1009,
         "TRY_AGAIN_LATER": 1013,
