@@ -12,12 +12,14 @@ import logging
 import random
 import re
 import signal
+import sqlite3
 import sys
 import time
 from dataclasses import fields
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+import tornado.netutil
 import tornado.web
 import ujson
 from tornado.ioloop import PeriodicCallback
@@ -56,7 +58,7 @@ from services.portfolio_book import PortfolioBook
 from services.portfolios import PortfolioFeed
 from services.risk import RiskLimitBook, RiskService
 from services.signals import PUSH_EVERY_MS, SignalService
-from services.storage import Storage
+from services.storage import Storage, StorageError
 from services.throttle import SignInThrottle
 from services.trading import TradingService
 from services.users import UserDirectory
@@ -420,12 +422,22 @@ def configure_logging(level: str) -> None:
 
 # running ----------------------------------------------------------------------
 
+class CannotStart(Exception):
+    """Something outside the server stops it from starting (its data, its port): one message, no traceback."""
+
+
 async def serve(config: Config) -> None:
-    services = build_services(config)
-    app = make_app(services)
-    # A deep accept backlog: after a restart a whole class (or a bench) reconnects at once.
-    server = make_server(app, config, max_body_size=MAX_HTTP_BODY)
-    server.listen(config.port, config.host, backlog=4096)
+    try:  # the port first: a taken one is known before anything is loaded
+        # A deep accept backlog: after a restart a whole class (or a bench) reconnects at once.
+        sockets = tornado.netutil.bind_sockets(config.port, config.host, backlog=4096)
+    except OSError as error:
+        raise CannotStart(f"cannot listen on {config.host}:{config.port}: {error.strerror or error}") from None
+    try:
+        services = build_services(config)
+    except (OSError, sqlite3.Error, StorageError) as error:
+        raise CannotStart(f"cannot use the data in {Path(config.data_dir).resolve()}: {error}") from None
+    server = make_server(make_app(services), config, max_body_size=MAX_HTTP_BODY)
+    server.add_sockets(sockets)
     timers = await start(services)
     gc.collect()
     gc.freeze()  # the long-lived startup objects (history, universe) leave the cyclic collector's scans
@@ -460,7 +472,11 @@ def main(argv: list[str] | None = None) -> int:
         return users_cli.run(argv, stdin=sys.stdin, stdout=sys.stdout, stderr=sys.stderr)
     config = parse_config(argv)
     configure_logging(config.log_level)
-    asyncio.run(serve(config))
+    try:
+        asyncio.run(serve(config))
+    except CannotStart as error:
+        log.critical("%s", error)
+        return 1
     return 0
 
 

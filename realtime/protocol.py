@@ -62,6 +62,7 @@ class Inbound:
 
 _MAX_REQUEST_ID = 128
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")  # SockJS hands over text decoded from JSON: it may hold one as is
 _TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}\Z")
 
 
@@ -77,7 +78,7 @@ def decode(text: str) -> Inbound:
         raise ProtocolError(ErrorCode.INVALID_MESSAGE, "message is not valid JSON") from None
     if not isinstance(message, dict):
         raise ProtocolError(ErrorCode.INVALID_MESSAGE, "message must be a JSON object")
-    suspect = _SURROGATE_ESCAPE.search(text) is not None
+    suspect = _SURROGATE_ESCAPE.search(text) is not None or (not text.isascii() and _SURROGATE.search(text) is not None)
     request_id = message.get("requestId")
     if request_id is not None:
         if isinstance(request_id, bool) or not isinstance(request_id, (str, int)):

@@ -23,6 +23,10 @@ import stockquest  # noqa: E402
 from services.config import Config  # noqa: E402
 
 
+def pytest_addoption(parser):
+    parser.addoption("--long", action="store_true", help="the long fuzz: 10,000 examples per endpoint and transport")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """In CI a skipped test is a failed test: browser, SockJS and durability tests must really run."""

@@ -127,3 +127,38 @@ def test_the_log_formatter_blanks_tokens_and_passwords_wherever_they_are_quoted(
     assert "abc.def" not in text and "hunter2" not in text and "&v=2" in text
     assert "Bearer [redacted]" in stockquest.ContextFormatter("%(message)s").format(
         logging.LogRecord("x", logging.INFO, __file__, 1, "Authorization: Bearer eyJ0.eyJ1.sig", (), None))
+
+
+@pytest.mark.parametrize("fault", ["data dir is a file", "corrupt database", "locked database", "port taken"])
+def test_a_server_that_cannot_use_its_data_or_port_says_why_in_one_line_and_exits_1(tmp_path, free_port, fault):
+    import socket
+    import sqlite3
+
+    data_dir, port, holders = tmp_path / "data", free_port(), []
+    if fault == "data dir is a file":
+        data_dir.write_text("not a folder")
+    elif fault == "corrupt database":
+        data_dir.mkdir()
+        (data_dir / "stockquest.db").write_bytes(b"this is not a database " * 200)
+    elif fault == "locked database":
+        data_dir.mkdir()
+        lock = sqlite3.connect(data_dir / "stockquest.db", isolation_level=None)
+        lock.execute("CREATE TABLE t (x)")
+        lock.execute("BEGIN EXCLUSIVE")  # another program holds the database for writing
+        holders.append(lock)
+    else:
+        taken = socket.socket()
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        holders.append(taken)
+    try:
+        result = subprocess.run([sys.executable, str(ROOT / "stockquest.py"), "--data-dir", str(data_dir),
+                                 "--port", str(port), "--host", "127.0.0.1", "--seed", "1"],
+                                capture_output=True, text=True, timeout=60)
+    finally:
+        for holder in holders:
+            holder.close()
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1, result.stderr
+    assert len(lines) == 1 and "CRITICAL" in lines[0] and "Traceback" not in result.stderr, result.stderr
+    assert ("cannot listen on" if fault == "port taken" else "cannot use the data in") in lines[0]

@@ -287,3 +287,11 @@ def test_protocol_error_keeps_code_message_and_request_type():
     assert (error.code, error.message, error.request_type) == ("BAD_REQUEST", "quantity must be positive",
                                                                "SUBMIT_ORDER")
     assert str(error) == "quantity must be positive"
+
+
+def test_a_lone_surrogate_as_is_in_the_text_is_refused_like_an_escaped_one():
+    """SockJS hands over text decoded from its JSON frame, where a client's "\\udcff" is already one character."""
+    lone = "\udcff"
+    assert decode_error('{"type": "HEARTBEAT", "requestId": "%s"}' % lone).request_id is None
+    error = decode_error('{"type": "SUBSCRIBE", "requestId": "r8", "data": {"symbols": ["%s"]}}' % lone)
+    assert (error.code, error.request_id) == (ErrorCode.INVALID_MESSAGE, "r8")
