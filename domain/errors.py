@@ -1,6 +1,7 @@
 """Domain errors: engines raise these; only the connection layer turns them into ERROR frames."""
 
-__all__ = ["DomainError", "BadRequest", "NotFound", "Forbidden", "Conflict", "LimitExceeded", "RateLimited"]
+__all__ = ["DomainError", "BadRequest", "NotFound", "Forbidden", "Conflict", "LimitExceeded", "RateLimited",
+           "Unavailable"]
 
 
 class DomainError(Exception):
@@ -43,3 +44,9 @@ class RateLimited(DomainError):
     def __init__(self, message: str, retry_after_s: float):
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class Unavailable(DomainError):
+    """The server could not do it (its database refused a write); nothing was done. The protocol's INTERNAL."""
+
+    code = "INTERNAL"

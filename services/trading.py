@@ -4,7 +4,7 @@ import logging
 from collections.abc import Callable, Set
 from dataclasses import dataclass, replace
 
-from domain.errors import BadRequest, Forbidden, NotFound
+from domain.errors import BadRequest, Forbidden, NotFound, Unavailable
 from domain.orders import LevelTrigger, OrderEngine, OrderRules, TradeResult
 from domain.trading import EventKind, MarketState, Order, OrderRequest, RejectReason
 from domain.users import User
@@ -12,7 +12,7 @@ from realtime import channels
 from realtime.hub import Publisher
 
 from .portfolio_book import PortfolioBook
-from .storage import MAX_HISTORY_LIMIT, Storage
+from .storage import MAX_HISTORY_LIMIT, Storage, StorageFailure
 
 __all__ = ["TradingService", "Origin", "StoredEvent", "ORDER_HISTORY_LIMIT"]
 
@@ -64,12 +64,21 @@ class TradingService:
 
     # start-up ---------------------------------------------------------------
     def restore(self) -> None:
-        """Load every portfolio and open order from storage into the engine (after a restart too)."""
+        """Load every portfolio and open order from storage into the engine: at start-up, and after a write the
+        database refused, so that the engine never holds what storage does not."""
         ledgers, orders = self._storage.load_trading(0)
-        for ledger in ledgers:
-            self._engine.add_portfolio(ledger)
-        self._engine.load_open_orders(orders)
+        self._engine.reload(ledgers, orders)
         log.info("restored %d portfolios and %d open orders", len(ledgers), len(orders))
+
+    def _save(self, events, ledgers, **kwargs):
+        """`storage.save_trading`; when the database refuses it, the engine goes back to what is stored and the
+        request is answered INTERNAL (nothing was done)."""
+        try:
+            return self._storage.save_trading(events, ledgers, now_ms=self._clock.now_ms(), **kwargs)
+        except StorageFailure as failure:
+            log.error("%s; the engine goes back to what is stored", failure)
+            self.restore()
+            raise Unavailable("the server could not store this, so nothing was done; try again later") from None
 
     # reading ----------------------------------------------------------------
     @property
@@ -170,7 +179,7 @@ class TradingService:
         """UPDATE_POSITION: set the given levels (stop_loss_cents, take_profit_cents; None clears), keep the rest."""
         self._book.tradable(user, portfolio_id)
         position = self._engine.set_position_levels(str(user.id), portfolio_id, symbol, **levels)
-        self._storage.save_trading([], [self._engine.portfolio(portfolio_id)], now_ms=self._clock.now_ms())
+        self._save([], [self._engine.portfolio(portfolio_id)])
         self._on_ledgers_changed(frozenset({portfolio_id}))
         return position
 
@@ -185,7 +194,10 @@ class TradingService:
             result += self._engine.expire_day(tick.day_index, now_ms=now_ms)
         if self._market.status is MarketState.OPEN:
             result += self._engine.on_quotes(self._market.quotes(), now_ms=now_ms, market_ms=tick.market_ms)
-        self._commit(result, None)
+        try:
+            self._commit(result, None)
+        except Unavailable:
+            return []  # logged; the next tick matches again what storage holds
         return list(result.triggers)
 
     # commit and publish -----------------------------------------------------
@@ -193,8 +205,7 @@ class TradingService:
         """Store what one engine call changed in one transaction, then publish its events."""
         if not result.changed:
             return []
-        saved = self._storage.save_trading(list(result), result.portfolios, now_ms=self._clock.now_ms(),
-                                           orders=result.orders)
+        saved = self._save(list(result), result.portfolios, orders=result.orders)
         stored = []
         for event, event_id, payload in saved:
             order = event.order

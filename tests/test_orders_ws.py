@@ -226,3 +226,25 @@ async def test_malformed_submit_is_an_error_not_an_order(trader, services, data,
     assert services.storage.last_event_id(str(user.id)) == 0
     await client.send("HEARTBEAT", request_id="ok")
     assert (await client.expect("HEARTBEAT"))["requestId"] == "ok"
+
+
+async def test_a_write_the_database_refuses_is_answered_internal_and_changes_nothing(trader, services):
+    client, user, portfolio_id, _ = await trader()
+    far = order_message(portfolio_id, orderType="LIMIT", limitPrice=1.0, timeInForce="GTC")
+    await client.send("SUBMIT_ORDER", far, request_id="a")
+    first = (await client.expect("ORDER_SUBMITTED"))["data"]["order"]["orderId"]
+    reserved = services.book.ledger(portfolio_id).reserved_cash_cents
+    services.storage._db.execute("PRAGMA query_only = 1")  # the disk refuses every write from now on
+    await client.send("SUBMIT_ORDER", far, request_id="b")
+    refused = await client.expect("ERROR")
+    assert (refused["requestId"], refused["data"]["code"]) == ("b", "INTERNAL")
+    assert "nothing was done" in refused["data"]["error"]
+    assert [order.order_id for order in services.trading.open_orders(str(user.id))] == [first]
+    assert services.book.ledger(portfolio_id).reserved_cash_cents == reserved
+    await asyncio.sleep(0.2)  # ticks come and go while the disk refuses
+
+    services.storage._db.execute("PRAGMA query_only = 0")
+    await client.send("SUBMIT_ORDER", far, request_id="c")
+    second = (await client.expect("ORDER_SUBMITTED"))["data"]["order"]["orderId"]
+    assert [order.order_id for order in services.trading.open_orders(str(user.id))] == [first, second]
+    assert services.storage.reconcile(portfolio_id)["ok"]

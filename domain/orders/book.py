@@ -86,6 +86,15 @@ class OrderBook:
 
     # ----- restore -----------------------------------------------------------------------------------------
 
+    def reload(self, ledgers: Iterable[PortfolioLedger], orders: Iterable[Order]) -> None:
+        """Forget every ledger and open order held and take these over instead (what storage holds)."""
+        self._ledgers.clear()
+        self._open.clear()
+        self._reserve_price.clear()
+        for ledger in ledgers:
+            self.add_portfolio(ledger)
+        self.load_open_orders(orders)
+
     def load_open_orders(self, orders: Iterable[Order]) -> None:
         """Take over the open orders storage kept (after a restart) and recompute every reservation from them.
 

@@ -17,6 +17,7 @@ from services.storage.database import (
     SCHEMA,
     SCHEMA_VERSION,
     StorageError,
+    StorageFailure,
 )
 from services.storage.history import MAX_HISTORY_LIMIT, HistoryStore
 from services.storage.risk import RiskStore
@@ -39,6 +40,7 @@ __all__ = [
     "PortfolioRow",
     "Storage",
     "StorageError",
+    "StorageFailure",
     "ValuePoint",
 ]
 

@@ -185,6 +185,10 @@ class StorageError(Exception):
     """The database cannot be used (for example, it was written by a newer server)."""
 
 
+class StorageFailure(StorageError):
+    """A write the database refused (a full or read-only disk, a lock held too long): nothing of it was stored."""
+
+
 def _private_file(path: Path) -> None:
     """Create the database file readable by its owner only (password hashes and every trade are in it), and
     tighten one an older version left open; SQLite gives the -wal and -shm files the database file's mode."""
@@ -260,17 +264,23 @@ class Database:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; StorageFailure when the database refuses it (then nothing of it is stored)."""
         # IMMEDIATE takes the write lock up front, so a concurrent writer waits on the
         # busy timeout instead of failing when a read transaction tries to upgrade.
         db = self._db
-        db.execute("BEGIN IMMEDIATE")
         try:
-            yield db
-        except BaseException:
-            if db.in_transaction:  # some errors (a full disk) have rolled back already
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                if db.in_transaction:  # some errors (a full disk) have rolled back already
+                    db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        except sqlite3.OperationalError as error:  # a full or read-only disk, a lock held past the busy timeout
+            if db.in_transaction:
                 db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+            raise StorageFailure(f"the database refused a write: {error}") from error
 
     def _migrate(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
