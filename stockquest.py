@@ -102,7 +102,8 @@ def build_services(config: Config, *, clock: Clock | None = None, rng: random.Ra
         day_length_ms=int(config.day_length_s * 1000), predictability=config.predictability,
         exchange_hours=config.exchange_hours)
     market = MarketService(simulator, market_clock, clock, broker=broker, hub=hub)
-    fanout = QuoteFanout(soft_buffer=config.max_buffered_bytes // 16, hard_buffer=config.max_buffered_bytes)
+    fanout = QuoteFanout(soft_buffer=config.max_buffered_bytes // 16, hard_buffer=config.max_buffered_bytes,
+                         stall_ms=int(config.slow_consumer_s * 1000))
     broker.subscribe(QUOTES, fanout.on_quotes)
     hub.attach(fanout)
     market.publish_quotes()

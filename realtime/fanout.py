@@ -46,6 +46,7 @@ class _Group:
     interval: int
     symbols: tuple[str, ...]
     last_version: int
+    behind_since: int | None = None  # when its backlog went above the soft limit (ms), while it stays there
 
 
 class QuoteFanout:
@@ -55,12 +56,13 @@ class QuoteFanout:
     in another process. Every interval's connections are flushed together. A frame's `data` is built
     once per distinct (symbols, last version sent) and shared. A connection whose transport has not
     drained is skipped, so its next frame carries only the latest quotes (coalescing); past
-    `hard_buffer` bytes it is closed 4008. It keeps its subscriptions itself (the hub's channels
-    cannot coalesce) and is attached to the hub, which tells it when a connection ends (`remove`).
+    `hard_buffer` bytes, or behind for `stall_ms` on end (a client that stopped reading), it is closed
+    4008. It keeps its subscriptions itself (the hub's channels cannot coalesce) and is attached to the
+    hub, which tells it when a connection ends (`remove`).
     """
 
-    def __init__(self, *, soft_buffer: int = 64 * 1024, hard_buffer: int = 1024 * 1024):
-        self.soft_buffer, self.hard_buffer = soft_buffer, hard_buffer
+    def __init__(self, *, soft_buffer: int = 64 * 1024, hard_buffer: int = 1024 * 1024, stall_ms: int = 10_000):
+        self.soft_buffer, self.hard_buffer, self.stall_ms = soft_buffer, hard_buffer, stall_ms
         self.version = 0
         self._latest: dict[str, tuple[int, str]] = {}  # symbol -> (version it changed at, its wire JSON)
         self._groups: dict[object, dict[int, _Group]] = {}
@@ -136,10 +138,12 @@ class QuoteFanout:
                 self._due[interval] = now_ms + interval
             elif now_ms >= due:
                 self._due[interval] = max(due + interval, now_ms + interval // 2)
-                sent += self.flush(interval)
+                sent += self.flush(interval, now_ms)
         return sent
 
-    def flush(self, interval: int) -> int:
+    def flush(self, interval: int, now_ms: int | None = None) -> int:
+        """Send each connection of `interval` what changed since its last frame; with `now_ms`, also close the
+        ones that have been behind for `stall_ms`."""
         version = self.version
         frames: dict[tuple, str | None] = {}
         sent = 0
@@ -148,12 +152,15 @@ class QuoteFanout:
                 continue
             conn = group.conn
             backlog = conn.buffered_bytes()
-            if backlog > self.hard_buffer:
-                log.warning("closing slow consumer", extra={"session_id": conn.session_id, "backlog": backlog})
-                conn.close(CloseCode.SLOW_CONSUMER, "slow consumer")
-                continue
             if backlog > self.soft_buffer:
+                if group.behind_since is None:
+                    group.behind_since = now_ms
+                stalled = None not in (now_ms, group.behind_since) and now_ms - group.behind_since >= self.stall_ms
+                if backlog > self.hard_buffer or stalled:
+                    log.warning("closing slow consumer", extra={"session_id": conn.session_id, "backlog": backlog})
+                    conn.close(CloseCode.SLOW_CONSUMER, "slow consumer")
                 continue  # coalesce: the next frame carries the latest quotes since last_version
+            group.behind_since = None
             key = (group.symbols, group.last_version)
             if key not in frames:
                 frames[key] = self._frame(group.symbols, group.last_version)

@@ -3,7 +3,9 @@
 import asyncio
 import gc
 import logging
+import os
 import re
+import socket
 
 import jwt
 import pytest
@@ -381,3 +383,54 @@ async def test_a_utf8_text_frame_with_non_ascii_is_read_as_usual(ws):
     client = await ws(MD)
     await client.send("HEARTBEAT", request_id="ünïcødé 🔑")
     assert (await client.expect("HEARTBEAT"))["requestId"] == "ünïcødé 🔑"
+
+
+def masked_text_frame(text: str) -> bytes:
+    """A client's WebSocket text frame (clients must mask)."""
+    payload, mask = text.encode(), os.urandom(4)
+    size = len(payload)
+    length = bytes([0x80 | size]) if size < 126 else bytes([0x80 | 126]) + size.to_bytes(2, "big")
+    return bytes([0x81]) + length + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+async def subscriber_that_never_reads(port: int, symbols: list[str]):
+    """A market-data client with a tiny receive buffer that subscribes to quotes every 100 ms, then never reads."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    writer.write(f"GET {MD} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\n\r\n".encode())
+    assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+    writer.write(masked_text_frame(ujson.dumps({"type": "SUBSCRIBE", "data": {"symbols": symbols,
+                                                                              "updateInterval": 100}})))
+    await writer.drain()
+    return writer
+
+
+@pytest.mark.parametrize("config_overrides", [{"max_buffered_bytes": 64 * 1024, "slow_consumer_s": 1.0}])
+async def test_quote_subscribers_that_stop_reading_are_closed_4008_within_seconds_and_a_reader_hears_on(
+        ws, http_port, services, caplog):
+    symbols = [spec.symbol for spec in services.market.specs()]
+    reader = await ws(MD)
+    await reader.send("SUBSCRIBE", {"symbols": symbols, "updateInterval": 100})
+    await reader.wait_for("INITIAL_DATA")
+    stalled = [await subscriber_that_never_reads(http_port, symbols) for _ in range(5)]
+    endpoints = [conn for conn in services.hub.connections("market-data") if conn.session_id != reader_id(reader)]
+    for endpoint in endpoints:  # as over a real network: loopback's kernel buffers would take megabytes first
+        endpoint.transport.ws_connection.stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+    started = asyncio.get_running_loop().time()
+    heard = []
+    while any(endpoint.is_open for endpoint in endpoints):
+        assert asyncio.get_running_loop().time() - started < 10, "the stalled subscribers were not closed"
+        heard.append((await reader.recv())["seq"])
+    closings = [r for r in caplog.records if r.getMessage() == "closing slow consumer"]
+    assert len(closings) == 5 and all(r.backlog > 4 * 1024 for r in closings)
+    assert heard == list(range(heard[0], heard[0] + len(heard))) and len(heard) >= 5  # the reader heard on
+    for writer in stalled:
+        writer.close()
+
+
+def reader_id(client) -> str:
+    return next(m for m in client.received if m["type"] == "CONNECTION_ESTABLISHED")["data"]["sessionId"]

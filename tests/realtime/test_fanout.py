@@ -428,3 +428,21 @@ def test_a_slow_reader_does_not_hold_back_a_shared_frame():
     assert slow.prices() == {"AAPL": 101.0, "MSFT": 101.0}
     assert fast.prices() == {"MSFT": 101.0}
     assert fanout.frames_built == 3
+
+
+def test_a_reader_behind_for_the_stall_time_on_end_is_closed_4008_and_one_that_catches_up_is_not():
+    stalled, recovering = FakeConnection(), FakeConnection()
+    market, fanout = setup(stalled, recovering, soft_buffer=1000, hard_buffer=10_000, stall_ms=10_000)
+    stalled.backlog = recovering.backlog = 1001
+    for second in range(10):
+        market.tick("AAPL")
+        fanout.flush(1000, now_ms=second * 1000)
+        if second == 5:
+            recovering.backlog = 0  # it read: the clock starts again when it falls behind next
+        if second == 6:
+            recovering.backlog = 1001
+    assert stalled.closed == [] and recovering.closed == []
+    market.tick("AAPL")
+    fanout.flush(1000, now_ms=10_000)
+    assert stalled.closed == [(4008, "slow consumer")]
+    assert recovering.closed == []
