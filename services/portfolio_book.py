@@ -51,13 +51,26 @@ class PortfolioBook:
         created = self._storage.create_portfolio(str(user.id), name, self.starting_cash_cents)
         return self.ledger(created.portfolio_id)
 
+    def reads_everyone(self, user: User) -> bool:
+        """A teacher or an admin (by the role stored now): they read every student's portfolios and orders."""
+        return self._users.role_of(user) in CLASS_ROLES
+
     def may_read(self, user: User, owner_id: str) -> bool:
         """Whether `user` may read what belongs to `owner_id`: their own, or anyone's for a teacher or admin."""
-        return owner_id == str(user.id) or self._users.role_of(user) in CLASS_ROLES
+        return owner_id == str(user.id) or self.reads_everyone(user)
 
     def readable(self, user: User, portfolio_id: str) -> PortfolioLedger:
-        """The ledger of `portfolio_id` if `user` may read it, else Forbidden (NotFound if there is none)."""
-        ledger = self.ledger(portfolio_id)
+        """The ledger of `portfolio_id` if `user` may read it, else Forbidden.
+
+        To someone who reads only their own, an id that does not exist is "not yours" too: the same answer as
+        another student's, so sequential ids do not tell who exists. Teachers and admins get NotFound.
+        """
+        try:
+            ledger = self.ledger(portfolio_id)
+        except NotFound:
+            if self.reads_everyone(user):
+                raise
+            raise Forbidden(f"portfolio {portfolio_id} is not yours") from None
         if not self.may_read(user, ledger.owner_id):
             raise Forbidden(f"portfolio {portfolio_id} is not yours")
         return ledger

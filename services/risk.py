@@ -5,7 +5,7 @@ from collections import deque
 from collections.abc import Iterable
 
 from domain import risk
-from domain.errors import Forbidden, NotFound
+from domain.errors import Forbidden
 from domain.orders import LevelTrigger
 from domain.trading import IdSequence
 from domain.users import CLASS_ROLES, User
@@ -167,9 +167,8 @@ class RiskService:
 
     def acknowledge(self, user: User, alert_id: str) -> None:
         portfolio_id = self._storage.alert_portfolio(alert_id)
-        if portfolio_id is None:
-            raise NotFound(f"alert {alert_id} not found")
-        self._owned(user, portfolio_id, "acknowledge its alerts")
+        if portfolio_id is None or self._book.ledger(portfolio_id).owner_id != str(user.id):
+            raise Forbidden(f"alert {alert_id} is not yours to acknowledge")  # unknown or another's: one answer
         self._storage.acknowledge_alert(alert_id)
 
     def _owned(self, user: User, portfolio_id: str, what: str) -> None:

@@ -93,10 +93,10 @@ class TradingService:
     def readable_order(self, user: User, order_id: str) -> Order:
         """An order, open or closed, that `user` may read (theirs, or anyone's for a teacher or admin)."""
         order = self._engine.order(order_id) or self._storage.order_by_id(order_id)
-        if order is None:
+        if order is None and self._book.reads_everyone(user):  # nothing to hide from them
             raise NotFound(f"order {order_id} not found")
-        if not self._book.may_read(user, order.user_id):
-            raise Forbidden(f"order {order_id} is not yours")
+        if order is None or not self._book.may_read(user, order.user_id):
+            raise Forbidden(f"order {order_id} is not yours")  # unknown or someone else's: one answer
         return order
 
     def order_history(self, user: User, *, portfolio_id: str | None, symbol: str | None, status: str | None,
@@ -167,10 +167,8 @@ class TradingService:
     def _check_open_order(self, user: User, order_id: str) -> Order:
         """The open order `order_id` of `user`: Forbidden for someone else's (teachers too), BAD_REQUEST if closed."""
         order = self._engine.order(order_id) or self._storage.order_by_id(order_id)
-        if order is None:
-            raise NotFound(f"order {order_id} not found")
-        if order.user_id != str(user.id):
-            raise Forbidden(f"order {order_id} is not yours")
+        if order is None or order.user_id != str(user.id):
+            raise Forbidden(f"order {order_id} is not yours")  # unknown or someone else's: one answer
         if not order.is_open or self._engine.order(order_id) is None:
             raise BadRequest(f"order {order_id} is no longer open ({order.status})")
         return order

@@ -107,3 +107,22 @@ async def test_teacher_routes_refuse_a_students_token(http_client, base_url, mak
                                        body=None if body is None else ujson.dumps(body))
     assert response.code == 403 and ujson.loads(response.body)["code"] == "FORBIDDEN"
     assert services.market.status.value == "OPEN"
+
+
+@pytest.mark.parametrize(("path", "message_type", "named", "fields"), ROWS, ids=[row[1] for row in ROWS])
+async def test_an_id_that_does_not_exist_gets_the_same_answer_as_someone_elses(ws, make_user, victim, path,
+                                                                                message_type, named, fields):
+    """Sequential ids tell a student nothing: "not yours" whether it belongs to someone or to no one."""
+    _, portfolio_id, order_id, alert_id = await victim()
+    _, token = make_user("intruder")
+    client = await ws(path, token=token)
+    refusals = []
+    for ids in ({"portfolioId": portfolio_id, "orderId": order_id, "alertId": alert_id},
+                {"portfolioId": "98765", "orderId": "O98765", "alertId": "A98765"}):
+        data = {name: FILLERS[name] for name in fields if name in FILLERS} | {name: ids[name] for name in named}
+        await client.send(message_type, data, request_id="try")
+        refusal = (await client.wait_for("ERROR"))["data"]
+        for name in named:
+            refusal["error"] = refusal["error"].replace(ids[name], "<id>")
+        refusals.append(refusal)
+    assert refusals[0] == refusals[1] and refusals[0]["code"] == "FORBIDDEN"

@@ -217,7 +217,7 @@ async def test_active_orders_on_open_lists_open_orders(trader, ws):
     ({"portfolioId": {"id": 1}, "symbol": "NVTX", "side": "BUY", "orderType": "MARKET", "quantity": 1},
      "INVALID_MESSAGE"),
     ({"symbol": "NVTX", "side": "BUY", "orderType": "MARKET", "quantity": 1}, "BAD_REQUEST"),
-    ({"portfolioId": "999", "symbol": "NVTX", "side": "BUY", "orderType": "MARKET", "quantity": 1}, "NOT_FOUND"),
+    ({"portfolioId": "999", "symbol": "NVTX", "side": "BUY", "orderType": "MARKET", "quantity": 1}, "FORBIDDEN"),
 ])
 async def test_malformed_submit_is_an_error_not_an_order(trader, services, data, code):
     client, user, _, _ = await trader()

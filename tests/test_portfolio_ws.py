@@ -177,7 +177,7 @@ async def test_another_portfolio_can_be_created_up_to_the_limit(account):
 
 
 @pytest.mark.parametrize("message_type, data, code", [
-    ("SUBSCRIBE_PORTFOLIO", {"portfolioId": "404"}, "NOT_FOUND"),
+    ("SUBSCRIBE_PORTFOLIO", {"portfolioId": "404"}, "FORBIDDEN"),  # to a student, an unknown id is not theirs
     ("SUBSCRIBE_PORTFOLIO", {"portfolioId": "1", "updateType": "EVERYTHING"}, "BAD_REQUEST"),
     ("SUBSCRIBE_PORTFOLIO", {"portfolioId": ["1"]}, "INVALID_MESSAGE"),
     ("REQUEST_POSITION_DETAILS", {"portfolioId": "1", "symbol": "ZZZZ"}, "NOT_FOUND"),

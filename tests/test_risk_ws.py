@@ -165,8 +165,8 @@ async def test_someone_elses_portfolio_is_forbidden(student):
     ("SUBSCRIBE_RISK", {}, "BAD_REQUEST"),
     ("SUBSCRIBE_RISK", {"scope": "SOME"}, "BAD_REQUEST"),
     ("SET_RISK_LIMITS", {"portfolioId": "1", "limits": [1]}, "INVALID_MESSAGE"),
-    ("ACKNOWLEDGE_ALERT", {"alertId": "A999"}, "NOT_FOUND"),
-    ("REQUEST_RISK_SNAPSHOT", {"portfolioId": "404"}, "NOT_FOUND"),
+    ("ACKNOWLEDGE_ALERT", {"alertId": "A999"}, "FORBIDDEN"),  # to a student, an unknown id is not theirs
+    ("REQUEST_RISK_SNAPSHOT", {"portfolioId": "404"}, "FORBIDDEN"),
 ])
 async def test_bad_risk_requests_get_errors_and_the_connection_stays(student, message_type, data, code):
     risk, _, _ = await student()
