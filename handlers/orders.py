@@ -42,12 +42,11 @@ class OrdersEndpoint(Endpoint):
 
     name = "orders"
     auth_required = True
+    replay_page = 500  # stored events per page of a SUBSCRIBE_ORDERS replay
 
     @property
     def trading(self):
         return self.services.trading
-
-    replay_page = 500  # stored events per page of a SUBSCRIBE_ORDERS replay
 
     def ready(self) -> None:
         self._sent_through = 0  # the highest eventId this connection has sent
@@ -100,7 +99,7 @@ class OrdersEndpoint(Endpoint):
         self._replay(_Replay(channel, portfolio_id, since_event_id, self.request_id))
         return None
 
-    def _replay(self, replay: "_Replay") -> None:
+    def _replay(self, replay: _Replay) -> None:
         """Send the next page of stored events, or wait while the client has not read the last one."""
         if not self.is_open:
             return
@@ -110,7 +109,7 @@ class OrdersEndpoint(Endpoint):
         page = self.trading.events_after(self.user_id, replay.after, replay.portfolio_id, limit=self.replay_page)
         for event_id, event_type, payload in page:
             self.send_json(event_type, payload)
-            replay.after = self._sent_through = max(self._sent_through, event_id)
+            replay.after, self._sent_through = event_id, max(self._sent_through, event_id)
         if len(page) == self.replay_page:
             self._arm_timer("replay", 0, lambda: self._replay(replay))
             return

@@ -221,3 +221,22 @@ def test_a_long_replay_goes_page_by_page_as_the_client_reads_and_live_events_wai
     placer.receive(f'{{"type": "SUBMIT_ORDER", "data": {far}}}')  # 10: live, on the user's channel
     world.broker.drain()
     assert order_events(heard)[-1] == (10, None)
+
+
+def test_a_replay_after_the_connections_own_later_events_still_sends_everyone_elses(world, monkeypatch):
+    monkeypatch.setattr(OrdersEndpoint, "replay_page", 2)
+    user = world.users.create("ada", "Ada", hash_password("correct horse", n=2**10))
+    portfolio_id = world.book.ids_of(str(user.id))[0]
+    far = json.dumps({"portfolioId": portfolio_id, "symbol": "NVTX", "side": "BUY", "orderType": "LIMIT",
+                      "quantity": 1, "limitPrice": 1.0, "timeInForce": "GTC"})
+    other, _ = signed_in_orders(world, user, "other")
+    reader, heard = signed_in_orders(world, user, "reader")
+    for _ in range(3):
+        other.receive(f'{{"type": "SUBMIT_ORDER", "data": {far}}}')  # 1..3: not on the reader's channels
+    reader.receive(f'{{"type": "SUBMIT_ORDER", "data": {far}, "requestId": "own"}}')  # 4: its own
+    world.broker.drain()
+    assert order_events(heard) == [(4, "own")]
+    reader.receive('{"type": "SUBSCRIBE_ORDERS", "data": {"sinceEventId": 0}}')
+    for _ in range(3):
+        world.scheduler.advance(0)
+    assert [event_id for event_id, _ in order_events(heard)] == [4, 1, 2, 3, 4]
