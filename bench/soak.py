@@ -177,10 +177,12 @@ async def run(args) -> int:
     with Storage.in_dir(data_dir, SystemClock()) as storage:
         portfolios = [pid for user in users for pid in storage.portfolio_ids_of(user["user"]["userId"])]
         reconciled = [storage.reconcile(pid) for pid in portfolios]
+        resting = len(storage.load_trading(0)[1])
     bad = [r for r in reconciled if not r["ok"]]
     log_errors = [line for line in log_path.read_text().splitlines() if " ERROR " in line or "Traceback" in line]
     print(f"server exit {exit_code}; {len(portfolios)} portfolios, {sum(r['fills'] for r in reconciled)} fills, "
-          f"{len(bad)} that do not reconcile; {len(log_errors)} ERROR lines in the server log")
+          f"{resting} orders left open (far limits rest: the engine holds them), {len(bad)} portfolios that do "
+          f"not reconcile; {len(log_errors)} ERROR lines in the server log")
     for example in soak.examples + log_errors[:5]:
         print("  ", example)
     return 1 if bad or log_errors or soak.counts["internal"] or exit_code != 0 else 0
