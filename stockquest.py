@@ -44,7 +44,7 @@ from handlers.signals import SignalsEndpoint
 from handlers.sockjs import sockjs_routes
 from handlers.websocket import WebSocketTransport
 from realtime.broker import InMemoryBroker
-from realtime.fanout import MIN_INTERVAL_MS, QUOTES, QuoteFanout
+from realtime.fanout import QUOTES, QuoteFanout
 from realtime.hub import ConnectionHub
 from realtime.protocol import CloseCode, iso_timestamp
 from realtime.scheduler import LoopScheduler
@@ -103,8 +103,13 @@ def build_services(config: Config, *, clock: Clock | None = None, rng: random.Ra
         exchange_hours=config.exchange_hours)
     market = MarketService(simulator, market_clock, clock, broker=broker, hub=hub)
     fanout = QuoteFanout(soft_buffer=config.max_buffered_bytes // 16, hard_buffer=config.max_buffered_bytes,
-                         stall_ms=int(config.slow_consumer_s * 1000))
-    broker.subscribe(QUOTES, fanout.on_quotes)
+                         stall_ms=int(config.slow_consumer_s * 1000), slack_ms=config.tick_ms // 2)
+
+    def quotes_arrived(channel: str, message: bytes) -> None:
+        fanout.on_quotes(channel, message)  # then, at once, every subscriber whose interval has come
+        fanout.run_due(clock.now_ms())
+
+    broker.subscribe(QUOTES, quotes_arrived)
     hub.attach(fanout)
     market.publish_quotes()
 
@@ -237,7 +242,7 @@ async def stop(services: Services, timers: list[PeriodicCallback]) -> None:
 
 
 def start_timers(services: Services) -> list[PeriodicCallback]:
-    """Every schedule of the server: ticks, quote flushes, heartbeats, idle sweep, overview, stats log."""
+    """Every schedule of the server: ticks (their quotes go out as they arrive), heartbeats, pushes, sweeps, logs."""
     config, hub, market = services.config, services.hub, services.market
 
     def heartbeat():
@@ -255,14 +260,8 @@ def start_timers(services: Services) -> list[PeriodicCallback]:
     def log_stats():
         log.info("connection stats %s", hub.stats())
 
-    def flush_quotes():
-        # At the end of this turn of the loop: when a tick ran in the same turn, the broker delivers its quotes
-        # (queued before this) first, so a flush never misses the latest tick only because both timers were due.
-        asyncio.get_running_loop().call_soon(lambda: services.fanout.run_due(services.clock.now_ms()))
-
     schedule = [
         (services.exchange.tick, config.tick_ms),
-        (flush_quotes, MIN_INTERVAL_MS),
         (heartbeat, config.heartbeat_ms),
         (lambda: services.portfolios.run_due(services.clock.now_ms()), 250),
         (lambda: services.risk.on_values(services.portfolios.record_values()), config.portfolio_value_sample_s * 1000),

@@ -61,8 +61,10 @@ class QuoteFanout:
     hub, which tells it when a connection ends (`remove`).
     """
 
-    def __init__(self, *, soft_buffer: int = 64 * 1024, hard_buffer: int = 1024 * 1024, stall_ms: int = 10_000):
+    def __init__(self, *, soft_buffer: int = 64 * 1024, hard_buffer: int = 1024 * 1024, stall_ms: int = 10_000,
+                 slack_ms: int = 0):
         self.soft_buffer, self.hard_buffer, self.stall_ms = soft_buffer, hard_buffer, stall_ms
+        self.slack_ms = slack_ms  # how early an interval may flush: half a tick, so a tick's jitter never skips one
         self.version = 0
         self._latest: dict[str, tuple[int, str]] = {}  # symbol -> (version it changed at, its wire JSON)
         self._groups: dict[object, dict[int, _Group]] = {}
@@ -130,13 +132,16 @@ class QuoteFanout:
 
     # delivery ---------------------------------------------------------------
     def run_due(self, now_ms: int) -> int:
-        """Flush every interval whose time has come; returns the number of frames sent."""
+        """Flush every interval whose time has come (or comes within `slack_ms`); returns the frames sent.
+
+        Called right after each tick's quotes arrive: a frame leaves as soon as its quotes exist.
+        """
         sent = 0
         for interval in list(self._buckets):
             due = self._due.get(interval)
             if due is None:
                 self._due[interval] = now_ms + interval
-            elif now_ms >= due:
+            elif now_ms + self.slack_ms >= due:
                 self._due[interval] = max(due + interval, now_ms + interval // 2)
                 sent += self.flush(interval, now_ms)
         return sent

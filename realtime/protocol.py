@@ -1,6 +1,7 @@
 """The one place for the wire envelope, message types, ERROR codes and close codes (PROTOCOL.md v1)."""
 
 import enum
+import functools
 import itertools
 import math
 import os
@@ -126,7 +127,13 @@ def iso_ms(epoch_ms: int) -> str:
 
 def iso_timestamp(epoch_s: float) -> str:
     """ISO-8601 UTC with exactly three fractional digits and Z (2026-11-26T03:00:00.123Z), truncated to the ms."""
-    return iso_ms(math.floor(epoch_s * 1000))
+    return _iso_ms_cached(math.floor(epoch_s * 1000))
+
+
+@functools.lru_cache(maxsize=1)
+def _iso_ms_cached(epoch_ms: int) -> str:
+    """A fan-out stamps thousands of frames within one millisecond: format that millisecond once."""
+    return iso_ms(epoch_ms)
 
 
 def encode_data(data) -> str:

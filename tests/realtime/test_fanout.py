@@ -446,3 +446,16 @@ def test_a_reader_behind_for_the_stall_time_on_end_is_closed_4008_and_one_that_c
     fanout.flush(1000, now_ms=10_000)
     assert stalled.closed == [(4008, "slow consumer")]
     assert recovering.closed == []
+
+
+def test_a_subscriber_at_the_tick_interval_gets_every_tick_though_ticks_jitter():
+    """Flushed right after each tick, with half a tick of slack: 4 updates a second asked, 4 fresh ones sent."""
+    conn = FakeConnection()
+    market = FakeMarket()
+    fanout = fanout_for(market, slack_ms=125)
+    fanout.subscribe(conn, ["AAPL"], 250)
+    fanout.run_due(0)
+    for now_ms in (249, 498, 760, 1001, 1240, 1502):  # a 250 ms tick, arriving a little early or late
+        market.tick("AAPL")
+        assert fanout.run_due(now_ms) == 1, now_ms
+    assert len(conn.raw) == 6
