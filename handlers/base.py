@@ -378,11 +378,15 @@ class Endpoint:
     def send(self, message_type: str, data, request_id: str | None = None) -> bool:
         return self.send_json(message_type, encode_data(data), request_id)
 
-    def send_json(self, message_type: str, data_json: str, request_id: str | None = None) -> bool:
-        """Send pre-serialized data in this connection's envelope; False once it is closing or gone."""
+    def send_json(self, message_type: str, data_json: str, request_id: str | None = None, *,
+                  backlog: int | None = None) -> bool:
+        """Send pre-serialized data in this connection's envelope; False once it is closing or gone.
+
+        `backlog`: the unsent bytes, when the caller (the quote fan-out) has just read them.
+        """
         if self.state not in _SENDING:
             return False
-        if self.transport.buffered_bytes() > self.config.max_buffered_bytes:
+        if (self.transport.buffered_bytes() if backlog is None else backlog) > self.config.max_buffered_bytes:
             self.log.warning("closing slow consumer")
             self.close(CloseCode.SLOW_CONSUMER, "slow consumer")
             return False

@@ -171,7 +171,7 @@ class QuoteFanout:
                 frames[key] = self._frame(group.symbols, group.last_version)
             data_json = frames[key]
             group.last_version = version
-            if data_json is not None and conn.send_json("REAL_TIME_UPDATE", data_json):
+            if data_json is not None and conn.send_json("REAL_TIME_UPDATE", data_json, backlog=backlog):
                 sent += 1
         return sent
 

@@ -26,7 +26,8 @@ class Connection(Protocol):
     opened_at: float
     last_inbound: float
 
-    def send_json(self, message_type: str, data_json: str, request_id: str | None = None) -> bool: ...
+    def send_json(self, message_type: str, data_json: str, request_id: str | None = None, *,
+                  backlog: int | None = None) -> bool: ...
 
     def deliver(self, message_type: str, data_json: str, request_id: str | None, offset: int | None) -> bool:
         """A publication: `request_id` when it answers this connection's request, `offset` its place in a stream."""

@@ -55,7 +55,7 @@ class FakeConnection:
     def buffered_bytes(self):
         return self.backlog
 
-    def send_json(self, message_type, data_json, request_id=None):
+    def send_json(self, message_type, data_json, request_id=None, *, backlog=None):
         self.raw.append((message_type, data_json, request_id))
         return self.accepts
 
