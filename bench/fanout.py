@@ -20,17 +20,14 @@ import json
 import os
 import resource
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
-from procstat import cpu_seconds, free_port, rss_mib
+from procstat import ServerProcess, cpu_seconds, rss_mib
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -55,50 +52,18 @@ def universe() -> list[str]:
     return [spec.symbol for spec in DEFAULT_UNIVERSE]
 
 
-class Server:
-    """One server process on a free port with a fresh data directory; stopped (SIGTERM) and removed on exit."""
-
-    def __init__(self, kind: str, connections: int, symbols: list[str]):
-        self.port = free_port()
-        self.data_dir = tempfile.mkdtemp(prefix="sq-fanout-bench-")
+def start_server(kind: str, connections: int, symbols: list[str]) -> ServerProcess:
+    """Stock Quest, or the baseline told to simulate `symbols`, pinned to CPU 0."""
+    def command(port: int, data_dir: str) -> list[str]:
         if kind == "stockquest":
-            command = [sys.executable, str(ROOT / "stockquest.py"), "--port", str(self.port), "--data-dir",
-                       self.data_dir, "--seed", "1", "--log-level", "WARNING", "--max-connections",
-                       str(connections + 100)]
-        else:
-            command = [sys.executable, str(BASELINE), "--port", str(self.port), "--symbols", ",".join(symbols)]
-        self.log_path = Path(self.data_dir) / "server.log"
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(pin(0) + command, stdout=log, stderr=subprocess.STDOUT)
-        self.pid = self.process.pid  # taskset execs the server: same pid
-        for _ in range(300):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:  # refused while starting (URLError is an OSError)
-                if self.process.poll() is not None:
-                    raise SystemExit(f"{kind} exited: {self.log_path.read_text()}") from None
-                time.sleep(0.1)
-        raise SystemExit(f"{kind} did not start")
+            return pin(0) + [sys.executable, str(ROOT / "stockquest.py"), "--port", str(port), "--data-dir", data_dir,
+                             "--seed", "1", "--log-level", "WARNING", "--max-connections", str(connections + 100)]
+        return pin(0) + [sys.executable, str(BASELINE), "--port", str(port), "--symbols", ",".join(symbols)]
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        problems = [line for line in self.log_path.read_text().splitlines() if "ERROR" in line or "Traceback" in line]
-        shutil.rmtree(self.data_dir, ignore_errors=True)
-        if problems:
-            print(f"  server logged {len(problems)} error lines, first: {problems[0]}", flush=True)
+    return ServerProcess(command, name=kind)
 
 
-def measure(server: Server, connections: int, symbols: list[str], args) -> dict:
+def measure(server: ServerProcess, connections: int, symbols: list[str], args) -> dict:
     """Run the load generator against `server`, sampling the server's CPU at its window's start and end."""
     subscribe = json.dumps({"type": "SUBSCRIBE", "data": {"symbols": symbols, "updateInterval": INTERVAL_MS}})
     command = pin(1) + ["node", str(LOAD_GENERATOR), "--url", f"ws://127.0.0.1:{server.port}/ws/market-data",
@@ -212,7 +177,7 @@ def main() -> None:
     for run in range(args.repeat):
         for level in levels:
             for kind in SERVERS:  # alternated, so drift on a shared machine hits both alike
-                with Server(kind, level, symbols) as server:
+                with start_server(kind, level, symbols) as server:
                     result = measure(server, level, subscribed, args)
                 results[level, kind].append(result)
                 print(f"run {run + 1} {kind} {level}: " + ", ".join(

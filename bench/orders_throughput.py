@@ -30,19 +30,15 @@ import argparse
 import asyncio
 import os
 import resource
-import shutil
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import tornado.httpclient
 import tornado.websocket
 import ujson
-from procstat import TICKS, cpu_seconds, free_port
+from procstat import TICKS, ServerProcess, cpu_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 SYMBOLS = ("NVTX", "QBIT", "MCRS", "BKNR", "SUNM", "TLXA", "DTVL", "PHLN")
@@ -66,49 +62,16 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
-class Server:
-    """The server process on a fresh data directory; stopped (SIGTERM) and removed on exit."""
-
-    def __init__(self, lifted: bool):
-        self.port = free_port()
-        self.data_dir = tempfile.mkdtemp(prefix="sq-orders-bench-")
-        flags = ["--port", str(self.port), "--data-dir", self.data_dir, "--seed", "1", "--log-level", "WARNING",
+def start_server(lifted: bool) -> ServerProcess:
+    def command(port: int, data_dir: str) -> list[str]:
+        flags = ["--port", str(port), "--data-dir", data_dir, "--seed", "1", "--log-level", "WARNING",
                  "--starting-cash", "1000000000",  # far limits reserve cash: never run out
                  "--sign-ups-per-minute", "1000000"]  # every bench user registers from 127.0.0.1
         if lifted:
             flags += ["--rate-limit", "1000000000"]
-        command = [sys.executable, str(ROOT / "stockquest.py"), *flags]
-        self.log_path = Path(self.data_dir) / "server.log"
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        client = tornado.httpclient.HTTPClient()
-        try:
-            for _ in range(300):
-                try:
-                    client.fetch(f"http://127.0.0.1:{self.port}/healthz")
-                    return
-                except (OSError, tornado.httpclient.HTTPClientError):
-                    if self.process.poll() is not None:
-                        raise SystemExit(f"server exited: {self.log_path.read_text()}") from None
-                    time.sleep(0.1)
-            raise SystemExit("server did not start")
-        finally:
-            client.close()
+        return [sys.executable, str(ROOT / "stockquest.py"), *flags]
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        errors = [line for line in self.log_path.read_text().splitlines() if " ERROR " in line]
-        shutil.rmtree(self.data_dir, ignore_errors=True)
-        if errors:
-            print(f"  server logged {len(errors)} errors, first: {errors[0]}", flush=True)
+    return ServerProcess(command)
 
 
 class Connection:
@@ -216,7 +179,7 @@ async def far_prices(port: int) -> dict[str, float]:
         conn.close()
 
 
-async def measure(server: Server, connections: int, args) -> dict:
+async def measure(server: ServerProcess, connections: int, args) -> dict:
     port = server.port
     users = await register(port, -(-connections // args.conns_per_user))
     prices = await far_prices(port)
@@ -232,10 +195,10 @@ async def measure(server: Server, connections: int, args) -> dict:
     stop = asyncio.Event()
     tasks = [asyncio.create_task(client.run(stop)) for client in clients]
     await asyncio.sleep(args.warmup)
-    cpu0, own0, all0, t0 = (cpu_seconds(server.process.pid), time.process_time(), machine_busy_seconds(),
+    cpu0, own0, all0, t0 = (cpu_seconds(server.pid), time.process_time(), machine_busy_seconds(),
                             time.perf_counter())
     await asyncio.sleep(args.duration)
-    cpu1, own1, all1, t1 = (cpu_seconds(server.process.pid), time.process_time(), machine_busy_seconds(),
+    cpu1, own1, all1, t1 = (cpu_seconds(server.pid), time.process_time(), machine_busy_seconds(),
                             time.perf_counter())
     stop.set()
     await asyncio.gather(*tasks)
@@ -286,7 +249,7 @@ def main() -> None:
     results: dict[int, list[dict]] = {level: [] for level in levels}
     for run in range(args.repeat):
         for level in levels:
-            with Server(args.lift_rate_limit) as server:
+            with start_server(args.lift_rate_limit) as server:
                 result = asyncio.run(measure(server, level, args))
             results[level].append(result)
             print(f"run {run + 1} level {level}: " + ", ".join(

@@ -160,7 +160,7 @@ class QuoteFanout:
             if backlog > self.soft_buffer:
                 if group.behind_since is None:
                     group.behind_since = now_ms
-                stalled = None not in (now_ms, group.behind_since) and now_ms - group.behind_since >= self.stall_ms
+                stalled = now_ms is not None and now_ms - group.behind_since >= self.stall_ms
                 if backlog > self.hard_buffer or stalled:
                     log.warning("closing slow consumer", extra={"session_id": conn.session_id, "backlog": backlog})
                     conn.close(CloseCode.SLOW_CONSUMER, "slow consumer")

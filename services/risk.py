@@ -162,7 +162,7 @@ class RiskService:
         Teachers read a student's risk but do not change it: limits decide which orders the student may place,
         and "teachers read, never trade" holds for everything that does.
         """
-        self._owned(user, portfolio_id, "set its risk limits")
+        self._book.tradable(user, portfolio_id)
         return self.limits.update(portfolio_id, data)
 
     def acknowledge(self, user: User, alert_id: str) -> None:
@@ -170,7 +170,3 @@ class RiskService:
         if portfolio_id is None or self._book.ledger(portfolio_id).owner_id != str(user.id):
             raise Forbidden(f"alert {alert_id} is not yours to acknowledge")  # unknown or another's: one answer
         self._storage.acknowledge_alert(alert_id)
-
-    def _owned(self, user: User, portfolio_id: str, what: str) -> None:
-        if self._book.readable(user, portfolio_id).owner_id != str(user.id):
-            raise Forbidden(f"only the owner of portfolio {portfolio_id} may {what}; teachers read it")

@@ -1,7 +1,7 @@
 """How fast passwords may be guessed and accounts made: per account and per address, on the injected clock."""
 
 from domain.errors import RateLimited
-from realtime.ratelimit import KeyedBuckets
+from realtime.ratelimit import KeyedBuckets, retry_after
 
 __all__ = ["SignInThrottle"]
 
@@ -39,4 +39,4 @@ class SignInThrottle:
 def _take(bucket, message: str) -> None:
     if not bucket.allow():
         wait = bucket.wait_s()
-        raise RateLimited(f"{message}; try again in {max(1, round(wait))} s", wait)
+        raise RateLimited(f"{message}; try again in {retry_after(wait)} s", wait)

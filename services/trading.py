@@ -14,7 +14,7 @@ from realtime.hub import Publisher
 from .portfolio_book import PortfolioBook
 from .storage import MAX_HISTORY_LIMIT, Storage, StorageFailure
 
-__all__ = ["TradingService", "Origin", "StoredEvent", "ORDER_HISTORY_LIMIT"]
+__all__ = ["TradingService", "Origin", "ORDER_HISTORY_LIMIT"]
 
 ORDER_HISTORY_LIMIT = MAX_HISTORY_LIMIT  # orders per REQUEST_ORDER_HISTORY page
 
@@ -27,20 +27,6 @@ class Origin:
 
     session_id: str
     request_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
-    """An order event after its commit: its per-user eventId and the exact stored `data` JSON."""
-
-    user_id: str
-    event_id: int
-    type: str
-    payload: str
-    order_id: str
-    portfolio_id: str
-    origin_session: str | None    # the connection whose request or order caused it
-    reply_to: Origin | None = None  # set on the event that answers a request
 
 
 class TradingService:
@@ -116,7 +102,7 @@ class TradingService:
 
     # trading ----------------------------------------------------------------
     def submit(self, user: User, request: OrderRequest, *, origin: Origin | None,
-               price_error: str | None = None) -> list[StoredEvent]:
+               price_error: str | None = None) -> None:
         """SUBMIT_ORDER: always records an order (accepted or REJECTED) unless it names someone else's portfolio.
 
         Its events reach the connections through the hub, the first as the answer to `origin`'s request. An
@@ -129,40 +115,40 @@ class TradingService:
         if request.client_order_id is not None:
             previous = self._storage.client_order(user_id, request.client_order_id)
             if previous is not None:
-                order, event_id, payload = previous
+                order, _, payload = previous
                 if _same_request(order, request):
-                    repeat = StoredEvent(user_id, event_id, _first_event_type(order), payload, order.order_id,
-                                         order.portfolio_id, origin and origin.session_id, reply_to=origin)
                     if origin is not None:  # an answer only: the event is not new to anyone else
-                        self._hub.publish(channels.orders_of_session(origin.session_id), repeat.type, payload,
-                                          reply_to=(origin.session_id, origin.request_id))
-                    return [repeat]
+                        self._hub.publish(channels.orders_of_session(origin.session_id), _first_event_type(order),
+                                          payload, reply_to=(origin.session_id, origin.request_id))
+                    return
                 events = self._engine.reject(
                     user_id, _without_client_id(request), RejectReason.DUPLICATE_CLIENT_ORDER_ID,
                     f"clientOrderId {request.client_order_id!r} was already used for a different order",
                     now_ms=now_ms, day_index=day_index)
-                return self._commit(events, origin)
+                self._commit(events, origin)
+                return
         if price_error is not None:
             events = self._engine.reject(user_id, request, RejectReason.INVALID_PRICE, price_error,
                                          now_ms=now_ms, day_index=day_index)
-            return self._commit(events, origin)
+            self._commit(events, origin)
+            return
         quote = self._market.quote(request.symbol) if self._market.has(request.symbol) else None
         events = self._engine.submit(user_id, request, quote, now_ms=now_ms, market_ms=self._market.market_ms,
                                      day_index=day_index, market_state=self._market.status)
-        return self._commit(events, origin)
+        self._commit(events, origin)
 
-    def cancel(self, user: User, order_id: str, *, origin: Origin | None) -> list[StoredEvent]:
+    def cancel(self, user: User, order_id: str, *, origin: Origin | None) -> None:
         self._check_open_order(user, order_id)
-        return self._commit(self._engine.cancel(str(user.id), order_id, now_ms=self._clock.now_ms()), origin)
+        self._commit(self._engine.cancel(str(user.id), order_id, now_ms=self._clock.now_ms()), origin)
 
     def modify(self, user: User, order_id: str, *, quantity=None, limit_price=None, stop_price=None,
-               origin: Origin | None) -> list[StoredEvent]:
+               origin: Origin | None) -> None:
         order = self._check_open_order(user, order_id)
         events = self._engine.modify(str(user.id), order_id, quantity=quantity, limit_price=limit_price,
                                      stop_price=stop_price, quote=self._market.quote(order.symbol),
                                      now_ms=self._clock.now_ms(), market_ms=self._market.market_ms,
                                      market_state=self._market.status)
-        return self._commit(events, origin)
+        self._commit(events, origin)
 
     def _check_open_order(self, user: User, order_id: str) -> Order:
         """The open order `order_id` of `user`: Forbidden for someone else's (teachers too), BAD_REQUEST if closed."""
@@ -199,34 +185,28 @@ class TradingService:
         return list(result.triggers)
 
     # commit and publish -----------------------------------------------------
-    def _commit(self, result: TradeResult, origin: Origin | None) -> list[StoredEvent]:
-        """Store what one engine call changed in one transaction, then publish its events."""
+    def _commit(self, result: TradeResult, origin: Origin | None) -> None:
+        """Store what one engine call changed in one transaction, then publish its events: each to the user's and
+        the portfolio's order channels and to the session that placed its order, the first as the answer to
+        `origin`'s request."""
         if not result.changed:
-            return []
+            return
         saved = self._save(list(result), result.portfolios, orders=result.orders)
-        stored = []
-        for event, event_id, payload in saved:
+        for index, (event, event_id, payload) in enumerate(saved):
             order = event.order
             session_id = origin.session_id if origin is not None else self._origin.get(order.order_id)
-            stored.append(StoredEvent(order.user_id, event_id, str(event.kind), payload, order.order_id,
-                                      order.portfolio_id, session_id, reply_to=None if stored else origin))
+            names = [channels.orders_of_user(order.user_id), channels.orders_of_portfolio(order.portfolio_id)]
+            if session_id is not None:
+                names.append(channels.orders_of_session(session_id))
+            reply_to = (origin.session_id, origin.request_id) if origin is not None and index == 0 else None
+            self._hub.publish(names, str(event.kind), payload, reply_to=reply_to, offset=event_id)
         for order in result.orders:  # remember who placed an order until it closes: later fills go there too
             if order.is_open and origin is not None:
                 self._origin[order.order_id] = origin.session_id
             elif not order.is_open:
                 self._origin.pop(order.order_id, None)
-        for event in stored:
-            self._publish(event)
         if result.portfolios:
             self._on_ledgers_changed(frozenset(ledger.portfolio_id for ledger in result.portfolios))
-        return stored
-
-    def _publish(self, event: StoredEvent) -> None:
-        names = [channels.orders_of_user(event.user_id), channels.orders_of_portfolio(event.portfolio_id)]
-        if event.origin_session is not None:
-            names.append(channels.orders_of_session(event.origin_session))
-        reply_to = event.reply_to and (event.reply_to.session_id, event.reply_to.request_id)
-        self._hub.publish(names, event.type, event.payload, reply_to=reply_to, offset=event.event_id)
 
 
 def _first_event_type(order: Order) -> str:

@@ -353,10 +353,7 @@ async def test_a_client_that_stops_reading_is_closed_4008_once_its_backlog_passe
 
 async def test_frames_still_queued_when_a_client_vanishes_are_dropped_without_a_traceback(http_port, server,
                                                                                            services, caplog):
-    reader, writer = await asyncio.open_connection("127.0.0.1", http_port)
-    writer.write(f"GET {MD} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                 "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\n\r\n".encode())
-    assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+    writer = await raw_websocket(http_port)
     while not services.hub.connections("market-data"):
         await asyncio.sleep(0.01)
     endpoint = services.hub.connections("market-data")[0]
@@ -393,16 +390,18 @@ def masked_text_frame(text: str) -> bytes:
     return bytes([0x81]) + length + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
-async def subscriber_that_never_reads(port: int, symbols: list[str]):
-    """A market-data client with a tiny receive buffer that subscribes to quotes every 100 ms, then never reads."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
-    reader, writer = await asyncio.open_connection(sock=sock)
+async def raw_websocket(port: int) -> asyncio.StreamWriter:
+    """A market-data WebSocket opened by hand, for a client that reads nothing (or vanishes) after the handshake."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(f"GET {MD} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                  "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\n\r\n".encode())
     assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+    return writer
+
+
+async def subscriber_that_never_reads(port: int, symbols: list[str]):
+    """A market-data client that subscribes to quotes every 100 ms, then never reads."""
+    writer = await raw_websocket(port)
     writer.write(masked_text_frame(ujson.dumps({"type": "SUBSCRIBE", "data": {"symbols": symbols,
                                                                               "updateInterval": 100}})))
     await writer.drain()

@@ -159,6 +159,13 @@ def signed_in_orders(world, user, name):
     return endpoint, transport
 
 
+def far_order(world, user) -> str:
+    """SUBMIT_ORDER data for a LIMIT buy far below the market: it rests, one event per order."""
+    portfolio_id = world.book.ids_of(str(user.id))[0]
+    return json.dumps({"portfolioId": portfolio_id, "symbol": "NVTX", "side": "BUY", "orderType": "LIMIT",
+                       "quantity": 1, "limitPrice": 1.0, "timeInForce": "GTC"})
+
+
 def order_events(transport) -> list[tuple[int, str | None]]:
     return [(frame["data"]["eventId"], frame.get("requestId")) for frame in transport.frames
             if frame["type"].startswith("ORDER_")]
@@ -167,9 +174,7 @@ def order_events(transport) -> list[tuple[int, str | None]]:
 def test_a_connection_hears_its_replies_and_the_users_other_events_in_event_id_order_and_each_once(world):
     """Replies travel with the pushes: a reply never overtakes an earlier event, and a replay is not repeated."""
     user = world.users.create("ada", "Ada", hash_password("correct horse", n=2**10))
-    portfolio_id = world.book.ids_of(str(user.id))[0]
-    far = json.dumps({"portfolioId": portfolio_id, "symbol": "NVTX", "side": "BUY", "orderType": "LIMIT",
-                      "quantity": 1, "limitPrice": 1.0, "timeInForce": "GTC"})
+    far = far_order(world, user)
     flooder, _ = signed_in_orders(world, user, "flooder")
     subscriber, heard = signed_in_orders(world, user, "subscriber")
     subscriber.receive('{"type": "SUBSCRIBE_ORDERS", "data": {}}')
@@ -190,9 +195,7 @@ def test_a_long_replay_goes_page_by_page_as_the_client_reads_and_live_events_wai
     """Every stored event is replayed (none capped), never faster than the client reads, and nothing overtakes it."""
     monkeypatch.setattr(OrdersEndpoint, "replay_page", 3)
     user = world.users.create("ada", "Ada", hash_password("correct horse", n=2**10))
-    portfolio_id = world.book.ids_of(str(user.id))[0]
-    far = json.dumps({"portfolioId": portfolio_id, "symbol": "NVTX", "side": "BUY", "orderType": "LIMIT",
-                      "quantity": 1, "limitPrice": 1.0, "timeInForce": "GTC"})
+    far = far_order(world, user)
     placer, _ = signed_in_orders(world, user, "placer")
     for _ in range(7):
         placer.receive(f'{{"type": "SUBMIT_ORDER", "data": {far}}}')
@@ -226,9 +229,7 @@ def test_a_long_replay_goes_page_by_page_as_the_client_reads_and_live_events_wai
 def test_a_replay_after_the_connections_own_later_events_still_sends_everyone_elses(world, monkeypatch):
     monkeypatch.setattr(OrdersEndpoint, "replay_page", 2)
     user = world.users.create("ada", "Ada", hash_password("correct horse", n=2**10))
-    portfolio_id = world.book.ids_of(str(user.id))[0]
-    far = json.dumps({"portfolioId": portfolio_id, "symbol": "NVTX", "side": "BUY", "orderType": "LIMIT",
-                      "quantity": 1, "limitPrice": 1.0, "timeInForce": "GTC"})
+    far = far_order(world, user)
     other, _ = signed_in_orders(world, user, "other")
     reader, heard = signed_in_orders(world, user, "reader")
     for _ in range(3):

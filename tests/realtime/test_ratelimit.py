@@ -1,8 +1,8 @@
-"""The per-connection token bucket, driven by a fake clock."""
+"""The token bucket and the keyed buckets, driven by a fake clock."""
 
 
 from domain.clock import FakeClock
-from realtime.ratelimit import TokenBucket
+from realtime.ratelimit import KeyedBuckets, TokenBucket
 
 
 def drain(bucket, attempts):
@@ -90,3 +90,19 @@ def test_a_wall_clock_stepping_backwards_does_not_take_tokens_away():
     bucket = TokenBucket(rate=10, burst=5, clock=clock)
     clock.set(clock.now() - 60)
     assert bucket.allow()
+
+
+def test_keyed_buckets_stay_bounded_forgetting_refilled_buckets_first():
+    clock = FakeClock()
+    buckets = KeyedBuckets(rate=1, burst=2, clock=clock, max_keys=4)
+    for address in ("a", "b", "c"):
+        buckets.bucket(address).allow()
+    clock.advance(5)  # a, b and c have refilled: they mean nothing a new bucket would not
+    buckets.bucket("d").allow()
+    buckets.bucket("d").allow()
+    buckets.bucket("e")  # at the limit: the refilled ones go, the spent one stays
+    assert len(buckets) == 2
+    assert not buckets.bucket("d").allow()
+    for address in "fghijklmn":
+        buckets.bucket(address).allow()
+        assert len(buckets) <= 4
