@@ -230,14 +230,16 @@ def make_app(services: Services, **settings) -> tornado.web.Application:
 
 
 async def start(services: Services) -> list[PeriodicCallback]:
-    """Start the broker, then every schedule; inside the running loop."""
+    """Start the broker, group commit and every schedule; inside the running loop."""
     await services.broker.start()
+    services.trading.commit_later(asyncio.get_running_loop().call_soon)
     return start_timers(services)
 
 
 async def stop(services: Services, timers: list[PeriodicCallback]) -> None:
     for timer in timers:
         timer.stop()
+    services.trading.flush()
     await services.broker.stop()
 
 

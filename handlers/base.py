@@ -132,6 +132,7 @@ class Endpoint:
         self.last_inbound = self.opened_at
         self.seq = 0
         self.request_id: str | None = None  # of the request being handled: for replies the hub delivers later
+        self.request_type: str | None = None
         self.role_grants: set[str] = set()  # channels held only because the user is a teacher or an admin
         self.state = ConnectionState.CONNECTING
         self._timers: dict[str, Cancellable] = {}
@@ -363,11 +364,11 @@ class Endpoint:
         method, needs_auth, fields = entry
         if needs_auth and self.user is None:
             raise ProtocolError(ErrorCode.UNAUTHORIZED, f"{message.type} needs a signed-in user")
-        self.request_id = message.request_id
+        self.request_id, self.request_type = message.request_id, message.type
         try:
             replies = method(self, **validate(message.data, fields))
         finally:
-            self.request_id = None
+            self.request_id = self.request_type = None
         if isinstance(replies, Reply):
             replies = [replies]
         for reply in replies or ():

@@ -10,6 +10,7 @@ from domain.trading import EventKind, MarketState, Order, OrderRequest, RejectRe
 from domain.users import User
 from realtime import channels
 from realtime.hub import Publisher
+from realtime.protocol import encode_data
 
 from .portfolio_book import PortfolioBook
 from .storage import MAX_HISTORY_LIMIT, Storage, StorageFailure
@@ -23,23 +24,32 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Origin:
-    """The connection whose request caused a trading call, and that request's id: the call's first event answers it."""
+    """The connection whose request caused a trading call, and that request's id and type: the call's first event
+    answers it (or an ERROR, when what it did could not be stored)."""
 
     session_id: str
     request_id: str | None = None
+    request_type: str | None = None
 
 
 class TradingService:
-    """Owns the trading flow: access checks, engine calls, one durable commit per call, then publishing.
+    """Owns the trading flow: access checks, engine calls, durable commits, then publishing.
 
-    Nothing is acknowledged before it is committed: every call commits the engine's events (orders, fills,
-    ledgers) in one transaction; only then does it publish each event to the user's order channels and tell
-    the portfolio feed (`on_ledgers_changed`) which ledgers changed. An event reaches the connection that
-    caused it (as its direct reply when it is one, else on its session channel) and every connection
-    following the user's orders or that portfolio's.
+    Nothing is acknowledged before it is committed: the engine's events (orders, fills, ledgers) are stored in
+    one transaction; only then is each event published to the user's order channels and the portfolio feed
+    (`on_ledgers_changed`) told which ledgers changed. An event reaches the connection that caused it (as its
+    direct reply when it is one, else on its session channel) and every connection following the user's
+    orders or that portfolio's.
 
     The answer to a request travels the same way, marked as the reply to it: a connection hears its replies
     and the other events in eventId order, whichever arrives first.
+
+    Group commit (`commit_later`, the server's loop): the requests handled in one turn of the loop share one
+    transaction, run on the next turn, because a commit costs more than an order. Until then their changes
+    live only in the engine; a storage read, a market tick or a position update commits them first, so no
+    read or later write sees the engine ahead of storage. When the database refuses the transaction, the
+    engine goes back to what is stored and every request in it is answered INTERNAL: nothing was done.
+    Without `commit_later` (tests, tools) each call commits before it returns.
     """
 
     def __init__(self, *, engine: OrderEngine, book: PortfolioBook, storage: Storage, market, hub: Publisher,
@@ -47,6 +57,13 @@ class TradingService:
         self._engine, self._book, self._storage, self._market = engine, book, storage, market
         self._hub, self._clock, self._on_ledgers_changed = hub, clock, on_ledgers_changed
         self._origin: dict[str, str] = {}  # open order id -> session that submitted it
+        self._commit_later: Callable[[Callable[[], None]], object] | None = None
+        self._pending: list[tuple[TradeResult, Origin | None]] = []  # changed in the engine, not yet stored
+        self._pending_client_ids: set[tuple[str, str]] = set()  # (user id, clientOrderId) among them
+
+    def commit_later(self, schedule: Callable[[Callable[[], None]], object]) -> None:
+        """Group commit from now on: `schedule(callback)` runs the callback on the loop's next turn."""
+        self._commit_later = schedule
 
     # start-up ---------------------------------------------------------------
     def restore(self) -> None:
@@ -78,7 +95,7 @@ class TradingService:
 
     def readable_order(self, user: User, order_id: str) -> Order:
         """An order, open or closed, that `user` may read (theirs, or anyone's for a teacher or admin)."""
-        order = self._engine.order(order_id) or self._storage.order_by_id(order_id)
+        order = self._engine.order(order_id) or self._stored().order_by_id(order_id)
         if order is None and self._book.reads_everyone(user):  # nothing to hide from them
             raise NotFound(f"order {order_id} not found")
         if order is None or not self._book.may_read(user, order.user_id):
@@ -89,16 +106,16 @@ class TradingService:
                       limit: int, before: str | None) -> tuple[list[Order], str | None]:
         """A page of orders, newest first: of a portfolio `user` may read, else of `user` themself."""
         owner = self._book.readable(user, portfolio_id).owner_id if portfolio_id is not None else str(user.id)
-        return self._storage.order_history(user_ids=[owner], portfolio_id=portfolio_id, symbol=symbol,
+        return self._stored().order_history(user_ids=[owner], portfolio_id=portfolio_id, symbol=symbol,
                                            status=status, limit=limit, before=before)
 
     def last_event_id(self, user_id: str) -> int:
-        return self._storage.last_event_id(user_id)
+        return self._stored().last_event_id(user_id)
 
     def events_after(self, user_id: str, event_id: int, portfolio_id: str | None, *,
                      limit: int) -> list[tuple[int, str, str]]:
         """The user's first `limit` stored events after `event_id` (of one portfolio, if given): (id, type, payload)."""
-        return self._storage.events_after(user_id, event_id, portfolio_id=portfolio_id, limit=limit)
+        return self._stored().events_after(user_id, event_id, portfolio_id=portfolio_id, limit=limit)
 
     # trading ----------------------------------------------------------------
     def submit(self, user: User, request: OrderRequest, *, origin: Origin | None,
@@ -113,6 +130,8 @@ class TradingService:
         now_ms = self._clock.now_ms()
         day_index = self._market.day_index
         if request.client_order_id is not None:
+            if (user_id, request.client_order_id) in self._pending_client_ids:
+                self.flush()  # its first use is not stored yet: a repeat must find it
             previous = self._storage.client_order(user_id, request.client_order_id)
             if previous is not None:
                 order, _, payload = previous
@@ -152,7 +171,7 @@ class TradingService:
 
     def _check_open_order(self, user: User, order_id: str) -> Order:
         """The open order `order_id` of `user`: Forbidden for someone else's (teachers too), BAD_REQUEST if closed."""
-        order = self._engine.order(order_id) or self._storage.order_by_id(order_id)
+        order = self._engine.order(order_id) or self._stored().order_by_id(order_id)
         if order is None or order.user_id != str(user.id):
             raise Forbidden(f"order {order_id} is not yours")  # unknown or someone else's: one answer
         if not order.is_open or self._engine.order(order_id) is None:
@@ -162,6 +181,7 @@ class TradingService:
     def set_position_levels(self, user: User, portfolio_id: str, symbol: str, **levels):
         """UPDATE_POSITION: set the given levels (stop_loss_cents, take_profit_cents; None clears), keep the rest."""
         self._book.tradable(user, portfolio_id)
+        self.flush()  # a refused write below reloads the engine: nothing pending may be lost with it
         position = self._engine.set_position_levels(str(user.id), portfolio_id, symbol, **levels)
         self._save([], [self._engine.portfolio(portfolio_id)])
         self._on_ledgers_changed(frozenset({portfolio_id}))
@@ -179,19 +199,62 @@ class TradingService:
         if self._market.status is MarketState.OPEN:
             result += self._engine.on_quotes(self._market.quotes(), now_ms=now_ms, market_ms=tick.market_ms)
         try:
-            self._commit(result, None)
+            self._commit(result, None, at_once=True)  # with what requests left pending: the triggers act on it
         except Unavailable:
             return []  # logged; the next tick matches again what storage holds
         return list(result.triggers)
 
     # commit and publish -----------------------------------------------------
-    def _commit(self, result: TradeResult, origin: Origin | None) -> None:
-        """Store what one engine call changed in one transaction, then publish its events: each to the user's and
-        the portfolio's order channels and to the session that placed its order, the first as the answer to
-        `origin`'s request."""
-        if not result.changed:
+    def _stored(self) -> Storage:
+        """Storage, once what is pending is in it."""
+        self.flush()
+        return self._storage
+
+    def _commit(self, result: TradeResult, origin: Origin | None, *, at_once: bool = False) -> None:
+        """Store what one engine call changed, then publish its events (see the class): in this call, or with the
+        others of this turn of the loop (group commit). Unavailable when a commit in this call fails."""
+        if result.changed:
+            self._pending.append((result, origin))
+            self._pending_client_ids.update((order.user_id, order.client_order_id) for order in result.orders
+                                            if order.client_order_id is not None)
+        if at_once or self._commit_later is None:
+            self._flush(caller=origin)
+        elif len(self._pending) == 1:
+            self._commit_later(self.flush)
+
+    def flush(self) -> None:
+        """Commit and publish what is pending; a refusal answers each request in it INTERNAL."""
+        try:
+            self._flush(caller=None)
+        except Unavailable:
+            pass  # the requests have their answers; the engine is back to what is stored
+
+    def _flush(self, *, caller: Origin | None) -> None:
+        """Commit what is pending in one transaction, then publish. When the database refuses it, every request
+        in it but `caller`'s is answered INTERNAL, and Unavailable is raised for the caller to answer."""
+        batch, self._pending = self._pending, []
+        self._pending_client_ids.clear()
+        if not batch:
             return
-        saved = self._save(list(result), result.portfolios, orders=result.orders)
+        events = [event for result, _ in batch for event in result]
+        ledgers = [ledger for result, _ in batch for ledger in result.portfolios]
+        orders = [order for result, _ in batch for order in result.orders]
+        try:
+            saved = iter(self._save(events, ledgers, orders=orders))
+        except Unavailable as refusal:
+            for _, origin in batch:
+                if origin is not None and origin is not caller:
+                    self._answer_refused(origin, refusal)
+            raise
+        for result, origin in batch:
+            self._publish([next(saved) for _ in result], result, origin)
+        changed = frozenset(ledger.portfolio_id for ledger in ledgers)
+        if changed:
+            self._on_ledgers_changed(changed)
+
+    def _publish(self, saved, result: TradeResult, origin: Origin | None) -> None:
+        """Each stored event to the user's and the portfolio's order channels and to the session that placed its
+        order, the first as the answer to `origin`'s request."""
         for index, (event, event_id, payload) in enumerate(saved):
             order = event.order
             session_id = origin.session_id if origin is not None else self._origin.get(order.order_id)
@@ -205,9 +268,13 @@ class TradingService:
                 self._origin[order.order_id] = origin.session_id
             elif not order.is_open:
                 self._origin.pop(order.order_id, None)
-        if result.portfolios:
-            self._on_ledgers_changed(frozenset(ledger.portfolio_id for ledger in result.portfolios))
 
+    def _answer_refused(self, origin: Origin, refusal: Unavailable) -> None:
+        """The ERROR a request gets when what it did could not be stored (the handler answers it when at once)."""
+        self._hub.publish(channels.orders_of_session(origin.session_id), "ERROR",
+                          encode_data({"code": refusal.code, "error": refusal.message,
+                                       "requestType": origin.request_type}),
+                          reply_to=(origin.session_id, origin.request_id))
 
 def _first_event_type(order: Order) -> str:
     return str(EventKind.ORDER_REJECTED if order.reject_reason is not None else EventKind.ORDER_SUBMITTED)

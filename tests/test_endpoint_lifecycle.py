@@ -191,6 +191,125 @@ def test_a_connection_hears_its_replies_and_the_users_other_events_in_event_id_o
     assert order_events(replayed) == [(1, None), (2, None), (3, None), (4, None)]
 
 
+class NextTurn:
+    """The loop's next turn, run when the test says: what the server's group commit is scheduled on."""
+
+    def __init__(self):
+        self.callbacks = []
+
+    def __call__(self, callback):
+        self.callbacks.append(callback)
+
+    def run(self):
+        callbacks, self.callbacks = self.callbacks, []
+        for callback in callbacks:
+            callback()
+
+
+def replies(transport) -> list[tuple[str | None, str, str | None]]:
+    """(requestId, type, orderId or ERROR code) of every order event and ERROR the connection heard."""
+    heard = [frame for frame in transport.frames if frame["type"] == "ERROR" or frame["type"].startswith("ORDER_")]
+    return [(frame.get("requestId"), frame["type"], frame["data"]["code"] if frame["type"] == "ERROR"
+             else frame["data"].get("order", frame["data"]).get("orderId")) for frame in heard]
+
+
+@pytest.fixture
+def group_commit(world, monkeypatch):
+    """Group commit on a turn the test runs; counts the transactions."""
+    turn, commits = NextTurn(), []
+    save = world.storage.save_trading
+    monkeypatch.setattr(world.storage, "save_trading", lambda *a, **kw: commits.append(1) or save(*a, **kw))
+    world.trading.commit_later(turn)
+    return turn, commits
+
+
+def test_orders_of_one_loop_turn_share_one_transaction_and_are_acknowledged_only_after_it(world, group_commit):
+    turn, commits = group_commit
+    ada = world.users.create("ada", "Ada", hash_password("correct horse", n=2**10))
+    bob = world.users.create("bob", "Bob", hash_password("correct horse", n=2**10))
+    ada_orders, ada_heard = signed_in_orders(world, ada, "ada")
+    bob_orders, bob_heard = signed_in_orders(world, bob, "bob")
+    ada_orders.receive(f'{{"type": "SUBMIT_ORDER", "data": {far_order(world, ada)}, "requestId": "a1"}}')
+    ada_orders.receive(f'{{"type": "SUBMIT_ORDER", "data": {far_order(world, ada)}, "requestId": "a2"}}')
+    bob_orders.receive(f'{{"type": "SUBMIT_ORDER", "data": {far_order(world, bob)}, "requestId": "b1"}}')
+    world.broker.drain()
+    assert replies(ada_heard) == replies(bob_heard) == [] and commits == []
+    assert world.storage.last_event_id(str(ada.id)) == 0  # nothing acknowledged, nothing stored
+
+    turn.run()
+    world.broker.drain()
+    assert commits == [1]
+    assert [(request, kind) for request, kind, _ in replies(ada_heard)] == [("a1", "ORDER_SUBMITTED"),
+                                                                          ("a2", "ORDER_SUBMITTED")]
+    assert [(request, kind) for request, kind, _ in replies(bob_heard)] == [("b1", "ORDER_SUBMITTED")]
+    assert world.storage.last_event_id(str(ada.id)) == 2 and world.storage.last_event_id(str(bob.id)) == 1
+
+
+def test_a_group_commit_the_database_refuses_answers_each_of_its_requests_internal_and_keeps_nothing(world,
+                                                                                                   group_commit):
+    turn, _ = group_commit
+    ada = world.users.create("ada", "Ada", hash_password("correct horse", n=2**10))
+    bob = world.users.create("bob", "Bob", hash_password("correct horse", n=2**10))
+    ada_orders, ada_heard = signed_in_orders(world, ada, "ada")
+    bob_orders, bob_heard = signed_in_orders(world, bob, "bob")
+    world.storage._db.execute("PRAGMA query_only = 1")  # the disk refuses every write from now on
+    ada_orders.receive(f'{{"type": "SUBMIT_ORDER", "data": {far_order(world, ada)}, "requestId": "a1"}}')
+    bob_orders.receive(f'{{"type": "SUBMIT_ORDER", "data": {far_order(world, bob)}, "requestId": "b1"}}')
+    turn.run()
+    world.broker.drain()
+
+    assert replies(ada_heard) == [("a1", "ERROR", "INTERNAL")] and replies(bob_heard) == [("b1", "ERROR", "INTERNAL")]
+    assert ada_heard.frames[-1]["data"]["requestType"] == "SUBMIT_ORDER"
+    assert world.trading.open_orders(str(ada.id)) == world.trading.open_orders(str(bob.id)) == []
+    world.storage._db.execute("PRAGMA query_only = 0")
+    ada_orders.receive(f'{{"type": "SUBMIT_ORDER", "data": {far_order(world, ada)}, "requestId": "a2"}}')
+    turn.run()
+    world.broker.drain()
+    assert [(request, kind) for request, kind, _ in replies(ada_heard)][-1] == ("a2", "ORDER_SUBMITTED")
+    assert ada_orders.state is ConnectionState.OPEN and bob_orders.state is ConnectionState.OPEN
+
+
+def test_a_client_order_id_repeated_before_its_commit_is_answered_with_the_one_order(world, group_commit):
+    """The repeat must see the first use although it is not stored yet: one order, and the same answer twice."""
+    turn, _ = group_commit
+    ada = world.users.create("ada", "Ada", hash_password("correct horse", n=2**10))
+    orders, heard = signed_in_orders(world, ada, "ada")
+    data = json.dumps({**json.loads(far_order(world, ada)), "clientOrderId": "lesson-1"})
+    orders.receive(f'{{"type": "SUBMIT_ORDER", "data": {data}, "requestId": "first"}}')
+    orders.receive(f'{{"type": "SUBMIT_ORDER", "data": {data}, "requestId": "again"}}')
+    turn.run()
+    world.broker.drain()
+
+    (_, first_kind, first_id), (_, again_kind, again_id) = replies(heard)
+    assert (first_kind, again_kind) == ("ORDER_SUBMITTED", "ORDER_SUBMITTED") and first_id == again_id
+    assert [order.order_id for order in world.trading.open_orders(str(ada.id))] == [first_id]
+
+
+def test_a_read_or_a_market_tick_commits_what_is_pending_first(world, group_commit, clock):
+    """No reader sees the engine ahead of storage, and a tick stores its fills with the orders they fill."""
+    turn, commits = group_commit
+    ada = world.users.create("ada", "Ada", hash_password("correct horse", n=2**10))
+    orders, heard = signed_in_orders(world, ada, "ada")
+    orders.receive(f'{{"type": "SUBMIT_ORDER", "data": {far_order(world, ada)}, "requestId": "a1"}}')
+    orders.receive('{"type": "REQUEST_ORDER_HISTORY", "data": {}, "requestId": "h"}')
+    assert [len(frame["data"]["orders"]) for frame in heard.frames if frame["type"] == "ORDER_HISTORY"] == [1]
+    assert commits == [1]
+
+    portfolio_id = world.book.ids_of(str(ada.id))[0]
+    market = json.dumps({"portfolioId": portfolio_id, "symbol": "NVTX", "side": "BUY", "orderType": "MARKET",
+                         "quantity": 1})
+    orders.receive(f'{{"type": "SUBMIT_ORDER", "data": {market}, "requestId": "m"}}')
+    clock.advance(1)
+    world.exchange.tick()
+    assert commits == [1, 1] and turn.callbacks  # the tick's fill went in the same transaction as its order
+    turn.run()  # and the scheduled commit finds nothing left to do
+    world.broker.drain()
+    assert commits == [1, 1]
+    assert [(request, kind) for request, kind, _ in replies(heard)][-2:] in (
+        [("m", "ORDER_SUBMITTED"), (None, "EXECUTION_REPORT")], [("m", "ORDER_SUBMITTED"), (None, "ORDER_FILLED")])
+    assert world.storage.reconcile(portfolio_id)["ok"]
+
+
 def test_a_long_replay_goes_page_by_page_as_the_client_reads_and_live_events_wait_for_its_end(world, monkeypatch):
     """Every stored event is replayed (none capped), never faster than the client reads, and nothing overtakes it."""
     monkeypatch.setattr(OrdersEndpoint, "replay_page", 3)

@@ -238,7 +238,7 @@ async def test_a_write_the_database_refuses_is_answered_internal_and_changes_not
     await client.send("SUBMIT_ORDER", far, request_id="b")
     refused = await client.expect("ERROR")
     assert (refused["requestId"], refused["data"]["code"]) == ("b", "INTERNAL")
-    assert "nothing was done" in refused["data"]["error"]
+    assert refused["data"]["requestType"] == "SUBMIT_ORDER" and "nothing was done" in refused["data"]["error"]
     assert [order.order_id for order in services.trading.open_orders(str(user.id))] == [first]
     assert services.book.ledger(portfolio_id).reserved_cash_cents == reserved
     await asyncio.sleep(0.2)  # ticks come and go while the disk refuses
