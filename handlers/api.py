@@ -19,6 +19,7 @@ class HealthHandler(JsonHandler):
             "status": "ok",
             "connections": len(services.hub),
             "marketStatus": services.market.status,
+            "signalsWarmingUp": services.signals.cold_symbols,
             "uptimeSeconds": round(services.clock.now() - services.started_at, 3),
             "timestamp": iso_timestamp(services.clock.now()),
         })

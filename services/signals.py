@@ -52,6 +52,11 @@ class SignalService:
         self.engine.warm_up(symbol, bars, wall_ms=self._clock.now_ms())
         self._last_bar[symbol] = bars[-1].time if bars else 0
 
+    @property
+    def cold_symbols(self) -> int:
+        """Symbols whose models have not learnt from their history yet (the warm-up takes a few seconds)."""
+        return len(self.engine.symbols) - len(self._last_bar)
+
     def warm_next(self) -> bool:
         """Warm one more symbol; False once all are warm (the timer calling it may stop)."""
         cold = [s for s in self.engine.symbols if s not in self._last_bar]

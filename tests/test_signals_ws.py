@@ -1,6 +1,7 @@
 """/ws/ml-signals over a real WebSocket: signals, pushes, measured performance, optimisation, access."""
 
 import pytest
+import ujson
 
 pytestmark = pytest.mark.gen_test(timeout=30)
 
@@ -108,3 +109,15 @@ async def test_bad_signal_requests_get_clear_errors_and_the_connection_stays(ws,
     assert error["data"]["code"] == code and error["data"]["error"]
     await client.send("HEARTBEAT", request_id="ok")
     assert (await client.expect("HEARTBEAT"))["requestId"] == "ok"
+
+
+async def test_healthz_counts_the_symbols_still_warming_up_until_every_model_has_learnt(http_client, base_url,
+                                                                                        services):
+    async def warming() -> int:
+        return ujson.loads((await http_client.fetch(base_url + "/healthz")).body)["signalsWarmingUp"]
+
+    symbols = len(services.market.specs())
+    assert 0 < await warming() <= symbols
+    while services.signals.warm_next():
+        pass
+    assert await warming() == 0
