@@ -49,6 +49,7 @@ class MarketService:
         self._broker, self._hub = broker, hub
         self._sectors = {spec.symbol: spec.sector for spec in simulator.specs()}
         self._announced_status = self.status
+        self._overview: tuple[tuple, dict] | None = None  # (what it was built from, the data)
 
     # driving ------------------------------------------------------------------
     def tick(self) -> MarketTick | None:
@@ -142,9 +143,17 @@ class MarketService:
         return wire.status(self.status, speed=self.clock.speed, market_time=self.market_ms, event=event)
 
     def overview(self) -> dict:
-        """MARKET_OVERVIEW data, with the market's speed and clock so a new client knows them at once."""
-        return wire.overview(market_overview(self._simulator.quotes(), self._simulator.indices()),
-                             status=self.status, speed=self.clock.speed, market_time=self.market_ms)
+        """MARKET_OVERVIEW data, with the market's speed and clock so a new client knows them at once.
+
+        Built once per tick (every new market-data connection asks for it) and stamped with the clock each time.
+        """
+        status, market_ms = self.status, self.market_ms
+        basis = (self._simulator.version, self._simulator.day_index, status, self.clock.speed)
+        if self._overview is None or self._overview[0] != basis:
+            data = wire.overview(market_overview(self._simulator.quotes(), self._simulator.indices()),
+                                 status=status, speed=self.clock.speed, market_time=market_ms)
+            self._overview = (basis, data)
+        return {**self._overview[1], "marketTime": market_ms}
 
     def has(self, symbol: str) -> bool:
         return self._simulator.has(symbol)

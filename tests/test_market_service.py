@@ -123,3 +123,22 @@ def test_overview_is_the_market_overview_with_status_speed_and_clock_last(world)
     assert data["advancers"] + data["decliners"] + data["unchanged"] == len(market.specs())
     market.publish_overview()
     assert hub.published[-1] == (channels.MARKET, "MARKET_OVERVIEW", data)
+
+
+def test_the_overview_follows_every_tick_pause_and_speed_and_always_carries_the_clock_now(world):
+    """It is built once per tick for the many connections that ask, but never goes stale."""
+    wall, market, _, _, _ = world
+    wall.advance(1)
+    market.tick()
+    first = market.overview()
+    wall.advance(0.1)
+    again = market.overview()
+    assert again["marketTime"] == first["marketTime"] + 100 and again["indices"] == first["indices"]
+    market.shock(-10, symbols=[spec.symbol for spec in market.specs()])
+    shocked = market.overview()
+    assert shocked["indices"] != first["indices"] and shocked["decliners"] > first["decliners"]
+    market.pause()
+    assert market.overview()["marketStatus"] == "PAUSED"
+    market.resume()
+    market.set_speed(60)
+    assert (market.overview()["marketStatus"], market.overview()["speed"]) == ("OPEN", 60)
