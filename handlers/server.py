@@ -29,6 +29,8 @@ class ProxyAwareServer(tornado.httpserver.HTTPServer):
         super().initialize(request_callback, xheaders=False, trusted_downstream=hops, **kwargs)
 
     def trusts(self, peer: str) -> bool:
+        if not self.trusted_networks:  # the default: no parsing of an address per request
+            return False
         try:
             address = ipaddress.ip_address(peer)
         except ValueError:  # a Unix socket's peer has no address
