@@ -42,7 +42,7 @@ from handlers.risk import RiskEndpoint
 from handlers.server import make_server, proxy_network
 from handlers.signals import SignalsEndpoint
 from handlers.sockjs import sockjs_routes
-from handlers.websocket import WebSocketTransport
+from handlers.websocket import WebSocketTransport, keep_alive
 from realtime.broker import InMemoryBroker
 from realtime.fanout import QUOTES, QuoteFanout
 from realtime.hub import ConnectionHub
@@ -219,8 +219,6 @@ def make_app(services: Services, **settings) -> tornado.web.Application:
         static_path=str(ROOT / "static"),
         static_handler_class=StaticHandler,
         template_path=str(ROOT / "static"),
-        websocket_ping_interval=config.ping_interval_s,
-        websocket_ping_timeout=config.ping_interval_s,
         websocket_max_message_size=config.max_message_bytes,
         default_handler_class=NotFoundHandler,
         log_function=log_request,
@@ -259,6 +257,10 @@ def start_timers(services: Services) -> list[PeriodicCallback]:
             if conn.role_grants:
                 conn.review_role()
 
+    def ping():
+        keep_alive(hub.connections(), services.clock.now(), interval=config.ping_interval_s,
+                   timeout=config.ping_interval_s)
+
     def log_stats():
         log.info("connection stats %s", hub.stats())
 
@@ -271,6 +273,7 @@ def start_timers(services: Services) -> list[PeriodicCallback]:
         (services.risk.push_updates, config.risk_update_ms),
         (services.signals.push_all, PUSH_EVERY_MS),
         (sweep_idle, min(5_000, config.idle_timeout_s * 250)),
+        (ping, min(1_000, config.ping_interval_s * 250)),
         (review_roles, 1_000),
         (market.publish_overview, config.overview_interval_s * 1000),
         (log_stats, config.stats_log_interval_s * 1000),

@@ -392,11 +392,40 @@ def masked_text_frame(text: str) -> bytes:
 
 async def raw_websocket(port: int) -> asyncio.StreamWriter:
     """A market-data WebSocket opened by hand, for a client that reads nothing (or vanishes) after the handshake."""
+    return (await raw_websocket_pair(port))[1]
+
+
+async def raw_websocket_pair(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(f"GET {MD} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                  "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\n\r\n".encode())
     assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
-    return writer
+    return reader, writer
+
+
+async def server_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """The next (opcode, payload) a server sends (unmasked, unfragmented)."""
+    first, second = await reader.readexactly(2)
+    size = second & 0x7F
+    if size >= 126:
+        size = int.from_bytes(await reader.readexactly(2 if size == 126 else 8), "big")
+    return first & 0x0F, await reader.readexactly(size)
+
+
+@pytest.mark.parametrize("config_overrides", [{"ping_interval_s": 0.3}])
+async def test_a_client_that_never_answers_pings_is_closed_and_one_that_does_stays(ws, http_port):
+    """One sweep pings every native connection (no Task per connection each), and still finds a dead peer."""
+    answering = await ws(MD)
+    reader, writer = await raw_websocket_pair(http_port)
+    opcodes = []
+    while not opcodes or opcodes[-1] != 0x8:
+        opcode, payload = await asyncio.wait_for(server_frame(reader), 5)
+        opcodes.append(opcode)
+    assert 0x9 in opcodes  # pinged, and this client never answered
+    assert (int.from_bytes(payload[:2], "big"), payload[2:]) == (1000, b"ping timed out")
+    await assert_still_usable(answering)
+    assert answering.conn.close_code is None
+    writer.close()
 
 
 async def subscriber_that_never_reads(port: int, symbols: list[str]):
