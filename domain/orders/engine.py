@@ -282,9 +282,10 @@ class OrderEngine(OrderBook):
         if day_index is not None:
             self.day_index = day_index
         batch = Batch()
+        resting = self._matcher.resting
         for order in list(self._open.values()):
             quote = quotes.get(order.symbol)
-            if quote is not None and order.is_open:
+            if quote is not None and order.is_open and not resting(order, quote):
                 self._match(batch, self._ledgers[order.portfolio_id], order, quote, now_ms, market_ms)
         self._protect(batch, quotes, now_ms, market_ms)
         return batch.result()

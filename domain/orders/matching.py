@@ -1,7 +1,7 @@
 """Matching: how many shares of an order can fill against a quote now, at what price, within the displayed size."""
 
 from domain.market import Quote
-from domain.trading import Commission, Order, PortfolioLedger, Side
+from domain.trading import Commission, Order, OrderType, PortfolioLedger, Side
 
 from .checks import LIMIT_TYPES, STOP_TYPES
 
@@ -42,6 +42,14 @@ class Matcher:
         if quote.price >= order.stop_price if order.side is Side.BUY else quote.price <= order.stop_price:
             order.stop_triggered = True
         return order.stop_triggered
+
+    def resting(self, order: Order, quote: Quote) -> bool:
+        """A plain LIMIT order the quote does not reach: matching it would change nothing (a cheap first test,
+        because a tick meets every open order and most of them rest)."""
+        if order.order_type is not OrderType.LIMIT:
+            return False
+        price = quote.ask if order.side is Side.BUY else quote.bid
+        return price <= 0 or (price > order.limit_price if order.side is Side.BUY else price < order.limit_price)
 
     def fillable(
         self, ledger: PortfolioLedger, order: Order, quote: Quote, reserve_price: int | None
