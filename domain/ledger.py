@@ -1,10 +1,9 @@
 """The portfolio ledger's arithmetic: fills into cash, positions, cost basis and realized P&L; reservations."""
 
 from collections.abc import Iterable
-from dataclasses import replace
 
 from domain.money import div_round_half_even
-from domain.trading import Fill, PortfolioLedger, Position, Side
+from domain.trading import Fill, PortfolioLedger, Position, Side, shallow_copier
 
 __all__ = [
     "position",
@@ -15,6 +14,7 @@ __all__ = [
     "release_shares",
     "identity_gap",
     "snapshot_ledger",
+    "copy_position",
     "replay_fills",
 ]
 
@@ -113,9 +113,14 @@ def identity_gap(ledger: PortfolioLedger) -> int:
     return ledger.starting_cash_cents - (ledger.cash_cents + cost - realized + ledger.commissions_cents)
 
 
+_copy_ledger, copy_position = shallow_copier(PortfolioLedger), shallow_copier(Position)
+
+
 def snapshot_ledger(ledger: PortfolioLedger) -> PortfolioLedger:
     """An independent copy (positions copied too), for storage and events while the engine goes on mutating."""
-    return replace(ledger, positions={symbol: replace(p) for symbol, p in ledger.positions.items()})
+    copy = _copy_ledger(ledger)
+    copy.positions = {symbol: copy_position(p) for symbol, p in ledger.positions.items()}
+    return copy
 
 
 def replay_fills(

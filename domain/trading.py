@@ -5,12 +5,13 @@ happens at the edge (`realtime.wire.orders` for orders, fills and events).
 """
 
 import enum
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from decimal import ROUND_HALF_EVEN, Decimal
+from operator import attrgetter
 
 __all__ = [
     "Side", "MarketState", "OrderType", "TimeInForce", "OrderStatus", "RejectReason", "EventKind", "OPEN_STATUSES",
-    "OrderRequest", "Order", "Fill", "TradeEvent", "Commission", "Position", "PortfolioLedger",
+    "OrderRequest", "Order", "Fill", "TradeEvent", "Commission", "Position", "PortfolioLedger", "shallow_copier",
     "IdSequence",
 ]
 
@@ -154,7 +155,17 @@ class Order:
 
     def snapshot(self) -> "Order":
         """An independent copy, for events and storage (the engine keeps mutating the original)."""
-        return replace(self)
+        return _copy_order(self)
+
+
+def shallow_copier(cls):
+    """A shallow copy of a dataclass whose fields all go to __init__: ~1 µs where dataclasses.replace takes ~5,
+    and the engine copies every order and ledger each request changes."""
+    values = attrgetter(*(f.name for f in fields(cls)))
+    return lambda obj: cls(*values(obj))
+
+
+_copy_order = shallow_copier(Order)
 
 
 @dataclass(frozen=True, slots=True)

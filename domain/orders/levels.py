@@ -1,9 +1,10 @@
 """Protective levels: a long position's stop loss and take profit, set by its owner, triggered by the tick scan."""
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from domain.errors import BadRequest
+from domain.ledger import copy_position
 from domain.market import Quote
 from domain.trading import PortfolioLedger, Position
 
@@ -57,7 +58,7 @@ def set_levels(
     if stop is not None and take is not None and stop >= take:
         raise BadRequest("the stop loss must be below the take profit")
     held.stop_loss_cents, held.take_profit_cents = stop, take
-    return replace(held)
+    return copy_position(held)
 
 
 def scan_levels(
