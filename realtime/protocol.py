@@ -121,8 +121,13 @@ def _with_request_id(error: ProtocolError, request_id: str | None) -> ProtocolEr
 
 def iso_ms(epoch_ms: int) -> str:
     """Epoch milliseconds as the protocol's ISO-8601 UTC string (2026-11-26T03:00:00.123Z)."""
-    moment = datetime.fromtimestamp(epoch_ms // 1000, tz=timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
+    return f"{_iso_second(epoch_ms // 1000)}.{epoch_ms % 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=256)
+def _iso_second(epoch_s: int) -> str:
+    """Most stamps fall in the last few seconds (orders, fills, their events): format each second once."""
+    return datetime.fromtimestamp(epoch_s, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def iso_timestamp(epoch_s: float) -> str:
