@@ -1,5 +1,6 @@
 """Declarative validation of message `data` fields: JSON type errors are INVALID_MESSAGE, bad values BAD_REQUEST."""
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -205,6 +206,7 @@ class Obj(Field):
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 
 
+@functools.cache  # only the schemas' own field names come here: a few dozen
 def snake_case(name: str) -> str:
     """updateInterval -> update_interval."""
     return _CAMEL.sub("_", name).lower()
