@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test lint setup node clean
+.PHONY: run test lint setup node bench clean
 
 run: setup
 	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory node; else \
@@ -31,6 +31,14 @@ node: node_modules/.installed
 node_modules/.installed: package.json package-lock.json
 	@command -v npm >/dev/null || { echo "npm is needed: apt-get install -y nodejs npm" >&2; exit 1; }
 	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The performance goals, with their baselines in the same run (`make bench ARGS=--quick` for a smoke run).
+bench: setup node $(VENV)/.bench-installed
+	$(PY) bench/goals.py $(ARGS)
+
+$(VENV)/.bench-installed: bench/requirements.txt $(VENV)/.installed
+	$(PY) -m pip install --disable-pip-version-check -q -r bench/requirements.txt
 	touch $@
 
 clean:

@@ -1,12 +1,13 @@
 """Order-throughput benchmark: SUBMIT_ORDER to ORDER_SUBMITTED on one server process, with durability on.
 
 For every measurement it starts the real server (`stockquest.py`) on a free 127.0.0.1 port with a fresh
-temporary data directory, registers users over `POST /api/auth/register`, and opens N /ws/orders
-connections that each keep up to `--window` SUBMIT_ORDER requests outstanding: far LIMIT buys (half the
-bid, GTC) that rest, so no fill interferes. The server commits every order to SQLite (WAL) before it
-sends ORDER_SUBMITTED, so acknowledgements per second is the durable order rate. After a warm-up it
-measures over a window: acks/s, latency from send to ack (p50, p99), the server's CPU (from
-/proc/PID/stat) and this client's CPU (the client shares the machine: near 100 % it is the bottleneck).
+temporary data directory, waits for its start-up work to finish (the signal warm-up), registers users over
+`POST /api/auth/register`, and opens N /ws/orders connections that each keep up to `--window` SUBMIT_ORDER
+requests outstanding: far LIMIT buys (half the bid, GTC) that rest, so no fill interferes. The server
+commits every order to SQLite (WAL) before it sends ORDER_SUBMITTED, so acknowledgements per second is the
+durable order rate. After a warm-up it measures over a window: acks/s, latency from send to ack (p50, p99),
+the server's CPU (from /proc/PID/stat, also per ack) and this client's CPU (the client shares the machine:
+near 100 % it is the bottleneck).
 The first level is the baseline, run in the same invocation; each level repeats and medians are printed.
 Client sockets set TCP_NODELAY (as browsers do; tornado's client does not by default, and Nagle's
 algorithm then holds back pipelined frames: up to half the throughput in an A/B run here). Also printed:
@@ -33,26 +34,19 @@ import resource
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import tornado.httpclient
 import tornado.websocket
 import ujson
-from procstat import TICKS, ServerProcess, cpu_seconds
+from procstat import ServerProcess, cpu_seconds, machine_busy_seconds, settle
 
 ROOT = Path(__file__).resolve().parent.parent
 SYMBOLS = ("NVTX", "QBIT", "MCRS", "BKNR", "SUNM", "TLXA", "DTVL", "PHLN")
 SERVER_LIMIT = "20 messages/s per connection, bursts of 40"
-
-
-
-
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds spent by everything on the machine, all cores (from /proc/stat)."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(fields[:8]) - fields[3] - fields[4]) / TICKS  # minus idle and iowait; guest is inside user
+RATE = 18.0  # requests/s per connection by default: under the server's limit
+WINDOW = 8  # outstanding requests per connection by default
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -62,14 +56,15 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
-def start_server(lifted: bool) -> ServerProcess:
+def start_server(lifted: bool, prefix: tuple[str, ...] = ()) -> ServerProcess:
+    """Stock Quest with room for the bench's users and orders; `prefix` e.g. pins it (taskset)."""
     def command(port: int, data_dir: str) -> list[str]:
         flags = ["--port", str(port), "--data-dir", data_dir, "--seed", "1", "--log-level", "WARNING",
                  "--starting-cash", "1000000000",  # far limits reserve cash: never run out
                  "--sign-ups-per-minute", "1000000"]  # every bench user registers from 127.0.0.1
         if lifted:
             flags += ["--rate-limit", "1000000000"]
-        return [sys.executable, str(ROOT / "stockquest.py"), *flags]
+        return [*prefix, sys.executable, str(ROOT / "stockquest.py"), *flags]
 
     return ServerProcess(command)
 
@@ -179,25 +174,31 @@ async def far_prices(port: int) -> dict[str, float]:
         conn.close()
 
 
-async def measure(server: ServerProcess, connections: int, args) -> dict:
+async def measure(server: ServerProcess, connections: int, *, lifted: bool = False, rate: float = RATE,
+                  window: int = WINDOW, conns_per_user: int = 1, warmup: float = 2.0, duration: float = 8.0,
+                  on_flowing: Callable[[], None] | None = None) -> dict:
+    """Orders from `connections` connections over one window (paced at `rate`/s each unless `lifted`: the server
+    must have been started alike); `on_flowing` is called once they are sending, before the warm-up."""
     port = server.port
-    users = await register(port, -(-connections // args.conns_per_user))
+    users = await register(port, -(-connections // conns_per_user))
     prices = await far_prices(port)
     stats = {"acks": [], "rate_limited": 0, "other": 0, "closed": 0}
-    rate = 0.0 if args.lift_rate_limit else args.rate
+    rate = 0.0 if lifted else rate
     clients = []
     for n in range(connections):
-        user = users[n // args.conns_per_user]
+        user = users[n // conns_per_user]
         conn = await tornado.websocket.websocket_connect(f"ws://127.0.0.1:{port}/ws/orders?token={user['token']}")
         conn.protocol.set_nodelay(True)  # as browsers do; Nagle on the client would hold back pipelined frames
         symbol = SYMBOLS[n % len(SYMBOLS)]
-        clients.append(Connection(conn, user["portfolio_id"], symbol, prices[symbol], args.window, rate, stats))
+        clients.append(Connection(conn, user["portfolio_id"], symbol, prices[symbol], window, rate, stats))
     stop = asyncio.Event()
     tasks = [asyncio.create_task(client.run(stop)) for client in clients]
-    await asyncio.sleep(args.warmup)
+    if on_flowing is not None:
+        on_flowing()
+    await asyncio.sleep(warmup)
     cpu0, own0, all0, t0 = (cpu_seconds(server.pid), time.process_time(), machine_busy_seconds(),
                             time.perf_counter())
-    await asyncio.sleep(args.duration)
+    await asyncio.sleep(duration)
     cpu1, own1, all1, t1 = (cpu_seconds(server.pid), time.process_time(), machine_busy_seconds(),
                             time.perf_counter())
     stop.set()
@@ -215,6 +216,7 @@ async def measure(server: ServerProcess, connections: int, args) -> dict:
         "max_ms": max(latencies, default=float("nan")),
         "longest_gap_ms": 1000 * max(b - a for a, b in zip(times, times[1:], strict=False)),
         "server_cpu_percent": 100 * (cpu1 - cpu0) / (t1 - t0),
+        "server_us_per_ack": 1e6 * (cpu1 - cpu0) / len(latencies) if latencies else float("nan"),
         "client_cpu_percent": 100 * (own1 - own0) / (t1 - t0),
         # everything else on the machine (other processes, the kernel's softirqs): a shared machine's noise
         "others_cpu_percent": 100 * ((all1 - all0) - (cpu1 - cpu0) - (own1 - own0)) / (t1 - t0),
@@ -225,12 +227,19 @@ async def measure(server: ServerProcess, connections: int, args) -> dict:
     }
 
 
+def run(connections: int, *, lifted: bool = False, prefix: tuple[str, ...] = (), **options) -> dict:
+    """One measurement (`measure`'s options) on a fresh server, once its start-up work is done."""
+    with start_server(lifted, prefix) as server:
+        settle(server.pid)
+        return asyncio.run(measure(server, connections, lifted=lifted, **options))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--levels", default="1,25,100,200", help="connection counts; the first is the baseline")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--window", type=int, default=8, help="outstanding requests per connection")
-    parser.add_argument("--rate", type=float, default=18.0,
+    parser.add_argument("--window", type=int, default=WINDOW, help="outstanding requests per connection")
+    parser.add_argument("--rate", type=float, default=RATE,
                         help=f"requests/s per connection (server limit: {SERVER_LIMIT}); ignored when lifted")
     parser.add_argument("--lift-rate-limit", action="store_true",
                         help="start the server with its per-connection rate limit raised (no server flag exists)")
@@ -247,12 +256,12 @@ def main() -> None:
         raise SystemExit(f"open-file limit {hard} is too low for {max(levels)} connections")
 
     results: dict[int, list[dict]] = {level: [] for level in levels}
-    for run in range(args.repeat):
+    for repeat in range(args.repeat):
         for level in levels:
-            with start_server(args.lift_rate_limit) as server:
-                result = asyncio.run(measure(server, level, args))
+            result = run(level, lifted=args.lift_rate_limit, rate=args.rate, window=args.window,
+                         conns_per_user=args.conns_per_user, warmup=args.warmup, duration=args.duration)
             results[level].append(result)
-            print(f"run {run + 1} level {level}: " + ", ".join(
+            print(f"run {repeat + 1} level {level}: " + ", ".join(
                 f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()), flush=True)
 
     pacing = "unpaced, server rate limit lifted" if args.lift_rate_limit else \

@@ -11,7 +11,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["TICKS", "ServerProcess", "free_port", "cpu_seconds", "rss_mib"]
+__all__ = ["TICKS", "ServerProcess", "free_port", "cpu_seconds", "machine_busy_seconds", "rss_mib", "settle"]
 
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -29,8 +29,29 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds spent by everything on the machine, all cores (from /proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / TICKS  # minus idle and iowait; guest is inside user
+
+
 def rss_mib(pid: int) -> float:
     return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / 2**20
+
+
+def settle(pid: int, *, below_percent: float = 5.0, over_s: float = 0.5, timeout_s: float = 30.0) -> float:
+    """Wait until `pid` uses less than `below_percent` of a core over `over_s`; returns the seconds waited.
+
+    A server may keep working after /healthz answers (Stock Quest warms its signal engine for several seconds),
+    which a measuring window would otherwise count as the load's cost.
+    """
+    start = time.monotonic()
+    while time.monotonic() - start < timeout_s:
+        cpu = cpu_seconds(pid)
+        time.sleep(over_s)
+        if 100 * (cpu_seconds(pid) - cpu) / over_s < below_percent:
+            break
+    return time.monotonic() - start
 
 
 class ServerProcess:
@@ -38,25 +59,31 @@ class ServerProcess:
     stopped with SIGTERM, its log scanned for errors, and the directory removed.
 
     `command(port, data_dir)` gives the command line; the process's output goes to `data_dir/server.log`.
+    `ready_s` is how long it took from spawning to the first 200 (polled every 10 ms: start-up is a goal).
     """
 
-    def __init__(self, command: Callable[[int, str], list[str]], *, name: str = "server"):
+    def __init__(self, command: Callable[[int, str], list[str]], *, name: str = "server", timeout_s: float = 30):
         self.name, self.port = name, free_port()
         self.data_dir = tempfile.mkdtemp(prefix=f"sq-bench-{name}-")
         self.log_path = Path(self.data_dir) / "server.log"
+        spawned = time.monotonic()
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(command(self.port, self.data_dir), stdout=log, stderr=subprocess.STDOUT)
         self.pid = self.process.pid  # a `taskset` prefix execs the server: the same pid
-        for _ in range(300):
+        while time.monotonic() - spawned < timeout_s:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as response:
                     if response.status == 200:
+                        self.ready_s = time.monotonic() - spawned
                         return
             except OSError:  # refused while starting (URLError is an OSError)
                 if self.process.poll() is not None:
                     raise SystemExit(f"{name} exited: {self.log_path.read_text()}") from None
-                time.sleep(0.1)
-        raise SystemExit(f"{name} did not start")
+                time.sleep(0.01)
+        self.process.kill()
+        self.process.wait()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+        raise SystemExit(f"{name} did not start in {timeout_s:g} s")
 
     def __enter__(self):
         return self

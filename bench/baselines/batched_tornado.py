@@ -1,6 +1,6 @@
 """Baseline quote fan-out: the plainest well-written Tornado design, to measure Stock Quest's fan-out against.
 
-Same machine, same framework, same protocol subset: a random walk over 38 symbols ticks every 250 ms; each
+Same machine, same framework, same protocol subset: a random walk over 38 symbols ticks every 250 ms (`--tick-ms`); each
 tick serializes every quote once, then each client whose update interval has come round gets ONE text frame,
 a JSON array of its subscribed symbols' latest quotes, made by joining the pre-serialized strings (clients
 with the same symbols share the joined frame). Clients are spread over the ticks by when they subscribed.
@@ -124,6 +124,7 @@ async def main() -> None:
     parser.add_argument("--port", type=int, default=8001)
     parser.add_argument("--symbols", default=SYMBOLS, help="comma-separated symbols to simulate")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--tick-ms", type=int, default=TICK_MS, help=f"market tick (default {TICK_MS})")
     args = parser.parse_args()
     fanout = Fanout(Market(args.symbols.split(","), args.seed))
     app = tornado.web.Application([
@@ -131,7 +132,7 @@ async def main() -> None:
         (r"/healthz", HealthHandler, dict(fanout=fanout)),
     ])
     app.listen(args.port, "127.0.0.1", backlog=4096)  # as Stock Quest: a bench opens connections in bursts
-    PeriodicCallback(fanout.on_tick, TICK_MS).start()
+    PeriodicCallback(fanout.on_tick, args.tick_ms).start()
     await asyncio.Event().wait()
 
 
