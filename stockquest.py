@@ -103,7 +103,7 @@ def build_services(config: Config, *, clock: Clock | None = None, rng: random.Ra
         exchange_hours=config.exchange_hours)
     market = MarketService(simulator, market_clock, clock, broker=broker, hub=hub)
     fanout = QuoteFanout(soft_buffer=config.max_buffered_bytes // 16, hard_buffer=config.max_buffered_bytes,
-                         stall_ms=int(config.slow_consumer_s * 1000), slack_ms=config.tick_ms // 2)
+                         stall_ms=int(config.slow_consumer_s * 1000), tick_ms=config.tick_ms)
 
     def quotes_arrived(channel: str, message: bytes) -> None:
         fanout.on_quotes(channel, message)  # then, at once, every subscriber whose interval has come

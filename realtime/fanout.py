@@ -46,6 +46,7 @@ class _Group:
     interval: int
     symbols: tuple[str, ...]
     last_version: int
+    phase: int = 0  # which of its interval's phases (ticks) it is flushed in
     behind_since: int | None = None  # when its backlog went above the soft limit (ms), while it stays there
 
 
@@ -54,7 +55,10 @@ class QuoteFanout:
 
     It learns prices only from the market's ticks on the broker (`on_quotes`), so the market may live
     in another process. Every interval's connections are flushed together. A frame's `data` is built
-    once per distinct (symbols, last version sent) and shared. A connection whose transport has not
+    once per distinct (symbols, last version sent) and shared. An interval of n ticks is flushed in n phases,
+    one a tick, each holding as many connections as the others: each connection still gets one frame an
+    interval, made of the quotes the tick just produced, and a tick sends 1/n of the frames, not all of them
+    in one burst that the last connection waits through. A connection whose transport has not
     drained is skipped, so its next frame carries only the latest quotes (coalescing); past
     `hard_buffer` bytes, or behind for `stall_ms` on end (a client that stopped reading), it is closed
     4008. It keeps its subscriptions itself (the hub's channels cannot coalesce) and is attached to the
@@ -62,14 +66,15 @@ class QuoteFanout:
     """
 
     def __init__(self, *, soft_buffer: int = 64 * 1024, hard_buffer: int = 1024 * 1024, stall_ms: int = 10_000,
-                 slack_ms: int = 0):
+                 tick_ms: int = 0):
         self.soft_buffer, self.hard_buffer, self.stall_ms = soft_buffer, hard_buffer, stall_ms
-        self.slack_ms = slack_ms  # how early an interval may flush: half a tick, so a tick's jitter never skips one
+        self.tick_ms = tick_ms  # the market's tick, which phases an interval (0: one phase)
+        self.slack_ms = tick_ms // 2  # how early a phase may flush: half a tick, so jitter never skips one
         self.version = 0
         self._latest: dict[str, tuple[int, str]] = {}  # symbol -> (version it changed at, its wire JSON)
         self._groups: dict[object, dict[int, _Group]] = {}
-        self._buckets: dict[int, set[_Group]] = {}
-        self._due: dict[int, int] = {}
+        self._buckets: dict[int, list[set[_Group]]] = {}  # interval -> its phases' connections
+        self._due: dict[int, list[int]] = {}  # interval -> when each phase is due
         self.frames_built = 0
 
     def on_quotes(self, _channel: str, message: bytes) -> None:
@@ -97,9 +102,14 @@ class QuoteFanout:
                 self._set_symbols(group, [s for s in group.symbols if s not in wanted])
         group = groups.get(interval_ms)
         if group is None:
-            group = _Group(conn, interval_ms, (), self.version)
+            phases = self._buckets.get(interval_ms)
+            if phases is None:
+                count = max(1, interval_ms // self.tick_ms) if self.tick_ms else 1
+                phases = self._buckets[interval_ms] = [set() for _ in range(count)]
+            phase = min(range(len(phases)), key=lambda p: len(phases[p]))
+            group = _Group(conn, interval_ms, (), self.version, phase)
             groups[interval_ms] = group
-            self._buckets.setdefault(interval_ms, set()).add(group)
+            phases[phase].add(group)
         self._set_symbols(group, list(group.symbols) + list(wanted))
 
     def unsubscribe(self, conn, symbols=None) -> None:
@@ -120,10 +130,10 @@ class QuoteFanout:
         if group.symbols:
             return
         self._groups.get(group.conn, {}).pop(group.interval, None)
-        bucket = self._buckets.get(group.interval)
-        if bucket is not None:
-            bucket.discard(group)
-            if not bucket:
+        phases = self._buckets.get(group.interval)
+        if phases is not None:
+            phases[group.phase].discard(group)
+            if not any(phases):
                 del self._buckets[group.interval]
                 self._due.pop(group.interval, None)
 
@@ -132,27 +142,33 @@ class QuoteFanout:
 
     # delivery ---------------------------------------------------------------
     def run_due(self, now_ms: int) -> int:
-        """Flush every interval whose time has come (or comes within `slack_ms`); returns the frames sent.
+        """Flush every phase whose time has come (or comes within `slack_ms`); returns the frames sent.
 
-        Called right after each tick's quotes arrive: a frame leaves as soon as its quotes exist.
+        Called right after each tick's quotes arrive: a frame leaves as soon as its quotes exist. The first
+        sight of an interval schedules its phases a tick apart.
         """
         sent = 0
-        for interval in list(self._buckets):
+        for interval, phases in list(self._buckets.items()):
             due = self._due.get(interval)
             if due is None:
-                self._due[interval] = now_ms + interval
-            elif now_ms + self.slack_ms >= due:
-                self._due[interval] = max(due + interval, now_ms + interval // 2)
-                sent += self.flush(interval, now_ms)
+                self._due[interval] = [now_ms + interval + phase * self.tick_ms for phase in range(len(phases))]
+                continue
+            for phase, groups in enumerate(phases):
+                if now_ms + self.slack_ms >= due[phase]:  # an empty phase keeps its cadence too
+                    due[phase] = max(due[phase] + interval, now_ms + interval // 2)
+                    sent += self._flush(groups, now_ms)
         return sent
 
     def flush(self, interval: int, now_ms: int | None = None) -> int:
-        """Send each connection of `interval` what changed since its last frame; with `now_ms`, also close the
-        ones that have been behind for `stall_ms`."""
+        """Send each connection of `interval` (every phase) what changed since its last frame; with `now_ms`,
+        also close the ones that have been behind for `stall_ms`."""
+        return sum(self._flush(groups, now_ms) for groups in self._buckets.get(interval, ()))
+
+    def _flush(self, groups: set[_Group], now_ms: int | None) -> int:
         version = self.version
         frames: dict[tuple, str | None] = {}
         sent = 0
-        for group in list(self._buckets.get(interval, ())):
+        for group in list(groups):
             if group.last_version >= version:
                 continue
             conn = group.conn

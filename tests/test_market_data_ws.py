@@ -196,10 +196,11 @@ async def test_paused_market_sends_status_and_no_updates_until_resumed(ws, servi
     await client.wait_for("REAL_TIME_UPDATE", timeout=3)
 
 
+@pytest.mark.parametrize("config_overrides", [{"tick_ms": 100}])
 async def test_many_clients_share_serialized_frames(ws, services):
     clients = [await ws(MD) for _ in range(5)]
     for client in clients:
-        await subscribe(client, [A, B], updateInterval=200)
+        await subscribe(client, [A, B], updateInterval=100)  # one tick: one phase, all five flushed together
     for client in clients:
         await client.wait_for("REAL_TIME_UPDATE")
     built_before = services.fanout.frames_built

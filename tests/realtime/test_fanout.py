@@ -452,10 +452,42 @@ def test_a_subscriber_at_the_tick_interval_gets_every_tick_though_ticks_jitter()
     """Flushed right after each tick, with half a tick of slack: 4 updates a second asked, 4 fresh ones sent."""
     conn = FakeConnection()
     market = FakeMarket()
-    fanout = fanout_for(market, slack_ms=125)
+    fanout = fanout_for(market, tick_ms=250)
     fanout.subscribe(conn, ["AAPL"], 250)
     fanout.run_due(0)
     for now_ms in (249, 498, 760, 1001, 1240, 1502):  # a 250 ms tick, arriving a little early or late
         market.tick("AAPL")
         assert fanout.run_due(now_ms) == 1, now_ms
     assert len(conn.raw) == 6
+
+
+def test_an_interval_of_four_ticks_is_sent_a_quarter_a_tick_each_connection_once_an_interval_with_fresh_quotes():
+    """The burst a tick sends is 1/4 of the subscribers, so the last one waits a quarter as long."""
+    connections = [FakeConnection() for _ in range(8)]
+    market, fanout = setup(*connections, symbols=("AAPL",), interval=1000, tick_ms=250)
+    fanout.run_due(0)
+    per_tick = []
+    for now_ms in range(250, 3001, 250):
+        market.tick("AAPL")
+        per_tick.append(fanout.run_due(now_ms))
+    assert per_tick[3:] == [2] * 9  # from the first interval on: two of the eight every tick
+    counts = [len(conn.raw) for conn in connections]
+    assert max(counts) - min(counts) <= 1 and sum(counts) == sum(per_tick)
+    for conn in connections:  # each frame carries the quote its tick just made, never an older one
+        assert [frame["quotes"][0]["price"] for frame in conn.frames] == sorted(
+            {frame["quotes"][0]["price"] for frame in conn.frames})
+
+
+def test_a_phase_keeps_its_cadence_while_empty_so_a_newcomer_is_not_bunched_with_the_others():
+    stay, leaver, newcomer = FakeConnection(), FakeConnection(), FakeConnection()
+    market, fanout = setup(stay, leaver, symbols=("AAPL",), interval=500, tick_ms=250)  # one in each phase
+    fanout.run_due(0)
+    fanout.unsubscribe(leaver)
+    sent = []
+    for now_ms in range(250, 1751, 250):
+        if now_ms == 1000:
+            fanout.subscribe(newcomer, ["AAPL"], 500)  # into the phase the leaver emptied
+        market.tick("AAPL")
+        sent.append(fanout.run_due(now_ms))
+    assert sent == [0, 1, 0, 1, 1, 1, 1]  # never two in one tick
+    assert (len(stay.raw), len(newcomer.raw)) == (3, 2)
