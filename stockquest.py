@@ -64,11 +64,21 @@ from services.trading import TradingService
 from services.users import UserDirectory
 
 __all__ = ["Services", "build_services", "make_app", "start", "stop", "start_timers", "parse_config", "main"]
+__version__ = "0.1.0"  # the package's version too (setup.cfg reads it)
 
 log = logging.getLogger("stockquest")
 access_log = logging.getLogger("tornado.access")
 
 ROOT = Path(__file__).resolve().parent
+# Installed from the wheel, the dashboard, docs and browser libraries are in stockquest_files/ beside this module
+# (setup.py copies them there, laid out as in the checkout); run from the checkout, they are the checkout's own.
+PACKAGED_FILES = ROOT / "stockquest_files"
+FILES = PACKAGED_FILES if PACKAGED_FILES.is_dir() else ROOT
+STATIC_DIR = FILES / "static"
+VENDOR_DIR = FILES / "node_modules"  # npm's layout: <library>/dist/
+# The file the page (static/index.html) loads from each browser library, at /vendor/<library>/<file>.
+BROWSER_LIBRARIES = {"sockjs-client": "sockjs.min.js",
+                     "lightweight-charts": "lightweight-charts.standalone.production.js"}
 MAX_HTTP_BODY = 1024 * 1024  # REST bodies are small JSON; SockJS posts are capped by its own response limits
 
 ENDPOINTS = {
@@ -209,22 +219,31 @@ def make_app(services: Services, **settings) -> tornado.web.Application:
         *AUTH_ROUTES(services),
         *CLASSROOM_ROUTES(services),
         (r"/", DashboardHandler, dict(services=services)),
-        (r"/vendor/sockjs-client/(.*)", StaticFiles,
-         dict(path=str(ROOT / "node_modules" / "sockjs-client" / "dist"))),
-        (r"/vendor/lightweight-charts/(.*)", StaticFiles,
-         dict(path=str(ROOT / "node_modules" / "lightweight-charts" / "dist"))),
+        *[(rf"/vendor/{library}/(.*)", StaticFiles, dict(path=str(vendor_dir(config) / library / "dist")))
+          for library in BROWSER_LIBRARIES],
     ]
     return tornado.web.Application(
         routes,
-        static_path=str(ROOT / "static"),
+        static_path=str(STATIC_DIR),
         static_handler_class=StaticHandler,
-        template_path=str(ROOT / "static"),
+        template_path=str(STATIC_DIR),
         websocket_max_message_size=config.max_message_bytes,
         default_handler_class=NotFoundHandler,
         log_function=log_request,
         default_handler_args=dict(services=services),
         **settings,
     )
+
+
+def vendor_dir(config: Config) -> Path:
+    """Where /vendor/ is served from: --vendor-dir, else the packaged libraries or the checkout's node_modules."""
+    return Path(config.vendor_dir) if config.vendor_dir else VENDOR_DIR
+
+
+def missing_browser_libraries(folder: Path) -> list[Path]:
+    """The files the page loads from /vendor/ that `folder` lacks: without them the dashboard has no charts."""
+    return [path for library, name in BROWSER_LIBRARIES.items()
+            if not (path := folder / library / "dist" / name).is_file()]
 
 
 async def start(services: Services) -> list[PeriodicCallback]:
@@ -334,7 +353,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Stock Quest Realtime: a live simulated stock market for classrooms. Every flag can also be "
                     "set as an environment variable STOCKQUEST_<NAME> (e.g. STOCKQUEST_PORT=9000; lists comma-"
                     "separated). Operator commands: 'stockquest user add NAME --role ROLE --data-dir DIR' "
-                    "(password on stdin) and 'stockquest user set-role NAME --role ROLE --data-dir DIR'.")
+                    "(password on stdin) and 'stockquest user set-role NAME --role ROLE --data-dir DIR'.",
+        epilog=f"Documentation: {FILES / 'docs'} (deployment.md for systemd and nginx; the unit and site files "
+               f"are in {FILES / 'deploy'}).")
+    parser.add_argument("--version", action="version", version=f"stockquest {__version__}")
 
     def option(name, help, type=str, default=None, **kwargs):
         env = _env(name)
@@ -347,6 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     option("port", f"port to listen on (default {defaults.port})", type=int, default=defaults.port)
     option("data-dir", "folder for the SQLite database and the generated JWT secret; created on first run "
            "(default ./data)", type=Path, default=defaults.data_dir)
+    option("vendor-dir", "folder with the dashboard's browser libraries as npm lays them out "
+           "(sockjs-client/dist, lightweight-charts/dist): a node_modules made by `npm ci` (default: the ones "
+           f"packaged, or the checkout's node_modules; now {VENDOR_DIR})", type=Path)
     option("seed", "seed of the market's randomness, for reproducible runs (default: random)", type=int)
     option("tick-ms", f"market tick in milliseconds (default {defaults.tick_ms})", type=_positive(int),
            default=defaults.tick_ms)
@@ -394,7 +419,7 @@ def parse_config(argv: list[str]) -> Config:
         commission_per_share=args.commission_per_share, allow_short=args.allow_short, allow_guests=args.guests,
         sign_ups_per_minute=args.sign_ups_per_minute,
         anonymous_market_data=args.anonymous_market_data,
-        log_level=args.log_level,
+        log_level=args.log_level, vendor_dir=args.vendor_dir,
     )
     assert set(values) <= {f.name for f in fields(Config)}
     return Config(**values)
@@ -450,7 +475,14 @@ async def serve(config: Config) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    log.info("Stock Quest listening on http://%s:%d/ (data in %s)", config.host, config.port,
+    libraries = vendor_dir(config)
+    log.info("dashboard files in %s, browser libraries in %s", STATIC_DIR, libraries)
+    if missing := missing_browser_libraries(libraries):
+        log.warning("the dashboard's browser libraries are missing (no charts, no SockJS fallback): %s. Run `npm ci` "
+                    "in a checkout of Stock Quest and pass --vendor-dir CHECKOUT/node_modules, or build the package "
+                    "after `npm ci`",
+                    ", ".join(map(str, missing)))
+    log.info("Stock Quest %s listening on http://%s:%d/ (data in %s)", __version__, config.host, config.port,
              Path(config.data_dir).resolve())
     await stopping.wait()
 

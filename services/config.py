@@ -28,6 +28,7 @@ class Config:
     max_connections: int = 10_000
     max_connections_per_user: int = 10  # per endpoint
     log_level: str = "INFO"
+    vendor_dir: Path | None = None  # the browser libraries (a node_modules); None: the packaged or checkout's ones
 
     heartbeat_ms: int = 30_000
     ping_interval_s: float = 20.0

@@ -57,7 +57,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser(stdout: TextIO) -> _Parser:
-    parser = _Parser(prog="stockquest.py user", description="Manage Stock Quest accounts.", stdout=stdout)
+    parser = _Parser(prog="stockquest user", description="Manage Stock Quest accounts.", stdout=stdout)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     add = commands.add_parser(

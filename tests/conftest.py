@@ -273,3 +273,14 @@ def browser():
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
         yield launched
         launched.close()
+
+
+# the installed package ------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def installed_package(tmp_path_factory):
+    """This checkout's wheel pip-installed in a fresh venv (tests/installed_package.py): once per session, as the
+    build and the install take a minute or two."""
+    from tests.installed_package import build_and_install
+
+    return build_and_install(tmp_path_factory.mktemp("package"))

@@ -1,6 +1,7 @@
 """The shipped systemd unit (deploy/systemd/stockquest.service): valid for Debian's systemd, hardened, and its
 command and settings really start the server. No systemd runs in CI's container, so the unit is checked offline
-(systemd-analyze verify and security work without a running systemd) and its command is started directly."""
+(systemd-analyze verify and security work without a running systemd) and its command is started directly: the
+`stockquest` command of this checkout's wheel, pip-installed in a fresh venv (conftest's installed_package)."""
 
 import shlex
 import shutil
@@ -17,6 +18,7 @@ from tests.conftest import wait_healthy
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "deploy" / "systemd" / "stockquest.service"
 INSTALLED = "/opt/stockquest"  # where the unit expects the checkout (docs/deployment.md)
+INSTALLED_VENV = INSTALLED + "/.venv"  # and the venv the package is pip-installed into
 ANALYZE = shutil.which("systemd-analyze")
 HEADROOM = 1000  # descriptors beyond one per connection: database, listening sockets, libraries, nginx hiccups
 
@@ -46,10 +48,14 @@ def environment() -> dict[str, str]:
     return dict(item.split("=", 1) for line in service()["Environment"] for item in shlex.split(line))
 
 
-def unit_for_this_checkout(folder: Path) -> Path:
-    """The unit with the installed folder pointing at this checkout, so ExecStart names a real executable."""
+def for_this_checkout(text: str, venv: Path) -> str:
+    """The installed venv moved to `venv` (so ExecStart names a real executable), the checkout to this one."""
+    return text.replace(INSTALLED_VENV, str(venv)).replace(INSTALLED, str(ROOT))
+
+
+def unit_for_this_checkout(folder: Path, venv: Path) -> Path:
     copy = folder / UNIT.name
-    copy.write_text(UNIT.read_text().replace(INSTALLED, str(ROOT)))
+    copy.write_text(for_this_checkout(UNIT.read_text(), venv))
     return copy
 
 
@@ -57,23 +63,24 @@ needs_analyze = pytest.mark.skipif(ANALYZE is None, reason="no systemd-analyze (
 
 
 @needs_analyze
-def test_systemd_analyze_verify_finds_nothing_to_say_about_the_unit(tmp_path):
+def test_systemd_analyze_verify_finds_nothing_to_say_about_the_unit(tmp_path, installed_package):
     """verify exits 0 even for unknown keys or bad values (it only warns), so any output at all fails."""
-    result = subprocess.run([ANALYZE, "verify", "--man=no", str(unit_for_this_checkout(tmp_path))],
-                            capture_output=True, text=True, timeout=60)
+    unit = unit_for_this_checkout(tmp_path, installed_package.venv)
+    result = subprocess.run([ANALYZE, "verify", "--man=no", str(unit)], capture_output=True, text=True, timeout=60)
     assert (result.returncode, result.stdout + result.stderr) == (0, "")
     broken = tmp_path / "broken" / UNIT.name  # the same check does notice a mistake
     broken.parent.mkdir()
-    broken.write_text(unit_for_this_checkout(tmp_path).read_text().replace("ProtectSystem=", "ProtectSystm="))
+    broken.write_text(unit.read_text().replace("ProtectSystem=", "ProtectSystm="))
     result = subprocess.run([ANALYZE, "verify", "--man=no", str(broken)], capture_output=True, text=True, timeout=60)
     assert "Unknown key 'ProtectSystm'" in result.stderr
 
 
 @needs_analyze
-def test_systemd_analyze_security_rates_the_unit_ok(tmp_path):
+def test_systemd_analyze_security_rates_the_unit_ok(tmp_path, installed_package):
     """An overall exposure above 2.0 (of 10) fails: dropping a hardening line shows up here."""
-    result = subprocess.run([ANALYZE, "security", "--offline=yes", "--threshold=20", "--no-pager",
-                             str(unit_for_this_checkout(tmp_path))], capture_output=True, text=True, timeout=60)
+    unit = unit_for_this_checkout(tmp_path, installed_package.venv)
+    result = subprocess.run([ANALYZE, "security", "--offline=yes", "--threshold=20", "--no-pager", str(unit)],
+                            capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -102,12 +109,15 @@ def test_every_setting_in_the_unit_is_one_the_server_reads():
     assert settings and [name for name in settings if f"env {name}]" not in help_text] == []
 
 
-def test_the_units_command_and_environment_start_the_server_and_sigterm_stops_it(tmp_path, free_port):
-    """ExecStart and Environment as systemd would run them (paths moved to this checkout and a temp state dir)."""
+def test_the_units_command_and_environment_start_the_server_and_sigterm_stops_it(tmp_path, free_port,
+                                                                                  installed_package):
+    """ExecStart and Environment as systemd would run them (the venv moved to the installed package's, the state
+    dir to a temp folder), from / like systemd: the installed command needs nothing of the checkout."""
     port = free_port()
     env = {**environment(), "STOCKQUEST_DATA_DIR": str(tmp_path / "state"), "STOCKQUEST_PORT": str(port),
            "PATH": "/usr/bin:/bin"}
-    command = [part.replace(INSTALLED, str(ROOT)) for part in shlex.split(service()["ExecStart"][0])]
+    command = [for_this_checkout(part, installed_package.venv) for part in shlex.split(service()["ExecStart"][0])]
+    assert command == [str(installed_package.command)]
     log_path = tmp_path / "server.log"
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(command, env=env, cwd="/", stdout=log_file, stderr=subprocess.STDOUT)
