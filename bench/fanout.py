@@ -111,12 +111,13 @@ def subscribe_message(symbols: list[str], interval_ms: int) -> str:
 
 
 def run_load(server: ServerProcess, connections: int, *, send: str | None, warmup: float, window: float,
-             batch: int = BATCH, interval_ms: int = 0) -> tuple[dict, dict]:
+             batch: int = BATCH, interval_ms: int = 0, deflate: bool = False) -> tuple[dict, dict]:
     """The load generator's results, and (server CPU s, time, server RSS MiB, machine CPU s) at its window's start
-    and end."""
+    and end; `deflate`: the clients offer permessage-deflate."""
     command = pin(1) + ["node", str(LOAD_GENERATOR), "--url", f"ws://127.0.0.1:{server.port}/ws/market-data",
                         "--connections", str(connections), "--warmup", str(warmup), "--window", str(window),
-                        "--batch", str(batch), "--interval", str(interval_ms)] + (["--send", send] if send else [])
+                        "--batch", str(batch), "--interval", str(interval_ms), "--deflate", str(int(deflate))]
+    command += ["--send", send] if send else []
     load = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     watchdog = threading.Timer(120 + warmup + window, load.kill)  # e.g. connections that never open
     watchdog.start()
@@ -143,7 +144,7 @@ def per(amount: float, count: float) -> float | None:
 
 
 def measure(server: ServerProcess, connections: int, symbols: list[str], *, interval_ms: int = INTERVAL_MS,
-            warmup: float = 3.0, window: float = 10.0, batch: int = BATCH) -> dict:
+            warmup: float = 3.0, window: float = 10.0, batch: int = BATCH, deflate: bool = False) -> dict:
     """Fan-out to `connections` each subscribing `symbols` every `interval_ms`, over one window: what arrived,
     its delay, and what it cost the server and the load generator.
 
@@ -152,7 +153,7 @@ def measure(server: ServerProcess, connections: int, symbols: list[str], *, inte
     `all_delivered`: at least 99 % delivered, every connection at least its window's frames less one, and every
     frame with every symbol."""
     result, samples = run_load(server, connections, send=subscribe_message(symbols, interval_ms), warmup=warmup,
-                               window=window, batch=batch, interval_ms=interval_ms)
+                               window=window, batch=batch, interval_ms=interval_ms, deflate=deflate)
     (cpu0, t0, _, all0), (cpu1, t1, rss, all1) = samples["window start"], samples["window end"]
     server_cpu_s, seconds = cpu1 - cpu0, t1 - t0
     frames, quotes = result["frames_per_s"] * result["window_s"], result["quotes_per_s"] * result["window_s"]
@@ -164,6 +165,8 @@ def measure(server: ServerProcess, connections: int, symbols: list[str], *, inte
         "connect_s": result["connect_s"],
         "ready_s": result["ready_s"],
         "frames_per_s": result["frames_per_s"],
+        "received_bytes_per_s": result["bytes_per_s"],  # read by the clients' TCP sockets: the frames as sent
+        "deflate_connections": result["deflate_connections"],
         "expected_frames_per_s": connections * 1000 / interval_ms,
         "quotes_per_s": result["quotes_per_s"],
         "expected_quotes_per_s": expected_quotes_per_s,

@@ -35,6 +35,7 @@ class Config:
     idle_timeout_s: float = 300.0
     auth_timeout_s: float = 10.0
     max_message_bytes: int = 64 * 1024
+    compression: bool = False  # permessage-deflate on native WebSocket connections (see handlers/websocket.py)
     max_buffered_bytes: int = 1024 * 1024
     slow_consumer_s: float = 10.0  # a quote subscriber this long behind (more than 1/16 of the cap unsent): 4008
     rate_limit_per_s: float = 20.0

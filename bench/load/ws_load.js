@@ -25,6 +25,10 @@
  * to the last connection's first message (Stock Quest's CONNECTION_ESTABLISHED; the baselines send nothing
  * before an update), null unless every connection got one.
  *
+ * `--deflate 1` offers permessage-deflate (ws's defaults: context takeover, client_max_window_bits), for a server
+ * with compression on; off by default. `bytes_per_s` is what the connections' TCP sockets read over the window
+ * (frame headers and payloads as they crossed the wire, compressed or not; TCP/IP headers not included).
+ *
  * Writes "window start" and "window end" lines to stderr as the window opens and closes (so a harness can sample
  * the server's CPU over the same window), then one line of JSON results to stdout.
  *
@@ -40,7 +44,9 @@ const HISTOGRAM_OFFSET_MS = 1000; // a quote stamped slightly after "now" (clock
 const HISTOGRAM_MS = 120000; // delays past two minutes are counted as two minutes (the maximum is kept exactly)
 
 function parseArgs(argv) {
-  const options = { url: null, connections: 100, send: null, warmup: 3, window: 10, batch: 100, interval: 0 };
+  const options = {
+    url: null, connections: 100, send: null, warmup: 3, window: 10, batch: 100, interval: 0, deflate: 0,
+  };
   for (let i = 0; i < argv.length; i += 2) {
     const name = argv[i].replace(/^--/, '');
     if (!(name in options) || i + 1 >= argv.length) throw new Error(`unknown or incomplete option ${argv[i]}`);
@@ -85,13 +91,22 @@ class Load {
     this.quotes = 0;
     this.histogram = new Uint32Array(HISTOGRAM_OFFSET_MS + HISTOGRAM_MS + 1);
     this.delayMax = -Infinity;
+    this.sockets = [];
+  }
+
+  /** Bytes read so far by every connection's TCP socket. */
+  bytesRead() {
+    return this.sockets.reduce((sum, socket) => sum + (socket._socket ? socket._socket.bytesRead : 0), 0);
   }
 
   /** Resolves when connection `index` is open or has failed, so a batch can wait for all of its own. */
   connect(index) {
     return new Promise((resolve) => {
       this.firstAttempt = this.firstAttempt ?? Date.now();
-      const socket = new WebSocket(this.options.url, { perMessageDeflate: false, skipUTF8Validation: true });
+      const socket = new WebSocket(this.options.url, {
+        perMessageDeflate: Boolean(this.options.deflate), skipUTF8Validation: true,
+      });
+      this.sockets.push(socket);
       let open = false;
       socket.on('open', () => {
         open = true;
@@ -163,10 +178,12 @@ class Load {
     process.stderr.write('window start\n');
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
+    const bytes0 = this.bytesRead();
     this.measuring = true;
     await sleep(window);
     this.measuring = false;
     const seconds = (performance.now() - t0) / 1000;
+    const bytes = this.bytesRead() - bytes0;
     const cpu = process.cpuUsage(cpu0);
     process.stderr.write('window end\n');
     this.stopping = true;
@@ -177,6 +194,8 @@ class Load {
       ready_s: this.ready === connections ? (this.lastReady - this.firstAttempt) / 1000 : null,
       window_s: seconds,
       frames_per_s: this.frames / seconds,
+      bytes_per_s: bytes / seconds,
+      deflate_connections: this.sockets.filter((socket) => socket.extensions.includes("permessage-deflate")).length,
       quotes_per_s: this.quotes / seconds,
       frames_per_connection_min: framesByConnection.reduce((a, b) => Math.min(a, b), Infinity),
       frames_per_connection_max: framesByConnection.reduce((a, b) => Math.max(a, b), 0),
