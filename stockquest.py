@@ -22,7 +22,7 @@ from pathlib import Path
 import tornado.netutil
 import tornado.web
 import ujson
-from tornado.ioloop import PeriodicCallback
+from tornado.ioloop import IOLoop, PeriodicCallback
 
 from domain.clock import Clock, MarketClock, SystemClock
 from domain.market import MarketSimulator
@@ -31,7 +31,8 @@ from domain.orders import OrderEngine
 from domain.risk import default_limits, pre_trade_check
 from domain.trading import Commission, IdSequence
 from domain.users import CLASS_ROLES, Role
-from handlers.api import HealthHandler, MetricsHandler, StatsHandler, metrics_registry
+from handlers.admin import AdminEndpoint
+from handlers.api import HealthHandler, MetricsHandler, MetricsSeriesHandler, StatsHandler, metrics_registry
 from handlers.auth_api import AUTH_ROUTES
 from handlers.classroom import CLASSROOM_ROUTES
 from handlers.http import NotFoundHandler
@@ -53,7 +54,9 @@ from services.auth import TokenService, load_or_create_secret
 from services.config import Config
 from services.container import Services
 from services.exchange import Exchange
+from services.logstream import LogStream
 from services.market import MarketService
+from services.metrics import Metrics
 from services.portfolio_book import PortfolioBook
 from services.portfolios import PortfolioFeed
 from services.risk import RiskLimitBook, RiskService
@@ -87,6 +90,7 @@ ENDPOINTS = {
     "orders": OrdersEndpoint,
     "risk-monitoring": RiskEndpoint,
     "ml-signals": SignalsEndpoint,
+    "admin": AdminEndpoint,
 }
 
 
@@ -102,6 +106,7 @@ def build_services(config: Config, *, clock: Clock | None = None, rng: random.Ra
                           public_key=config.jwt_public_key)
     users = UserDirectory(storage=storage, tokens=tokens, starting_cash_cents=starting_cash)
 
+    metrics = Metrics(clock=clock, window_s=config.metrics_window_s)
     broker = InMemoryBroker()
     hub = ConnectionHub(clock=clock, broker=broker, max_total=config.max_connections,
                         max_per_user=config.max_connections_per_user)
@@ -117,7 +122,9 @@ def build_services(config: Config, *, clock: Clock | None = None, rng: random.Ra
 
     def quotes_arrived(channel: str, message: bytes) -> None:
         fanout.on_quotes(channel, message)  # then, at once, every subscriber whose interval has come
-        fanout.run_due(clock.now_ms())
+        sent = fanout.run_due(clock.now_ms())
+        if sent and fanout.tick_time_ms is not None:  # each frame's delay, as the last frame of the batch saw it
+            metrics.fanout_delay.observe(clock.now_ms() - fanout.tick_time_ms, sent)
 
     broker.subscribe(QUOTES, quotes_arrived)
     hub.attach(fanout)
@@ -133,7 +140,7 @@ def build_services(config: Config, *, clock: Clock | None = None, rng: random.Ra
     portfolios = PortfolioFeed(book=book, market=market, storage=storage, clock=clock, hub=hub,
                                value_sample_s=config.portfolio_value_sample_s)
     trading = TradingService(engine=engine, book=book, storage=storage, market=market, hub=hub, clock=clock,
-                             on_ledgers_changed=portfolios.changed)
+                             on_ledgers_changed=portfolios.changed, order_ack=metrics.order_ack)
     trading.restore()
     risk = RiskService(book=book, limits=limits, users=users, market=market, storage=storage, clock=clock, hub=hub,
                        lookback=config.risk_lookback_days)
@@ -144,6 +151,8 @@ def build_services(config: Config, *, clock: Clock | None = None, rng: random.Ra
         sign_in=SignInThrottle(clock, sign_ups_per_minute=config.sign_ups_per_minute),
         broker=broker, hub=hub, fanout=fanout, market=market, book=book, trading=trading, portfolios=portfolios,
         risk=risk, signals=signals, exchange=Exchange(market=market, trading=trading, risk=risk, signals=signals),
+        metrics=metrics, logs=LogStream(clock=clock, rate_per_s=config.log_stream_rate_per_s,
+                                        backlog_bytes=config.log_stream_backlog_bytes),
         started_at=clock.now(),
     )
 
@@ -216,6 +225,7 @@ def make_app(services: Services, **settings) -> tornado.web.Application:
         (r"/healthz", HealthHandler, dict(services=services)),
         (r"/metrics", MetricsHandler, dict(services=services, registry=metrics_registry(services))),
         (r"/api/stats", StatsHandler, dict(services=services)),
+        (r"/api/metrics", MetricsSeriesHandler, dict(services=services)),
         *AUTH_ROUTES(services),
         *CLASSROOM_ROUTES(services),
         (r"/", DashboardHandler, dict(services=services)),
@@ -247,8 +257,9 @@ def missing_browser_libraries(folder: Path) -> list[Path]:
 
 
 async def start(services: Services) -> list[PeriodicCallback]:
-    """Start the broker, group commit and every schedule; inside the running loop."""
+    """Start the broker, group commit, the log stream and every schedule; inside the running loop."""
     await services.broker.start()
+    services.logs.install(IOLoop.current())
     services.trading.commit_later(asyncio.get_running_loop().call_soon)
     return start_timers(services)
 
@@ -256,6 +267,7 @@ async def start(services: Services) -> list[PeriodicCallback]:
 async def stop(services: Services, timers: list[PeriodicCallback]) -> None:
     for timer in timers:
         timer.stop()
+    services.logs.uninstall()
     services.trading.flush()
     await services.broker.stop()
 
@@ -280,6 +292,10 @@ def start_timers(services: Services) -> list[PeriodicCallback]:
         keep_alive(hub.connections(), services.clock.now(), interval=config.ping_interval_s,
                    timeout=config.ping_interval_s)
 
+    def sample_metrics():
+        services.metrics.sample(hub.counters(), hub.connection_counts())
+        services.logs.report_drops()
+
     def log_stats():
         log.info("connection stats %s", hub.stats())
 
@@ -296,6 +312,7 @@ def start_timers(services: Services) -> list[PeriodicCallback]:
         (review_roles, 1_000),
         (market.publish_overview, config.overview_interval_s * 1000),
         (log_stats, config.stats_log_interval_s * 1000),
+        (sample_metrics, 1_000),
     ]
     timers = [PeriodicCallback(callback, interval) for callback, interval in schedule]
 

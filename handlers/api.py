@@ -1,15 +1,17 @@
-"""Operations over HTTP: /healthz, /metrics (Prometheus) and /api/stats."""
+"""Operations over HTTP: /healthz, /metrics (Prometheus), /api/stats and /api/metrics (the last hour, per second)."""
+
+import math
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from domain.users import CLASS_ROLES
 from realtime.protocol import iso_timestamp
 from services.container import Services
 
-from .http import JsonHandler
+from .http import ApiError, JsonHandler
 
-__all__ = ["HealthHandler", "MetricsHandler", "StatsHandler", "metrics_registry"]
+__all__ = ["HealthHandler", "MetricsHandler", "MetricsSeriesHandler", "StatsHandler", "metrics_registry"]
 
 
 class HealthHandler(JsonHandler):
@@ -31,6 +33,34 @@ class StatsHandler(JsonHandler):
     def get(self):
         self.require_role(*CLASS_ROLES)
         self.write_json(self.services.hub.stats())
+
+
+class MetricsSeriesHandler(JsonHandler):
+    """GET /api/metrics?since=<epoch seconds>: the per-second figures after `since` (default: the whole window),
+    for teachers and admins; the metrics page asks for the hour once, then only for what is new."""
+
+    def get(self):
+        self.require_role(*CLASS_ROLES)
+        since = self.get_argument("since", None)
+        if since is not None:
+            try:
+                since = float(since)
+            except ValueError:
+                raise ApiError(400, "since must be epoch seconds", code="BAD_REQUEST") from None
+            if not math.isfinite(since):
+                raise ApiError(400, "since must be epoch seconds", code="BAD_REQUEST")
+        self.write_json({**self.services.metrics.series(since),
+                         "timestamp": iso_timestamp(self.services.clock.now())})
+
+
+def _histogram(name: str, documentation: str, labels: list[str], rows) -> HistogramMetricFamily:
+    """A Prometheus histogram in seconds from (label values, Histogram in ms) rows."""
+    family = HistogramMetricFamily(name, documentation, labels=labels)
+    for values, histogram in rows:
+        buckets = [(f"{bound / 1000:g}", count) for bound, count in histogram.cumulative()]
+        buckets.append(("+Inf", histogram.count))
+        family.add_metric(values, buckets, sum_value=histogram.sum_ms / 1000)
+    return family
 
 
 class _HubCollector:
@@ -59,6 +89,21 @@ class _HubCollector:
                                 value=stats["averageResponseTimeMs"])
         yield CounterMetricFamily("stockquest_market_ticks", "Market simulator ticks with changes",
                                   value=self._services.market.version)
+        yield CounterMetricFamily("stockquest_slow_consumer_closes", "Connections closed 4008 for not reading",
+                                  value=hub.slow_consumer_closes)
+        metrics = self._services.metrics
+        yield _histogram("stockquest_response_seconds", "Time to handle a client message, by message type",
+                         ["type"], [([name], hist) for name, hist in sorted(metrics.response.items())])
+        yield _histogram("stockquest_fanout_delay_seconds", "Quote frame sent, from its tick", [],
+                         [([], metrics.fanout_delay)])
+        yield _histogram("stockquest_order_ack_seconds", "SUBMIT_ORDER received to its ORDER_SUBMITTED or "
+                         "ORDER_REJECTED published (after the group commit)", [], [([], metrics.order_ack)])
+        logs = self._services.logs
+        dropped = CounterMetricFamily("stockquest_log_records_dropped", "Log stream records not sent, by reason",
+                                      labels=["reason"])
+        dropped.add_metric(["rate_cap"], logs.dropped_rate)
+        dropped.add_metric(["slow_reader"], logs.dropped_backlog)
+        yield dropped
 
 
 def metrics_registry(services: Services) -> CollectorRegistry:

@@ -133,6 +133,7 @@ class Endpoint:
         self.seq = 0
         self.request_id: str | None = None  # of the request being handled: for replies the hub delivers later
         self.request_type: str | None = None
+        self.received_at: float | None = None  # perf_counter() when the message being handled arrived
         self.role_grants: set[str] = set()  # channels held only because the user is a teacher or an admin
         self.state = ConnectionState.CONNECTING
         self._timers: dict[str, Cancellable] = {}
@@ -308,7 +309,7 @@ class Endpoint:
         """Handle one client frame; never raises."""
         if not self.is_open:
             return
-        started = time.perf_counter()
+        started = self.received_at = time.perf_counter()
         self.touch()
         hub = self.hub
         hub.record_received()
@@ -336,7 +337,18 @@ class Endpoint:
         except Exception:
             self.log.exception("handler failed for %s", message_type)
             self.send_error(ErrorCode.INTERNAL, "internal error", request_id, message_type)
-        hub.record_response((time.perf_counter() - started) * 1000)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        hub.record_response(elapsed_ms)
+        self.services.metrics.response_time(self._type_label(message_type), elapsed_ms)
+
+    def _type_label(self, message_type: str | None) -> str:
+        """The message type as a metrics label: one this endpoint handles, else INVALID (unreadable) or UNKNOWN,
+        so a client cannot grow the label set."""
+        if message_type is None:
+            return "INVALID"
+        if message_type in self.handlers or message_type in ("AUTH", "HEARTBEAT"):
+            return message_type
+        return "UNKNOWN"
 
     def receive_non_text(self, what: str) -> None:
         """A message that is not text (a binary frame, a SockJS message that is not a string): ERROR, nothing else."""
@@ -416,6 +428,8 @@ class Endpoint:
     def close(self, code: int, reason: str) -> None:
         """Ask the transport to close with `code` (→ CLOSING); its end arrives later through `finish`."""
         if self.state in _SENDING:
+            if code == CloseCode.SLOW_CONSUMER:
+                self.hub.record_slow_consumer()
             self.state = ConnectionState.CLOSING
             self.transport.close_transport(int(code), reason[:120])
 

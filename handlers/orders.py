@@ -63,7 +63,7 @@ class OrdersEndpoint(Endpoint):
     @property
     def origin(self) -> Origin:
         """This connection and the request being handled: the hub delivers the answer of a trading call to it."""
-        return Origin(self.session_id, self.request_id, self.request_type)
+        return Origin(self.session_id, self.request_id, self.request_type, self.received_at)
 
     def deliver(self, message_type, data_json, request_id, offset) -> bool:
         """Order events arrive in eventId order; drop one already replayed, unless it answers a request.

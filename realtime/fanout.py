@@ -13,7 +13,8 @@ from domain.market import Quote
 from .protocol import CloseCode, encode_data
 from .wire import market as wire_market
 
-__all__ = ["QuoteFanout", "QUOTES", "encode_quotes", "decode_quotes", "MIN_INTERVAL_MS", "DEFAULT_INTERVAL_MS"]
+__all__ = ["QuoteFanout", "QUOTES", "encode_quotes", "decode_quotes", "decode_tick", "MIN_INTERVAL_MS",
+           "DEFAULT_INTERVAL_MS"]
 
 log = logging.getLogger(__name__)
 
@@ -24,18 +25,26 @@ QUOTES = "market.quotes"
 """The broker channel of market ticks: every node's fan-out listens to it."""
 
 
-def encode_quotes(version: int, quotes: Iterable[Quote]) -> bytes:
-    """One tick for the broker: the market version on the first line, then one line per changed quote, its symbol
-    and its wire JSON separated by a space (JSON text never holds a raw newline)."""
-    lines = [str(int(version))]
+def encode_quotes(version: int, quotes: Iterable[Quote], time_ms: int | None = None) -> bytes:
+    """One tick for the broker: the market version (and, when given, the tick's wall time in ms, after a space) on
+    the first line, then one line per changed quote, its symbol and its wire JSON separated by a space (JSON text
+    never holds a raw newline)."""
+    lines = [str(int(version)) if time_ms is None else f"{int(version)} {int(time_ms)}"]
     lines += [f"{quote.symbol} {encode_data(wire_market.quote(quote))}" for quote in quotes]
     return "\n".join(lines).encode()
 
 
 def decode_quotes(message: bytes) -> tuple[int, dict[str, str]]:
     """(version, quote JSON by symbol) of a tick made by `encode_quotes`."""
-    version, *lines = message.decode().split("\n")
-    return int(version), dict(line.split(" ", 1) for line in lines)
+    version, _, quotes = decode_tick(message)
+    return version, quotes
+
+
+def decode_tick(message: bytes) -> tuple[int, int | None, dict[str, str]]:
+    """(version, the tick's wall time in ms or None, quote JSON by symbol) of a tick made by `encode_quotes`."""
+    head, *lines = message.decode().split("\n")
+    version, _, time_ms = head.partition(" ")
+    return int(version), int(time_ms) if time_ms else None, dict(line.split(" ", 1) for line in lines)
 
 
 @dataclass(eq=False, slots=True)
@@ -76,10 +85,14 @@ class QuoteFanout:
         self._buckets: dict[int, list[set[_Group]]] = {}  # interval -> its phases' connections
         self._due: dict[int, list[int]] = {}  # interval -> when each phase is due
         self.frames_built = 0
+        self.tick_time_ms: int | None = None  # wall time of the latest tick: a frame's delay is measured from it
 
     def on_quotes(self, _channel: str, message: bytes) -> None:
         """The broker's handler for `QUOTES`."""
-        self.update(*decode_quotes(message))
+        version, time_ms, quotes = decode_tick(message)
+        if time_ms is not None and version >= self.version:
+            self.tick_time_ms = time_ms
+        self.update(version, quotes)
 
     def update(self, version: int, quote_json: Mapping[str, str]) -> None:
         """Take the quotes (wire JSON by symbol) that changed at market `version`."""

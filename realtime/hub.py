@@ -89,6 +89,7 @@ class ConnectionHub:
         self.messages_failed = 0
         self.messages_received = 0
         self.errors_sent = 0
+        self.slow_consumer_closes = 0
         self._response_ms_total = 0.0
         self._responses = 0
         self.closed_durations_total = 0.0
@@ -248,6 +249,18 @@ class ConnectionHub:
 
     def record_error(self) -> None:
         self.errors_sent += 1
+
+    def record_slow_consumer(self) -> None:
+        self.slow_consumer_closes += 1
+
+    def counters(self) -> dict[str, int]:
+        """The cumulative counters the metrics sample each second (services.metrics.COUNTERS)."""
+        return {"messagesIn": self.messages_received, "messagesOut": self.messages_sent,
+                "messagesFailed": self.messages_failed, "errors": self.errors_sent,
+                "slowConsumerCloses": self.slow_consumer_closes}
+
+    def connection_counts(self) -> dict[str, int]:
+        return {name: len(sids) for name, sids in self._by_endpoint.items() if sids}
 
     def record_response(self, elapsed_ms: float) -> None:
         self._response_ms_total += elapsed_ms

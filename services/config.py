@@ -62,4 +62,7 @@ class Config:
     predictability: float = 0.3
     overview_interval_s: float = 30.0
     stats_log_interval_s: float = 60.0
+    metrics_window_s: int = 3600             # seconds of per-second figures kept for the metrics page
+    log_stream_rate_per_s: float = 200.0     # records per second the /ws/admin log stream sends, server-wide
+    log_stream_backlog_bytes: int = 64 * 1024  # a log reader with more than this unsent misses records (counted)
     extra: dict = field(default_factory=dict)

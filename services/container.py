@@ -11,7 +11,9 @@ from realtime.scheduler import Scheduler
 from .auth import TokenService
 from .config import Config
 from .exchange import Exchange
+from .logstream import LogStream
 from .market import MarketService
+from .metrics import Metrics
 from .portfolio_book import PortfolioBook
 from .portfolios import PortfolioFeed
 from .risk import RiskService
@@ -49,4 +51,6 @@ class Services:
     risk: RiskService
     signals: SignalService
     exchange: Exchange
+    metrics: Metrics
+    logs: LogStream
     started_at: float

@@ -56,8 +56,8 @@ class MarketService:
         """Advance the simulator to the market clock's time; publishes and returns what changed, if anything."""
         if self.clock.paused:
             return None
-        market_ms = self.market_ms
-        result = self._simulator.tick(market_ms, self._wall.now_ms())
+        market_ms, wall_ms = self.market_ms, self._wall.now_ms()
+        result = self._simulator.tick(market_ms, wall_ms)
         if self.status != self._announced_status:  # exchange hours: the session opened or closed
             self._announce({"action": "OPEN" if self.status is MarketState.OPEN else "CLOSE"})
         if not (result.changed or result.day_rolled):
@@ -65,7 +65,7 @@ class MarketService:
         quote = self._simulator.quote
         tick = MarketTick(result.version, tuple(quote(symbol) for symbol in result.changed), result.day_rolled,
                           result.day_index, market_ms)
-        self._broker.publish(QUOTES, encode_quotes(tick.version, tick.quotes))
+        self._broker.publish(QUOTES, encode_quotes(tick.version, tick.quotes, wall_ms))
         return tick
 
     def publish_quotes(self) -> None:

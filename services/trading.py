@@ -1,6 +1,7 @@
 """The trading flow: the engine decides, storage makes it durable, then the order channels and the feed hear of it."""
 
 import logging
+import time
 from collections.abc import Callable, Set
 from dataclasses import dataclass, replace
 
@@ -12,6 +13,7 @@ from realtime import channels
 from realtime.hub import Publisher
 from realtime.protocol import encode_data
 
+from .metrics import Histogram
 from .portfolio_book import PortfolioBook
 from .storage import MAX_HISTORY_LIMIT, Storage, StorageFailure
 
@@ -30,6 +32,7 @@ class Origin:
     session_id: str
     request_id: str | None = None
     request_type: str | None = None
+    received_at: float | None = None  # time.perf_counter() when the request arrived: its ack's latency starts there
 
 
 class TradingService:
@@ -53,9 +56,10 @@ class TradingService:
     """
 
     def __init__(self, *, engine: OrderEngine, book: PortfolioBook, storage: Storage, market, hub: Publisher,
-                 clock, on_ledgers_changed: Callable[[Set[str]], None]):
+                 clock, on_ledgers_changed: Callable[[Set[str]], None], order_ack: Histogram | None = None):
         self._engine, self._book, self._storage, self._market = engine, book, storage, market
         self._hub, self._clock, self._on_ledgers_changed = hub, clock, on_ledgers_changed
+        self._order_ack = order_ack  # SUBMIT_ORDER receipt -> its first event published, in ms
         self._origin: dict[str, str] = {}  # open order id -> session that submitted it
         self._commit_later: Callable[[Callable[[], None]], object] | None = None
         self._pending: list[tuple[TradeResult, Origin | None]] = []  # changed in the engine, not yet stored
@@ -139,6 +143,7 @@ class TradingService:
                     if origin is not None:  # an answer only: the event is not new to anyone else
                         self._hub.publish(channels.orders_of_session(origin.session_id), _first_event_type(order),
                                           payload, reply_to=(origin.session_id, origin.request_id))
+                        self._acked(origin)
                     return
                 events = self._engine.reject(
                     user_id, _without_client_id(request), RejectReason.DUPLICATE_CLIENT_ORDER_ID,
@@ -263,11 +268,18 @@ class TradingService:
                 names.append(channels.orders_of_session(session_id))
             reply_to = (origin.session_id, origin.request_id) if origin is not None and index == 0 else None
             self._hub.publish(names, str(event.kind), payload, reply_to=reply_to, offset=event_id)
+            if reply_to is not None:
+                self._acked(origin)
         for order in result.orders:  # remember who placed an order until it closes: later fills go there too
             if order.is_open and origin is not None:
                 self._origin[order.order_id] = origin.session_id
             elif not order.is_open:
                 self._origin.pop(order.order_id, None)
+
+    def _acked(self, origin: Origin) -> None:
+        """An order's acknowledgement (ORDER_SUBMITTED or ORDER_REJECTED) has been published: its latency."""
+        if self._order_ack is not None and origin.received_at is not None and origin.request_type == "SUBMIT_ORDER":
+            self._order_ack.observe((time.perf_counter() - origin.received_at) * 1000)
 
     def _answer_refused(self, origin: Origin, refusal: Unavailable) -> None:
         """The ERROR a request gets when what it did could not be stored (the handler answers it when at once)."""

@@ -37,4 +37,5 @@ export const classroom = {
   leaderboard: () => api("GET", "/api/leaderboard"),
   control: (body) => api("POST", "/api/market/control", body),
   stats: () => api("GET", "/api/stats"),
+  metrics: (since) => api("GET", since == null ? "/api/metrics" : `/api/metrics?since=${encodeURIComponent(since)}`),
 };

@@ -15,6 +15,7 @@ import * as risk from "./panels/risk.js";
 import * as signals from "./panels/signals.js";
 import * as leaderboard from "./panels/leaderboard.js";
 import * as teacher from "./panels/teacher.js";
+import * as metrics from "./panels/metrics.js";
 
 const channels = {
   market: new Channel("market-data"),
@@ -24,7 +25,7 @@ const channels = {
   signals: new Channel("ml-signals"),
 };
 const SIGNED_IN_CHANNELS = ["orders", "portfolio", "risk"];
-const VIEWS = ["market", "symbol", "trade", "portfolio", "risk", "signals", "leaderboard", "teacher"];
+const VIEWS = ["market", "symbol", "trade", "portfolio", "risk", "signals", "leaderboard", "teacher", "metrics"];
 
 const app = {
   channels,
@@ -93,9 +94,9 @@ function renderConnection() {
 function route() {
   const [, view = "market", ...args] = (location.hash || "#/market").split("/");
   let name = VIEWS.includes(view) ? view : "market";
-  const needsAuth = ["trade", "portfolio", "risk", "leaderboard", "teacher"].includes(name);
+  const needsAuth = ["trade", "portfolio", "risk", "leaderboard", "teacher", "metrics"].includes(name);
   if (needsAuth && !store.user) name = "market";
-  if (name === "teacher" && !app.isTeacher()) name = "market";
+  if ((name === "teacher" || name === "metrics") && !app.isTeacher()) name = "market";
   app.view = name;
   for (const v of VIEWS) $(`#view-${v}`).hidden = v !== name;
   for (const link of $$("#nav a")) {
@@ -140,7 +141,7 @@ function startSession(user) {
 
 function endSession(why) {
   for (const key of SIGNED_IN_CHANNELS) channels[key].stop();
-  for (const panel of [orders, portfolio, risk, signals, teacher, leaderboard]) panel.signedOut?.(app);
+  for (const panel of [orders, portfolio, risk, signals, teacher, leaderboard, metrics]) panel.signedOut?.(app);
   store.user = null;
   tabMemory.set("user", null);
   channels.signals.stop();
@@ -166,7 +167,7 @@ function boot() {
     });
   }
   setInterval(renderConnection, 1000);
-  for (const panel of [signin, market, chart, orders, ticket, portfolio, risk, signals, leaderboard, teacher]) {
+  for (const panel of [signin, market, chart, orders, ticket, portfolio, risk, signals, leaderboard, teacher, metrics]) {
     panel.init(app);
   }
   $("#sign-out").addEventListener("click", () => endSession());

@@ -30,7 +30,7 @@ export function init(app) {
 
   app.onView("symbol", ([symbol]) => open(app, (symbol || "").toUpperCase()));
   app.onView("market", () => close());
-  for (const v of ["trade", "portfolio", "risk", "signals", "leaderboard", "teacher"]) app.onView(v, () => close());
+  for (const v of ["trade", "portfolio", "risk", "signals", "leaderboard", "teacher", "metrics"]) app.onView(v, () => close());
 
   $("#chart-interval").addEventListener("change", (event) => {
     view.interval = event.target.value;
