@@ -22,7 +22,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize
 
 from domain.errors import BadRequest
 from domain.trading import Side
@@ -247,6 +246,8 @@ def _max_return_weights(excess: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 
 def _solve(fun, jac, x0, bounds, constraints) -> np.ndarray:
+    from scipy.optimize import minimize  # here, not at the top: importing SciPy is half the server's start-up
+
     result = minimize(
         fun,
         x0,
