@@ -119,7 +119,8 @@ def run_load(server: ServerProcess, connections: int, *, send: str | None, warmu
                         "--batch", str(batch), "--interval", str(interval_ms), "--deflate", str(int(deflate))]
     command += ["--send", send] if send else []
     load = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    watchdog = threading.Timer(120 + warmup + window, load.kill)  # e.g. connections that never open
+    # e.g. connections that never open; 19,000 handshakes take a minute or two here
+    watchdog = threading.Timer(120 + connections / 50 + warmup + window, load.kill)
     watchdog.start()
     try:
         samples = {}
