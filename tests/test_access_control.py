@@ -8,15 +8,11 @@ theirs changes.
 import pytest
 import ujson
 
-from handlers.market_data import MarketDataEndpoint
-from handlers.orders import OrdersEndpoint
-from handlers.portfolio import PortfolioEndpoint
-from handlers.risk import RiskEndpoint
-from handlers.signals import SignalsEndpoint
+import stockquest
 
 pytestmark = pytest.mark.gen_test(timeout=30)
 
-ENDPOINTS = (MarketDataEndpoint, PortfolioEndpoint, OrdersEndpoint, RiskEndpoint, SignalsEndpoint)
+ENDPOINTS = tuple(stockquest.ENDPOINTS.values())  # every endpoint the server serves
 ID_FIELDS = ("portfolioId", "orderId", "alertId")
 FILLERS = {"symbol": "NVTX", "side": "BUY", "orderType": "LIMIT", "quantity": 1, "limitPrice": 1.0,
            "limits": {"maxOrderValue": 1}, "symbols": ["NVTX", "CRVL"], "objective": "MIN_VARIANCE",

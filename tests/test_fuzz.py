@@ -17,17 +17,12 @@ import ujson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from handlers.market_data import MarketDataEndpoint
-from handlers.orders import OrdersEndpoint
-from handlers.portfolio import PortfolioEndpoint
-from handlers.risk import RiskEndpoint
-from handlers.signals import SignalsEndpoint
+import stockquest
 from realtime.protocol import ErrorCode
 
 pytestmark = pytest.mark.filterwarnings("ignore:make_current is deprecated", "ignore:clear_current is deprecated")
 
-ENDPOINTS = {cls.name: cls for cls in (MarketDataEndpoint, PortfolioEndpoint, OrdersEndpoint, RiskEndpoint,
-                                       SignalsEndpoint)}
+ENDPOINTS = {cls.name: cls for cls in stockquest.ENDPOINTS.values()}  # every endpoint the server serves
 CLOSE_CODES = {1007, 1009, 4401, 4429}  # what a client's own messages may close its connection with
 ERROR_CODES = {str(code) for code in ErrorCode} - {"INTERNAL"}
 REPLY_TIMEOUT_S = 5.0
