@@ -34,6 +34,35 @@ class Field:
     def convert(self, name: str, value: Any) -> Any:
         raise NotImplementedError
 
+    def json_schema(self) -> dict:
+        """What `convert` accepts, as a JSON Schema fragment: docs/asyncapi.yaml is checked against it.
+
+        Values are given in their canonical form: `convert` also trims strings and upper-cases them when `upper`.
+        """
+        schema = self._json_schema()
+        if self.nullable:
+            schema["type"] = [*_as_list(schema["type"]), "null"]
+        if self.default is not None and self.default is not ...:
+            schema["default"] = self.default
+        return schema
+
+    def _json_schema(self) -> dict:
+        raise NotImplementedError
+
+    def _bounds(self, schema: dict) -> dict:
+        if self.min is not None:
+            schema["minimum"] = self.min
+        if self.max is not None:
+            schema["maximum"] = self.max
+        return schema
+
+    def _choices(self, schema: dict) -> dict:
+        if self.choices is not None:  # the allowed values say all there is to say about their length
+            schema.pop("minLength", None)
+            schema.pop("maxLength", None)
+            schema["enum"] = [str(choice) if isinstance(choice, str) else choice for choice in self.choices]
+        return schema
+
     def check_range(self, name: str, value) -> None:
         if self.min is not None and value < self.min:
             raise _bad(f"{name} must be at least {self.min:g}")
@@ -43,6 +72,10 @@ class Field:
     def check_choice(self, name: str, value) -> None:
         if self.choices is not None and value not in self.choices:
             raise _bad(f"{name} must be one of {', '.join(map(str, self.choices))}")
+
+
+def _as_list(json_type: str | list) -> list:
+    return [json_type] if isinstance(json_type, str) else list(json_type)
 
 
 def _wrong_type(name: str, expected: str) -> ProtocolError:
@@ -66,6 +99,9 @@ def _finite_number(name: str, value) -> float | int:
 @dataclass(frozen=True, kw_only=True)
 class Str(Field):
 
+    def _json_schema(self):
+        return self._choices({"type": "string", "maxLength": self.max_len})
+
     def convert(self, name, value):
         if not isinstance(value, str):
             raise _wrong_type(name, "a string")
@@ -81,6 +117,9 @@ class Str(Field):
 @dataclass(frozen=True, kw_only=True)
 class Int(Field):
 
+    def _json_schema(self):
+        return self._choices(self._bounds({"type": "integer"}))
+
     def convert(self, name, value):
         value = _finite_number(name, value)
         if isinstance(value, float):
@@ -95,6 +134,9 @@ class Int(Field):
 @dataclass(frozen=True, kw_only=True)
 class Number(Field):
 
+    def _json_schema(self):
+        return self._bounds({"type": "number"})
+
     def convert(self, name, value):
         value = _finite_number(name, value)
         self.check_range(name, value)
@@ -105,6 +147,9 @@ class Number(Field):
 class Money(Field):
     """A price or amount as Decimal; accepts a JSON number or a decimal string ("101.25")."""
 
+
+    def _json_schema(self):
+        return self._bounds({"type": ["number", "string"]})
 
     def convert(self, name, value):
         if isinstance(value, str):
@@ -128,6 +173,9 @@ class Money(Field):
 @dataclass(frozen=True, kw_only=True)
 class Bool(Field):
 
+    def _json_schema(self):
+        return {"type": "boolean"}
+
     def convert(self, name, value):
         if not isinstance(value, bool):
             raise _wrong_type(name, "true or false")
@@ -141,6 +189,9 @@ _ID = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 class Id(Field):
     """An opaque id: a string, or a number read as the string of that number (PROTOCOL.md)."""
 
+
+    def _json_schema(self):
+        return {"type": ["string", "integer"], "pattern": f"^{_ID.pattern}$"}
 
     def convert(self, name, value):
         if isinstance(value, bool) or not isinstance(value, (str, int)):
@@ -156,6 +207,10 @@ class StrList(Field):
     """A list of strings (or one string, taken as a list of one); upper-cased when `upper`."""
 
     max_items: int = 200
+
+    def _json_schema(self):
+        item = self._choices({"type": "string", "minLength": 1, "maxLength": self.max_len})
+        return {"oneOf": [item, {"type": "array", "items": item, "maxItems": self.max_items}]}
 
     def convert(self, name, value):
         if isinstance(value, str):
@@ -194,6 +249,15 @@ class Obj(Field):
     """A nested object validated by its own field map."""
 
     fields: dict | None = None
+
+    def _json_schema(self):
+        if self.fields is None:
+            return {"type": "object"}
+        schema = {"type": "object", "properties": {name: spec.json_schema() for name, spec in self.fields.items()}}
+        required = [name for name, spec in self.fields.items() if spec.required]
+        if required:
+            schema["required"] = required
+        return schema
 
     def convert(self, name, value):
         if not isinstance(value, dict):

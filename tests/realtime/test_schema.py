@@ -315,3 +315,19 @@ def test_validate_reports_wrong_type_before_anything_else_of_that_field():
 ])
 def test_snake_case_converts_camel_case_wire_names(wire, python):
     assert snake_case(wire) == python
+
+
+# json_schema ------------------------------------------------------------------
+
+
+def test_json_schema_states_what_convert_accepts():
+    assert Int(min=1, max=5, default=2).json_schema() == {"type": "integer", "minimum": 1, "maximum": 5, "default": 2}
+    assert Str(choices=("A", "B"), upper=True).json_schema() == {"type": "string", "enum": ["A", "B"]}
+    assert Money(nullable=True, default=...).json_schema() == {"type": ["number", "string", "null"]}
+    assert Id().json_schema()["type"] == ["string", "integer"]
+
+
+def test_json_schema_of_a_list_also_allows_one_string():
+    item = {"type": "string", "minLength": 1, "maxLength": 12}
+    assert StrList(max_len=12, max_items=3).json_schema() == {
+        "oneOf": [item, {"type": "array", "items": item, "maxItems": 3}]}
