@@ -10,7 +10,6 @@ import asyncio
 import gc
 import logging
 import random
-import re
 import signal
 import sqlite3
 import sys
@@ -54,7 +53,7 @@ from services.auth import TokenService, load_or_create_secret
 from services.config import Config
 from services.container import Services
 from services.exchange import Exchange
-from services.logstream import LogStream
+from services.logstream import LogStream, redact
 from services.market import MarketService
 from services.metrics import Metrics
 from services.portfolio_book import PortfolioBook
@@ -450,9 +449,6 @@ def parse_config(argv: list[str]) -> Config:
 _CONTEXT = ("session_id", "user_id", "endpoint", "channel")
 
 
-_SECRETS = re.compile(r"((?:token|password)=|Bearer\s+)[^&\s'\"]+", re.IGNORECASE)
-
-
 class ContextFormatter(logging.Formatter):
     """Appends the structured context a record carries (session id, user id, endpoint) as key=value, and blanks
     out tokens and passwords wherever a library quotes a URL or a header (Tornado's uncaught-exception line)."""
@@ -460,7 +456,7 @@ class ContextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
         context = " ".join(f"{key}={getattr(record, key)}" for key in _CONTEXT if getattr(record, key, None))
-        return _SECRETS.sub(r"\1[redacted]", f"{text} {context}" if context else text)
+        return redact(f"{text} {context}" if context else text)
 
 
 def configure_logging(level: str) -> None:

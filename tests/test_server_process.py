@@ -125,8 +125,11 @@ def test_the_log_formatter_blanks_tokens_and_passwords_wherever_they_are_quoted(
                                "Uncaught exception GET /x?token=abc.def-ghi&v=2 %r", ("password=hunter2",), None)
     text = stockquest.ContextFormatter("%(message)s").format(record)
     assert "abc.def" not in text and "hunter2" not in text and "&v=2" in text
-    assert "Bearer [redacted]" in stockquest.ContextFormatter("%(message)s").format(
+    assert "eyJ1" not in stockquest.ContextFormatter("%(message)s").format(
         logging.LogRecord("x", logging.INFO, __file__, 1, "Authorization: Bearer eyJ0.eyJ1.sig", (), None))
+    bare = logging.LogRecord("x", logging.ERROR, __file__, 1, "token refused: %s",
+                             ("eyJhbGciOiJI.eyJzdWIiOiIx.c2ln",), None)
+    assert "eyJzdWIiOiIx" not in stockquest.ContextFormatter("%(message)s").format(bare)  # a JWT quoted bare
 
 
 @pytest.mark.parametrize("fault", ["data dir is a file", "corrupt database", "locked database", "port taken"])
