@@ -11,6 +11,7 @@ The spec is read through @asyncapi/parser (tests/node/validate_asyncapi.js), exa
 import ast
 import inspect
 import json
+import logging
 import shutil
 import subprocess
 from pathlib import Path
@@ -39,6 +40,7 @@ SENDING_MODULES = {
     "services/portfolios.py": ("portfolio",),
     "services/risk.py": ("risk-monitoring",),
     "services/signals.py": ("ml-signals",),
+    "services/logstream.py": ("admin",),  # LOG_RECORD and LOGS_DROPPED, to /ws/admin's log subscribers
 }
 ORDER_EVENTS = frozenset(str(kind) for kind in EventKind)
 # Call sites whose type is computed, not a literal: what each can send (None: it forwards a type given to an
@@ -254,15 +256,19 @@ def test_error_codes_are_the_servers(spec):
 # messages from a running server --------------------------------------------------------------------------------
 
 FAST_PUSHES = dict(overview_interval_s=1.0, risk_evaluate_ms=200, risk_update_ms=500)
+LOG_BURST = 20  # the log stream's cap (records a second, bursts of as many): a burst over it provokes LOGS_DROPPED
 
 
-@pytest.mark.parametrize("config_overrides", [FAST_PUSHES])
+@pytest.mark.parametrize("config_overrides", [{**FAST_PUSHES, "log_stream_rate_per_s": LOG_BURST}])
 @pytest.mark.gen_test(timeout=60)
-async def test_messages_from_a_running_server_match_the_spec_schemas(ws, make_user, services, tmp_path, spec):
+async def test_messages_from_a_running_server_match_the_spec_schemas(ws, make_user, services, tmp_path, spec,
+                                                                     caplog):
     """Every endpoint driven through its requests and pushes until every documented server message has been
-    seen; each message is validated in Node against the schema the spec gives it on that endpoint."""
+    seen (on /ws/admin, every one it documents); each message is validated in Node against the schema the spec
+    gives it on that endpoint."""
     user, token = make_user("alice")
     _, teacher_token = make_user("tess", role="teacher")
+    _, admin_token = make_user("ada", role="admin")
     market = await ws("/ws/market-data")
     await market.send("AUTH", {"token": token}, request_id="a")
     await market.wait_for("AUTHENTICATED")
@@ -344,8 +350,38 @@ async def test_messages_from_a_running_server_match_the_spec_schemas(ws, make_us
         await signals.send(message_type, data)
     await signals.wait_for("OPTIMIZATION_RESULT", timeout=10)
 
+    caplog.set_level(logging.INFO)  # the server's default level (pytest's root logger passes WARNING and up)
+    ops = await ws("/ws/admin")
+    await ops.send("AUTH", {"token": admin_token}, request_id="a")
+    await ops.wait_for("AUTHENTICATED")
+    await ops.send("HEARTBEAT", request_id="h")
+    await ops.wait_for("HEARTBEAT")
+    await ops.send("SUBSCRIBE_LOGS", {"level": "info", "logger": "handlers"})
+    await ops.wait_for("SUBSCRIPTION_CONFIRMED")
+    staff = await ws("/ws/admin", token=teacher_token)  # handlers.base logs its opening: a record with the ids
+    while "endpoint" not in (await ops.wait_for("LOG_RECORD"))["data"]:
+        pass
+    for message_type, data in [("SUBSCRIBE_LOGS", None), ("REQUEST_METRICS", None),
+                               ("REQUEST_METRICS", {"since": services.clock.now() - 3})]:
+        await staff.send(message_type, data)
+    await staff.wait_for("ERROR")  # FORBIDDEN: the log stream is for admins
+    await staff.wait_for("METRICS")
+    await staff.wait_for("METRICS")
+    flood = logging.getLogger("test.asyncapi")
+    await ops.send("SUBSCRIBE_LOGS", {"level": "WARNING", "logger": flood.name})
+    await ops.wait_for("SUBSCRIPTION_CONFIRMED")
+    try:
+        raise ValueError("a record with an exception")
+    except ValueError:
+        flood.exception("failed")
+    for n in range(3 * LOG_BURST):
+        flood.warning("record %d", n)
+    await ops.wait_for("LOGS_DROPPED")
+    await ops.send("UNSUBSCRIBE_LOGS")
+    await ops.wait_for("SUBSCRIPTION_CONFIRMED")
+
     clients = {"market-data": [market], "orders": [orders], "portfolio": [folio], "risk-monitoring": [risk, teacher],
-               "ml-signals": [signals]}
+               "ml-signals": [signals], "admin": [ops, staff]}
     for group in clients.values():
         for client in group:
             await client.drain(0.3)
@@ -355,5 +391,10 @@ async def test_messages_from_a_running_server_match_the_spec_schemas(ws, make_us
                                 for message in client.received))
     result = run_validator("--check-messages", str(captured))
     assert result.returncode == 0, result.stdout[:4000] + result.stderr[-2000:]
-    seen = {key.split(" ", 1)[1] for key in json.loads(result.stdout)["types"]}
-    assert seen == set().union(*messages_by_endpoint(spec, "send").values())
+    types = json.loads(result.stdout)["types"]
+    documented = messages_by_endpoint(spec, "send")
+    assert {key.split(" ", 1)[1] for key in types} == set().union(*documented.values())
+    assert {key.split(" ", 1)[1] for key in types if key.startswith("/ws/admin ")} == set(documented["admin"])
+    admin_records = [m["data"] for m in ops.received if m["type"] == "LOG_RECORD"]
+    assert any("endpoint" in r and r["sessionId"] and r["userId"] for r in admin_records)
+    assert any(r.get("exception") == "ValueError: a record with an exception" for r in admin_records)
