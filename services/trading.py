@@ -288,6 +288,7 @@ class TradingService:
                                        "requestType": origin.request_type}),
                           reply_to=(origin.session_id, origin.request_id))
 
+
 def _first_event_type(order: Order) -> str:
     return str(EventKind.ORDER_REJECTED if order.reject_reason is not None else EventKind.ORDER_SUBMITTED)
 
