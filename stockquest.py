@@ -43,7 +43,7 @@ from handlers.server import make_server, proxy_network
 from handlers.signals import SignalsEndpoint
 from handlers.sockjs import sockjs_routes
 from handlers.websocket import WebSocketTransport, keep_alive
-from realtime.broker import InMemoryBroker
+from realtime.broker import Broker, BrokerUnavailable, InMemoryBroker
 from realtime.fanout import QUOTES, QuoteFanout
 from realtime.hub import ConnectionHub
 from realtime.protocol import CloseCode, iso_timestamp
@@ -93,6 +93,14 @@ ENDPOINTS = {
 }
 
 
+def make_broker(config: Config) -> Broker:
+    """The in-process broker, or with `--redis-url` the Redis one (whose client is imported only then)."""
+    if config.redis_url is None:
+        return InMemoryBroker()
+    from realtime.redis_broker import RedisBroker
+    return RedisBroker(config.redis_url)
+
+
 def build_services(config: Config, *, clock: Clock | None = None, rng: random.Random | None = None) -> Services:
     """Every service of one application, wired once: the only place that knows what depends on what."""
     clock = clock or SystemClock()
@@ -106,7 +114,7 @@ def build_services(config: Config, *, clock: Clock | None = None, rng: random.Ra
     users = UserDirectory(storage=storage, tokens=tokens, starting_cash_cents=starting_cash)
 
     metrics = Metrics(clock=clock, window_s=config.metrics_window_s)
-    broker = InMemoryBroker()
+    broker = make_broker(config)
     hub = ConnectionHub(clock=clock, broker=broker, max_total=config.max_connections,
                         max_per_user=config.max_connections_per_user)
     rng = rng or random.Random(config.seed)
@@ -421,6 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
            "alone turns it on)", type=_flag, default=defaults.compression, nargs="?", const=True)
     option("guests", "allow guest sign-in (classroom mode; default on)", type=_flag, default=True)
     option("anonymous-market-data", "allow market data without signing in (default on)", type=_flag, default=True)
+    option("redis-url", "Redis for the broker between server processes, e.g. redis://127.0.0.1:6379/0 (default "
+           "none: one process, in-memory broker)")
     option("log-level", "DEBUG, INFO, WARNING or ERROR (default INFO)", default=defaults.log_level,
            type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return parser
@@ -438,7 +448,7 @@ def parse_config(argv: list[str]) -> Config:
         commission_per_share=args.commission_per_share, allow_short=args.allow_short, allow_guests=args.guests,
         sign_ups_per_minute=args.sign_ups_per_minute,
         anonymous_market_data=args.anonymous_market_data, compression=args.compression,
-        log_level=args.log_level, vendor_dir=args.vendor_dir,
+        log_level=args.log_level, vendor_dir=args.vendor_dir, redis_url=args.redis_url or None,
     )
     assert set(values) <= {f.name for f in fields(Config)}
     return Config(**values)
@@ -469,7 +479,8 @@ def configure_logging(level: str) -> None:
 # running ----------------------------------------------------------------------
 
 class CannotStart(Exception):
-    """Something outside the server stops it from starting (its data, its port): one message, no traceback."""
+    """Something outside the server stops it from starting (its data, its port, its Redis): one message, no
+    traceback."""
 
 
 async def serve(config: Config) -> None:
@@ -484,7 +495,11 @@ async def serve(config: Config) -> None:
         raise CannotStart(f"cannot use the data in {Path(config.data_dir).resolve()}: {error}") from None
     server = make_server(make_app(services), config, max_body_size=MAX_HTTP_BODY)
     server.add_sockets(sockets)
-    timers = await start(services)
+    try:
+        timers = await start(services)
+    except BrokerUnavailable as error:
+        services.storage.close()
+        raise CannotStart(str(error)) from None
     gc.collect()
     gc.freeze()  # the long-lived startup objects (history, universe) leave the cyclic collector's scans
     stopping = asyncio.Event()

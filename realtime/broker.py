@@ -6,12 +6,16 @@ import logging
 from collections import defaultdict, deque
 from collections.abc import Callable
 
-__all__ = ["Broker", "InMemoryBroker", "Subscription", "Handler"]
+__all__ = ["Broker", "BrokerUnavailable", "InMemoryBroker", "Subscription", "Handler"]
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[str, bytes], None]
 """Called with (channel, message) for each message delivered."""
+
+
+class BrokerUnavailable(Exception):
+    """`start()` could not reach the broker (its message names where it looked): the server cannot start."""
 
 
 class Subscription:
@@ -38,7 +42,8 @@ class Broker(abc.ABC):
     - Messages one process publishes on one channel arrive in the order it published them. Nothing is
       promised across channels, nor for messages published before a subscription or after `stop()`.
     - A handler that raises is logged; the channel's other handlers still get the message.
-    - `start()` (inside the running loop) before messages flow; `stop()` at shutdown drops what is undelivered.
+    - `start()` (inside the running loop) before messages flow, raising BrokerUnavailable when the broker cannot
+      be reached; `stop()` at shutdown drops what is undelivered.
     """
 
     @abc.abstractmethod
