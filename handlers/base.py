@@ -9,6 +9,7 @@ so an Endpoint runs as well on a fake transport in a test, with no socket and no
 
 import enum
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -325,10 +326,11 @@ class Endpoint:
                 return
             message = decode(text)  # first, so that even a refusal carries the requestId the client waits on
             request_id, message_type = message.request_id, message.type
-            if not allowed:
-                raise ProtocolError(ErrorCode.RATE_LIMITED,
-                                    f"more than {self.config.rate_limit_per_s:g} messages per second")
-            self.dispatch(message)
+            if allowed:
+                self.dispatch(message)
+            else:  # dropped; retryAfter: seconds until the next message would be taken
+                self.send_error(ErrorCode.RATE_LIMITED, f"more than {self.config.rate_limit_per_s:g} messages per "
+                                "second", request_id, message_type, retry_after_s=self._bucket.wait_s())
         except ProtocolError as error:
             request_id = error.request_id or request_id
             self.send_error(error.code, error.message, request_id, error.request_type or message_type)
@@ -415,10 +417,13 @@ class Endpoint:
         that replay a stream and must not send an entry twice."""
         return self.send_json(message_type, data_json, request_id)
 
-    def send_error(self, code, message: str, request_id: str | None, request_type: str | None) -> None:
+    def send_error(self, code, message: str, request_id: str | None, request_type: str | None, *,
+                   retry_after_s: float | None = None) -> None:
         self.hub.record_error()
-        self.send("ERROR", {"code": str(code), "error": message, "requestType": request_type},
-                  request_id=request_id)
+        data = {"code": str(code), "error": message, "requestType": request_type}
+        if retry_after_s is not None:
+            data["retryAfter"] = math.ceil(retry_after_s * 1000) / 1000  # never early: rounded up to the ms
+        self.send("ERROR", data, request_id=request_id)
 
     def refuse(self, code, message: str, close_code: int, *, request_id=None, request_type=None) -> None:
         """ERROR then close: for the protocol's closing cases (auth, limits, Origin, abuse)."""

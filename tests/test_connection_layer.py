@@ -131,6 +131,7 @@ async def test_rate_limit_answers_rate_limited_then_closes_sustained_abuse_4429(
     assert [r["type"] for r in replies[:3]] == ["HEARTBEAT"] * 3
     assert replies[3]["type"] == "ERROR" and replies[3]["data"]["code"] == "RATE_LIMITED"
     assert (replies[3]["requestId"], replies[3]["data"]["requestType"]) == ("3", "HEARTBEAT")
+    assert 0 < replies[3]["data"]["retryAfter"] <= 0.5  # 2 a second: the next token within half a second
     for _ in range(20):
         await client.send("HEARTBEAT")
     code, _ = await client.closed()
