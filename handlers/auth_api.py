@@ -34,7 +34,8 @@ class _TokenHandler(JsonHandler):
             raise ApiError(403, "this server verifies tokens but does not issue them", code="FORBIDDEN")
 
     def send_token(self, user: User, status: int) -> None:
-        self.write_json({"token": self.services.users.token_for(user), "user": user_to_wire(user)}, status)
+        self.write_json({"token": self.services.users.token_for(user), "user": user_to_wire(user),
+                         "portfolioIds": self.services.users.portfolio_ids(user)}, status)
 
 
 class RegisterHandler(_TokenHandler):

@@ -259,7 +259,8 @@ class Endpoint:
         else:
             self._arm_timer("expiry", expires_at - self.services.clock.now(), self._token_expired)
         self._cancel_timer("auth")
-        self.send("AUTHENTICATED", {"userId": self.user_id, "name": user.display_name, "role": user.role},
+        self.send("AUTHENTICATED", {"userId": self.user_id, "name": user.display_name, "role": user.role,
+                                    "portfolioIds": self.services.users.portfolio_ids(user)},
                   request_id=request_id)
         if was_waiting:
             self.ready()

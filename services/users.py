@@ -46,6 +46,10 @@ class UserDirectory:
     def token_for(self, user: User) -> str:
         return self._tokens.issue(user)
 
+    def portfolio_ids(self, user: User) -> list[str]:
+        """The user's own portfolios, oldest first: told at sign-in, so a bot knows where to trade."""
+        return self._storage.portfolio_ids_of(user.id)
+
     @property
     def can_issue_tokens(self) -> bool:
         return self._tokens.can_issue

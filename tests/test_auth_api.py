@@ -130,6 +130,7 @@ async def test_register_returns_201_with_a_token_and_the_user(call, services):
     user = services.storage.user_by_name("ada")
     assert body["user"] == {"userId": str(user.id), "username": "Ada", "name": "Ada", "role": "student"}
     assert services.tokens.verify(body["token"]).user_id == user.id
+    assert body["portfolioIds"] == services.storage.portfolio_ids_of(user.id) and len(body["portfolioIds"]) == 1
 
 
 @pytest.mark.gen_test

@@ -208,7 +208,9 @@ async def test_auth_message_signs_in_anonymous_connection_with_stored_role(ws, m
     await client.send("AUTH", {"token": token}, request_id="a1")
     reply = await client.expect("AUTHENTICATED")
     assert reply["requestId"] == "a1"
-    assert reply["data"] == {"userId": str(user.id), "name": "Tess", "role": "teacher"}
+    assert reply["data"] == {"userId": str(user.id), "name": "Tess", "role": "teacher",
+                             "portfolioIds": services.book.ids_of(str(user.id))}  # where a bot may trade
+    assert len(reply["data"]["portfolioIds"]) == 1
 
 
 async def test_auth_message_with_bad_token_is_refused_4401(ws):
