@@ -35,6 +35,7 @@ from services.storage import (
     SCHEMA_VERSION,
     Storage,
     StorageError,
+    StorageFailure,
     ValuePoint,
 )
 from services.storage.history import _encode_cursor
@@ -225,6 +226,39 @@ def test_positions_are_rewritten_whole_and_flat_ones_kept_only_with_realized_pnl
     storage.save_trading([], [ledger(ada, CASH, 0, Position("ACME", 0, 0, 0, 120), Position("EMPTY"))], now_ms=T0)
     (book,), _ = storage.load_trading(CASH)
     assert book.positions == {"ACME": Position("ACME", 0, 0, 0, 120)}
+
+
+def test_a_ledger_is_written_again_only_when_what_is_stored_of_it_changed(storage, ada):
+    """Most orders change only a reservation, which is not stored: no UPDATE, DELETE or INSERT of the ledger."""
+    statements = []
+    storage._db.set_trace_callback(statements.append)
+
+    def ledger_writes():
+        found = [sql for sql in statements if "portfolios SET" in sql or "positions" in sql]
+        statements.clear()
+        return len(found)
+
+    held = Position("ACME", 5, 0, 500, 0)
+    storage.save_trading([], [ledger(ada, CASH - 500, 0, held)], now_ms=T0)
+    assert ledger_writes() > 0  # the first time this process writes it
+    reserved = ledger(ada, CASH - 500, 0, Position("ACME", 5, 2, 500, 0))  # two shares reserved: not stored
+    reserved.reserved_cash_cents = 900
+    storage.save_trading([], [reserved], now_ms=T0)
+    assert ledger_writes() == 0
+    storage.save_trading([], [ledger(ada, CASH - 500, 0, Position("ACME", 5, 0, 500, 0, stop_loss_cents=90))],
+                         now_ms=T0)
+    assert ledger_writes() > 0  # a stop-loss is stored
+
+    storage._db.execute("PRAGMA query_only = 1")  # a write the database refuses is not remembered as written
+    with pytest.raises(StorageFailure):
+        storage.save_trading([], [ledger(ada, CASH - 900, 0, held)], now_ms=T0)
+    storage._db.execute("PRAGMA query_only = 0")
+    statements.clear()
+    storage.save_trading([], [ledger(ada, CASH - 900, 0, held)], now_ms=T0)
+    assert ledger_writes() > 0
+    storage._db.set_trace_callback(None)
+    (book,), _ = storage.load_trading(CASH)
+    assert (book.cash_cents, book.positions) == (CASH - 900, {"ACME": held})
 
 
 # -- the event stream -----------------------------------------------------------------------

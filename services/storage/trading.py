@@ -61,6 +61,13 @@ class TradingStore(Database):
     One transaction per engine step (`save_trading`); read back whole at start-up (`load_trading`).
     """
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # What this process last committed of each portfolio (cash, commissions, positions): most orders change
+        # only a reservation, which is not stored, and their ledger need not be written again. Only
+        # `_write_ledgers` writes these columns, so what it committed is what the file holds.
+        self._ledgers_committed: dict[int, tuple] = {}
+
     # -- the hot path: one engine step ------------------------------------------------
 
     def save_trading(
@@ -110,8 +117,7 @@ class TradingStore(Database):
             db.executemany(_INSERT_FILL_SQL, [
                 _fill_params(event.fill) for event in events if event.kind is EventKind.EXECUTION_REPORT
             ])
-            if unique_ledgers:
-                self._write_ledgers(db, unique_ledgers.values())
+            written = self._write_ledgers(db, unique_ledgers.values()) if unique_ledgers else {}
 
             saved, rows = [], []
             for event, event_id in zip(events, event_ids, strict=True):
@@ -125,22 +131,31 @@ class TradingStore(Database):
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
+        self._ledgers_committed.update(written)  # committed: nothing of it is remembered when it failed
         return saved
 
-    @staticmethod
-    def _write_ledgers(db: sqlite3.Connection, ledgers: Iterable[PortfolioLedger]) -> None:
-        money, keys, positions = [], [], []
+    def _write_ledgers(self, db: sqlite3.Connection, ledgers: Iterable[PortfolioLedger]) -> dict[int, tuple]:
+        """Write each ledger's stored columns unless they are what this process last committed; returns what it
+        wrote, by portfolio key, for the caller to remember once the transaction has committed."""
+        money, keys, positions, written = [], [], [], {}
         for ledger in ledgers:
             key = _need_key(ledger.portfolio_id, "portfolio id")
-            money.append((ledger.cash_cents, ledger.commissions_cents, key))
-            keys.append((key,))
-            positions.extend(
+            held = tuple(
                 (key, p.symbol, p.quantity, p.cost_basis_cents, p.realized_pnl_cents, p.stop_loss_cents,
                  p.take_profit_cents)
                 for p in ledger.positions.values()
                 if p.quantity or p.cost_basis_cents or p.realized_pnl_cents
                 or p.stop_loss_cents is not None or p.take_profit_cents is not None
             )
+            stored = (ledger.cash_cents, ledger.commissions_cents, held)
+            if self._ledgers_committed.get(key) == stored:
+                continue
+            written[key] = stored
+            money.append((ledger.cash_cents, ledger.commissions_cents, key))
+            keys.append((key,))
+            positions.extend(held)
+        if not money:
+            return written
         cur = db.executemany("UPDATE portfolios SET cash_cents = ?, commissions_cents = ? WHERE id = ?", money)
         if cur.rowcount != len(money):
             raise StorageError("a ledger names a portfolio that is not stored")
@@ -151,6 +166,7 @@ class TradingStore(Database):
             " stop_loss_cents, take_profit_cents) VALUES (?, ?, ?, ?, ?, ?, ?)",
             positions,
         )
+        return written
 
     # -- start-up ---------------------------------------------------------------------
 
