@@ -1,5 +1,6 @@
 """Declarative validation of message `data` fields: JSON type errors are INVALID_MESSAGE, bad values BAD_REQUEST."""
 
+import abc
 import functools
 import math
 import re
@@ -19,8 +20,10 @@ _MISSING = object()
 
 
 @dataclass(frozen=True, kw_only=True)
-class Field:
-    """One expected field of a message's data: its JSON type, whether it must be there, and its bounds."""
+class Field(abc.ABC):
+    """One expected field of a message's data: its JSON type, whether it must be there, and its bounds.
+
+    Each kind of field (Str, Int, Money, ...) says how it converts a value and what JSON Schema that accepts."""
 
     required: bool = False
     default: Any = None
@@ -31,8 +34,9 @@ class Field:
     upper: bool = False  # normalise strings (symbols, enums) to upper case
     nullable: bool = False  # an explicit null means None ("clear it"); only a missing field gets `default`
 
+    @abc.abstractmethod
     def convert(self, name: str, value: Any) -> Any:
-        raise NotImplementedError
+        """The value as the handler gets it; ProtocolError (INVALID_MESSAGE or BAD_REQUEST) when it will not do."""
 
     def json_schema(self) -> dict:
         """What `convert` accepts, as a JSON Schema fragment: docs/asyncapi.yaml is checked against it.
@@ -46,8 +50,9 @@ class Field:
             schema["default"] = self.default
         return schema
 
+    @abc.abstractmethod
     def _json_schema(self) -> dict:
-        raise NotImplementedError
+        """The JSON Schema of the values `convert` accepts, before nullability and the default."""
 
     def _bounds(self, schema: dict) -> dict:
         if self.min is not None:
