@@ -44,7 +44,13 @@ class Broker(abc.ABC):
     - A handler that raises is logged; the channel's other handlers still get the message.
     - `start()` (inside the running loop) before messages flow, raising BrokerUnavailable when the broker cannot
       be reached; `stop()` at shutdown drops what is undelivered.
+
+    What every broker shares lives here: this process's handlers by channel (`subscribe`, with hooks for the
+    first and the last handler of a channel) and delivery to them (`_deliver`).
     """
+
+    def __init__(self):
+        self._handlers: dict[str, list[Subscription]] = defaultdict(list)
 
     @abc.abstractmethod
     async def start(self) -> None: ...
@@ -55,8 +61,41 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     def publish(self, channel: str, message: bytes) -> None: ...
 
-    @abc.abstractmethod
-    def subscribe(self, channel: str, handler: Handler) -> Subscription: ...
+    def subscribe(self, channel: str, handler: Handler) -> Subscription:
+        """Deliver `channel`'s messages to `handler` until the subscription is cancelled."""
+        subscription = Subscription(channel, handler, self._unsubscribe)
+        first = channel not in self._handlers
+        self._handlers[channel].append(subscription)
+        if first:
+            self._channel_opened(channel)
+        return subscription
+
+    def _unsubscribe(self, subscription: Subscription) -> None:
+        handlers = self._handlers.get(subscription.channel)
+        if handlers and subscription in handlers:
+            handlers.remove(subscription)
+            if not handlers:
+                del self._handlers[subscription.channel]
+                self._channel_closed(subscription.channel)
+
+    def _channel_opened(self, channel: str) -> None:  # noqa: B027 (a hook: the in-memory broker needs none)
+        """The first handler of `channel` in this process came (a remote broker subscribes to it)."""
+
+    def _channel_closed(self, channel: str) -> None:  # noqa: B027 (a hook, as above)
+        """The last handler of `channel` in this process went."""
+
+    def _deliver(self, channel: str, message: bytes) -> None:
+        """One message to each of the channel's handlers; a handler that raises is logged, the others still run."""
+        for subscription in list(self._handlers.get(channel, ())):
+            try:
+                subscription.handler(channel, message)
+            except Exception:
+                log.exception("broker handler failed", extra={"channel": channel})
+
+    @staticmethod
+    def _check_bytes(message) -> None:
+        if not isinstance(message, bytes):
+            raise TypeError(f"a broker carries bytes, not {type(message).__name__}")
 
 
 class InMemoryBroker(Broker):
@@ -68,7 +107,7 @@ class InMemoryBroker(Broker):
     """
 
     def __init__(self):
-        self._handlers: dict[str, list[Subscription]] = defaultdict(list)
+        super().__init__()
         self._queue: deque[tuple[str, bytes]] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scheduled = False
@@ -82,22 +121,9 @@ class InMemoryBroker(Broker):
         self._queue.clear()
 
     def publish(self, channel: str, message: bytes) -> None:
-        if not isinstance(message, bytes):
-            raise TypeError(f"a broker carries bytes, not {type(message).__name__}")
+        self._check_bytes(message)
         self._queue.append((channel, message))
         self._schedule()
-
-    def subscribe(self, channel: str, handler: Handler) -> Subscription:
-        subscription = Subscription(channel, handler, self._unsubscribe)
-        self._handlers[channel].append(subscription)
-        return subscription
-
-    def _unsubscribe(self, subscription: Subscription) -> None:
-        handlers = self._handlers.get(subscription.channel)
-        if handlers and subscription in handlers:
-            handlers.remove(subscription)
-            if not handlers:
-                del self._handlers[subscription.channel]
 
     def _schedule(self) -> None:
         if self._loop is not None and self._queue and not self._scheduled:
@@ -114,11 +140,6 @@ class InMemoryBroker(Broker):
         """Deliver queued messages oldest first, up to `limit` (default: until none is left); returns how many."""
         delivered = 0
         while self._queue and (limit is None or delivered < limit):
-            channel, message = self._queue.popleft()
-            for subscription in list(self._handlers.get(channel, ())):
-                try:
-                    subscription.handler(channel, message)
-                except Exception:
-                    log.exception("broker handler failed", extra={"channel": channel})
+            self._deliver(*self._queue.popleft())
             delivered += 1
         return delivered

@@ -9,7 +9,7 @@ outage). After a drop the broker reconnects with backoff and subscribes again to
 
 import asyncio
 import logging
-from collections import defaultdict, deque
+from collections import deque
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
@@ -17,7 +17,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from .broker import Broker, BrokerUnavailable, Handler, Subscription
+from .broker import Broker, BrokerUnavailable
 
 __all__ = ["RedisBroker"]
 
@@ -51,11 +51,11 @@ class RedisBroker(Broker):
 
     def __init__(self, url: str, *, prefix: str = PREFIX, retry_initial_s: float = 0.1, retry_max_s: float = 5.0,
                  connect_timeout_s: float = 5.0):
+        super().__init__()
         self.url = url
         self._prefix = prefix
         self._retry_initial_s, self._retry_max_s = retry_initial_s, retry_max_s
         self._connect_timeout_s = connect_timeout_s
-        self._handlers: dict[str, list[Subscription]] = defaultdict(list)
         self._outgoing: deque[tuple[str, bytes]] = deque()
         self._client: aioredis.Redis | None = None
         self._pubsub = None
@@ -102,28 +102,19 @@ class RedisBroker(Broker):
             self._client = None
 
     def publish(self, channel: str, message: bytes) -> None:
-        if not isinstance(message, bytes):
-            raise TypeError(f"a broker carries bytes, not {type(message).__name__}")
+        self._check_bytes(message)
         if self._dropping:
             self._drop(1)
             return
         self._outgoing.append((channel, message))
         self._wake_writer.set()
 
-    def subscribe(self, channel: str, handler: Handler) -> Subscription:
-        subscription = Subscription(channel, handler, self._unsubscribe)
-        self._handlers[channel].append(subscription)
+    def _channel_opened(self, channel: str) -> None:
         if channel not in self._subscribed:
             self._wake_reconciler.set()
-        return subscription
 
-    def _unsubscribe(self, subscription: Subscription) -> None:
-        handlers = self._handlers.get(subscription.channel)
-        if handlers and subscription in handlers:
-            handlers.remove(subscription)
-            if not handlers:
-                del self._handlers[subscription.channel]
-                self._wake_reconciler.set()
+    def _channel_closed(self, channel: str) -> None:
+        self._wake_reconciler.set()
 
     @property
     def subscribed_channels(self) -> frozenset[str]:
@@ -131,13 +122,6 @@ class RedisBroker(Broker):
         return frozenset(self._confirmed)
 
     # delivery ------------------------------------------------------------------------------------------------
-
-    def _deliver(self, channel: str, message: bytes) -> None:
-        for subscription in list(self._handlers.get(channel, ())):
-            try:
-                subscription.handler(channel, message)
-            except Exception:
-                log.exception("broker handler failed", extra={"channel": channel})
 
     def _drop(self, count: int) -> None:
         self.dropped += count
