@@ -21,6 +21,7 @@ if str(ROOT) not in sys.path:
 
 import stockquest  # noqa: E402
 from services.config import Config  # noqa: E402
+from tests.redis_server import redis_server  # noqa: E402, F401 (a fixture for every test module)
 
 
 def pytest_addoption(parser):
