@@ -11,6 +11,7 @@ import gc
 import logging
 import random
 import signal
+import socket
 import sqlite3
 import sys
 import time
@@ -29,15 +30,18 @@ from domain.money import to_cents
 from domain.orders import OrderEngine
 from domain.risk import default_limits, pre_trade_check
 from domain.trading import Commission, IdSequence
+from domain.universe import DEFAULT_UNIVERSE
 from domain.users import CLASS_ROLES, Role
 from handlers.admin import AdminEndpoint
 from handlers.api import HealthHandler, MetricsHandler, MetricsSeriesHandler, StatsHandler, metrics_registry
 from handlers.auth_api import AUTH_ROUTES
+from handlers.base import ConnectionState
 from handlers.classroom import CLASSROOM_ROUTES
 from handlers.http import NotFoundHandler
 from handlers.market_data import MarketDataEndpoint
 from handlers.orders import OrdersEndpoint
 from handlers.portfolio import PortfolioEndpoint
+from handlers.remote import EngineDesk
 from handlers.risk import RiskEndpoint
 from handlers.server import make_server, proxy_network
 from handlers.signals import SignalsEndpoint
@@ -50,6 +54,8 @@ from realtime.protocol import CloseCode, iso_timestamp
 from realtime.scheduler import LoopScheduler
 from realtime.wire import orders as wire_orders
 from services.auth import TokenService, load_or_create_secret
+from services.cluster.link import BEAT_MS, EngineLink
+from services.cluster.market_state import MarketResume
 from services.config import Config
 from services.container import Services
 from services.exchange import Exchange
@@ -102,28 +108,18 @@ def make_broker(config: Config) -> Broker:
 
 
 def build_services(config: Config, *, clock: Clock | None = None, rng: random.Random | None = None) -> Services:
-    """Every service of one application, wired once: the only place that knows what depends on what."""
-    clock = clock or SystemClock()
-    data_dir = Path(config.data_dir)
-    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    secret = config.jwt_secret or load_or_create_secret(data_dir)
-    storage = Storage.in_dir(data_dir, clock)
-    starting_cash = to_cents(config.starting_cash)
-    tokens = TokenService(secret, clock=clock, ttl_s=config.token_ttl_s, algorithm=config.jwt_algorithm,
-                          public_key=config.jwt_public_key)
-    users = UserDirectory(storage=storage, tokens=tokens, starting_cash_cents=starting_cash)
+    """Every service of one application, wired once: the only place that knows what depends on what.
 
+    Alone (no `--redis-url`) the process runs the engine from the start. Past one process, it serves connections
+    and reaches the engine through `engine_link`; an engine candidate builds the engine when it is elected
+    (`start`, `engine_elected`).
+    """
+    clock = clock or SystemClock()
+    Path(config.data_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
     metrics = Metrics(clock=clock, window_s=config.metrics_window_s)
     broker = make_broker(config)
     hub = ConnectionHub(clock=clock, broker=broker, max_total=config.max_connections,
                         max_per_user=config.max_connections_per_user)
-    rng = rng or random.Random(config.seed)
-    market_clock = MarketClock(clock, speed=config.speed)
-    simulator = MarketSimulator(
-        rng=rng, start_market_ms=int(market_clock.now() * 1000), wall_ms=clock.now_ms(),
-        day_length_ms=int(config.day_length_s * 1000), predictability=config.predictability,
-        exchange_hours=config.exchange_hours)
-    market = MarketService(simulator, market_clock, clock, broker=broker, hub=hub)
     fanout = QuoteFanout(soft_buffer=config.max_buffered_bytes // 16, hard_buffer=config.max_buffered_bytes,
                          stall_ms=int(config.slow_consumer_s * 1000), tick_ms=config.tick_ms)
 
@@ -135,6 +131,43 @@ def build_services(config: Config, *, clock: Clock | None = None, rng: random.Ra
 
     broker.subscribe(QUOTES, quotes_arrived)
     hub.attach(fanout)
+    services = Services(
+        config=config, clock=clock, scheduler=LoopScheduler(),
+        sign_in=SignInThrottle(clock, sign_ups_per_minute=config.sign_ups_per_minute),
+        broker=broker, hub=hub, fanout=fanout, metrics=metrics,
+        logs=LogStream(clock=clock, rate_per_s=config.log_stream_rate_per_s,
+                       backlog_bytes=config.log_stream_backlog_bytes),
+        started_at=clock.now(),
+    )
+    if config.redis_url is None:
+        build_engine(services, rng=rng or random.Random(config.seed))
+    else:
+        services.engine_link = EngineLink(broker, node=node_id(), timeout_s=config.engine_timeout_s)
+    return services
+
+
+def build_engine(services: Services, *, rng: random.Random, resume: MarketResume | None = None) -> None:
+    """The engine's part of `services`: storage, accounts, the market, orders, portfolios, risk and signals.
+
+    `resume`: the market as the last leader published it, so that prices go on from there.
+    """
+    config, clock, hub = services.config, services.clock, services.hub
+    data_dir = Path(config.data_dir)
+    secret = config.jwt_secret or load_or_create_secret(data_dir)
+    storage = Storage.in_dir(data_dir, clock)
+    starting_cash = to_cents(config.starting_cash)
+    tokens = TokenService(secret, clock=clock, ttl_s=config.token_ttl_s, algorithm=config.jwt_algorithm,
+                          public_key=config.jwt_public_key)
+    users = UserDirectory(storage=storage, tokens=tokens, starting_cash_cents=starting_cash)
+    market_clock = MarketClock(clock, speed=config.speed) if resume is None else resume.market_clock(clock)
+    simulator = MarketSimulator(
+        universe=DEFAULT_UNIVERSE if resume is None else resume.universe(DEFAULT_UNIVERSE),
+        rng=rng, start_market_ms=int(market_clock.now() * 1000), wall_ms=clock.now_ms(),
+        day_length_ms=int(config.day_length_s * 1000), predictability=config.predictability,
+        exchange_hours=config.exchange_hours)
+    if resume is not None:
+        simulator.version = resume.version  # the fan-outs on every node know quotes by version: it only grows
+    market = MarketService(simulator, market_clock, clock, broker=services.broker, hub=hub)
     market.publish_quotes()
 
     limits = RiskLimitBook(storage=storage, clock=clock, defaults=default_limits(starting_cash))
@@ -147,21 +180,116 @@ def build_services(config: Config, *, clock: Clock | None = None, rng: random.Ra
     portfolios = PortfolioFeed(book=book, market=market, storage=storage, clock=clock, hub=hub,
                                value_sample_s=config.portfolio_value_sample_s)
     trading = TradingService(engine=engine, book=book, storage=storage, market=market, hub=hub, clock=clock,
-                             on_ledgers_changed=portfolios.changed, order_ack=metrics.order_ack)
+                             on_ledgers_changed=portfolios.changed, order_ack=services.metrics.order_ack)
     trading.restore()
     risk = RiskService(book=book, limits=limits, users=users, market=market, storage=storage, clock=clock, hub=hub,
                        lookback=config.risk_lookback_days)
     risk.restore()
     signals = SignalService(market=market, book=book, clock=clock, hub=hub, warmup_bars=config.signal_warmup_bars)
-    return Services(
-        config=config, clock=clock, scheduler=LoopScheduler(), storage=storage, tokens=tokens, users=users,
-        sign_in=SignInThrottle(clock, sign_ups_per_minute=config.sign_ups_per_minute),
-        broker=broker, hub=hub, fanout=fanout, market=market, book=book, trading=trading, portfolios=portfolios,
-        risk=risk, signals=signals, exchange=Exchange(market=market, trading=trading, risk=risk, signals=signals),
-        metrics=metrics, logs=LogStream(clock=clock, rate_per_s=config.log_stream_rate_per_s,
-                                        backlog_bytes=config.log_stream_backlog_bytes),
-        started_at=clock.now(),
-    )
+    services.storage, services.tokens, services.users = storage, tokens, users
+    services.market, services.book, services.trading, services.portfolios = market, book, trading, portfolios
+    services.risk, services.signals = risk, signals
+    services.exchange = Exchange(market=market, trading=trading, risk=risk, signals=signals)
+
+
+def drop_engine(services: Services) -> None:
+    """Forget the engine's part (this process lost the lease): its storage closes, its state goes."""
+    if services.storage is not None:
+        services.storage.close()
+    for name in ("storage", "tokens", "users", "market", "book", "trading", "portfolios", "risk", "signals",
+                 "exchange"):
+        setattr(services, name, None)
+
+
+def node_id() -> str:
+    """This process among the others sharing a Redis: host, pid and a random part (a restarted pid differs)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{random.SystemRandom().randrange(16**6):06x}"
+
+
+class EngineCandidate:
+    """Past one process, a process that may run the engine: it campaigns for the lease (services.cluster.lease),
+    runs the engine while it holds it, and stops the moment it does not.
+
+    Elected, it builds the engine from storage (open orders, ledgers) and the market from the state the last leader
+    saved, fences storage with its token, answers the gateways' calls (handlers.remote.EngineDesk) and saves the
+    market's state every second for the next one.
+    """
+
+    def __init__(self, services: Services):
+        from services.cluster.lease import EngineLease, Leadership  # the Redis client, only past one process
+        config = services.config
+        self.services = services
+        self.lease = EngineLease(config.redis_url, node=services.engine_link.node, address=advertised_url(config),
+                                 ttl_ms=config.lease_ttl_ms)
+        self.leadership = Leadership(self.lease, on_elected=self._elected, on_deposed=self._deposed)
+        self.desk = EngineDesk(services, ENDPOINTS)
+        self._timers: list[PeriodicCallback] = []
+        self._saving: asyncio.Task | None = None
+        self.took_over_s: float | None = None  # how long the last election took to have the engine running
+
+    @property
+    def is_leader(self) -> bool:
+        return self.leadership.is_leader and self.services.engine_link.local
+
+    def start(self) -> None:
+        self.leadership.start()
+
+    async def stop(self) -> None:
+        if self.is_leader:
+            self._stop_engine()
+            self.services.trading.flush()
+            await self._save_market()
+        await self.leadership.stop()
+        drop_engine(self.services)
+
+    async def _elected(self, token: int) -> None:
+        started = time.monotonic()
+        services = self.services
+        saved = await self.lease.saved_market()
+        resume = MarketResume.from_json(saved) if saved else None
+        build_engine(services, rng=random.Random(services.config.seed), resume=resume)
+        services.trading.commit_later(asyncio.get_running_loop().call_soon)
+        services.engine_link.local = True
+        self.desk.open()
+        url = self.lease.address
+        self._timers = [*start_engine_timers(services), *_periodic([
+            (self._schedule_save, 1000), (lambda: services.engine_link.beat(token, url), BEAT_MS)])]
+        services.engine_link.beat(token, url)
+        self.took_over_s = time.monotonic() - started
+        log.info("engine running here (fencing token %d; market %s; ready in %.2f s)", token,
+                 "resumed from the last leader's state" if resume else "new", self.took_over_s)
+
+    def _stop_engine(self) -> None:
+        for timer in self._timers:
+            timer.stop()
+        self._timers = []
+        self.desk.close()
+        self.services.engine_link.local = False
+
+    async def _deposed(self, _reason: str) -> None:
+        self._stop_engine()
+        drop_engine(self.services)  # nothing more is written: another process may be the engine already
+
+    def _schedule_save(self) -> None:
+        if self._saving is None or self._saving.done():
+            self._saving = asyncio.ensure_future(self._save_market())
+
+    async def _save_market(self) -> None:
+        market, token = self.services.market, self.leadership.token
+        if market is None or token is None:
+            return
+        try:
+            await self.lease.save_market(token, MarketResume.of(market, self.services.clock.now_ms()).to_json())
+        except Exception as error:  # noqa: BLE001 (Redis away: the lease's own loop decides what that means)
+            log.debug("market state not saved: %s", error)
+
+
+def advertised_url(config: Config) -> str:
+    """Where this process's HTTP server is reached by the other processes (told to them in the lease)."""
+    if config.advertise_url:
+        return config.advertise_url
+    host = socket.gethostname() if config.host in ("0.0.0.0", "::", "") else config.host
+    return f"http://{host}:{config.port}"
 
 
 def log_request(handler: tornado.web.RequestHandler) -> None:
@@ -264,10 +392,16 @@ def missing_browser_libraries(folder: Path) -> list[Path]:
 
 
 async def start(services: Services) -> list[PeriodicCallback]:
-    """Start the broker, group commit, the log stream and every schedule; inside the running loop."""
+    """Start the broker, the log stream and every schedule, inside the running loop; alone, the engine too, and
+    past one process an engine candidate's campaign for the lease."""
     await services.broker.start()
     services.logs.install(IOLoop.current())
-    services.trading.commit_later(asyncio.get_running_loop().call_soon)
+    if services.engine_link is None:
+        services.trading.commit_later(asyncio.get_running_loop().call_soon)
+        return start_timers(services) + start_engine_timers(services)
+    if services.config.role != "gateway":
+        services.candidate = EngineCandidate(services)
+        services.candidate.start()
     return start_timers(services)
 
 
@@ -275,13 +409,25 @@ async def stop(services: Services, timers: list[PeriodicCallback]) -> None:
     for timer in timers:
         timer.stop()
     services.logs.uninstall()
-    services.trading.flush()
+    if services.candidate is not None:
+        await services.candidate.stop()
+    elif services.trading is not None:
+        services.trading.flush()
+    if services.engine_link is not None:
+        services.engine_link.fail_pending()
     await services.broker.stop()
 
 
+def _periodic(schedule) -> list[PeriodicCallback]:
+    timers = [PeriodicCallback(callback, interval) for callback, interval in schedule]
+    for timer in timers:
+        timer.start()
+    return timers
+
+
 def start_timers(services: Services) -> list[PeriodicCallback]:
-    """Every schedule of the server: ticks (their quotes go out as they arrive), heartbeats, pushes, sweeps, logs."""
-    config, hub, market = services.config, services.hub, services.market
+    """The schedules of every process serving connections: heartbeats, pings, sweeps, role reviews, metrics, logs."""
+    config, hub = services.config, services.hub
 
     def heartbeat():
         hub.broadcast("HEARTBEAT", {"serverTime": iso_timestamp(services.clock.now())})
@@ -291,9 +437,7 @@ def start_timers(services: Services) -> list[PeriodicCallback]:
             conn.close(CloseCode.IDLE_TIMEOUT, "idle timeout")
 
     def review_roles():
-        for conn in hub.connections():
-            if conn.role_grants:
-                conn.review_role()
+        review_connection_roles(services)
 
     def ping():
         keep_alive(hub.connections(), services.clock.now(), interval=config.ping_interval_s,
@@ -306,32 +450,85 @@ def start_timers(services: Services) -> list[PeriodicCallback]:
     def log_stats():
         log.info("connection stats %s", hub.stats())
 
-    schedule = [
-        (services.exchange.tick, config.tick_ms),
+    status = ServiceStatus(services)
+    return _periodic([
+        (status.check, 500),
         (heartbeat, config.heartbeat_ms),
+        (sweep_idle, min(5_000, config.idle_timeout_s * 250)),
+        (ping, min(1_000, config.ping_interval_s * 250)),
+        (review_roles, 1_000),
+        (log_stats, config.stats_log_interval_s * 1000),
+        (sample_metrics, 1_000),
+    ])
+
+
+def start_engine_timers(services: Services) -> list[PeriodicCallback]:
+    """The engine's schedules: ticks (their quotes go out as they arrive), pushes, risk, signals, the overview."""
+    config, market = services.config, services.market
+    timers = _periodic([
+        (services.exchange.tick, config.tick_ms),
         (lambda: services.portfolios.run_due(services.clock.now_ms()), 250),
         (lambda: services.risk.on_values(services.portfolios.record_values()), config.portfolio_value_sample_s * 1000),
         (services.risk.evaluate, config.risk_evaluate_ms),
         (services.risk.push_updates, config.risk_update_ms),
         (services.signals.push_all, PUSH_EVERY_MS),
-        (sweep_idle, min(5_000, config.idle_timeout_s * 250)),
-        (ping, min(1_000, config.ping_interval_s * 250)),
-        (review_roles, 1_000),
         (market.publish_overview, config.overview_interval_s * 1000),
-        (log_stats, config.stats_log_interval_s * 1000),
-        (sample_metrics, 1_000),
-    ]
-    timers = [PeriodicCallback(callback, interval) for callback, interval in schedule]
+    ])
 
     def warm_signals():
         if not services.signals.warm_next():
             warming.stop()
 
     warming = PeriodicCallback(warm_signals, 200)  # one symbol's model warm-up per step, not all at start-up
-    timers.append(warming)
-    for timer in timers:
-        timer.start()
-    return timers
+    warming.start()
+    return [*timers, warming]
+
+
+class ServiceStatus:
+    """Tells every connection when the service is degraded and when it is whole again (SERVICE_STATUS), so that
+    a client whose requests would fail is told why instead of meeting silence: past one process, when this process
+    has lost Redis or has not heard the engine for two seconds."""
+
+    def __init__(self, services: Services):
+        self._services = services
+        self.current = {"status": "OK", "broker": "CONNECTED", "engine": "AVAILABLE"}
+
+    def check(self) -> None:
+        link = self._services.engine_link
+        if link is None:
+            return
+        broker = "CONNECTED" if self._services.broker.connected else "DISCONNECTED"
+        engine = "AVAILABLE" if link.engine_heard else "UNAVAILABLE"
+        status = {"status": "OK" if broker == "CONNECTED" and engine == "AVAILABLE" else "DEGRADED",
+                  "broker": broker, "engine": engine}
+        if status != self.current:
+            self.current = status
+            log.warning("service %s (broker %s, engine %s)", status["status"], broker, engine)
+            self._services.hub.broadcast("SERVICE_STATUS", {
+                **status, "time": iso_timestamp(self._services.clock.now())})
+
+
+def review_connection_roles(services: Services) -> None:
+    """A demoted teacher stops hearing other users' data within a second (Endpoint.review_role): the roles as
+    stored now, read here or, on a gateway, asked of the engine in one call for every connection that needs it."""
+    conns = [conn for conn in services.hub.connections() if conn.role_grants]
+    if not conns:
+        return
+    link = services.engine_link
+    if link is None or link.local:
+        for conn in conns:
+            conn.review_role(services.users.role_of(conn.user))
+        return
+
+    def answered(reply):
+        if reply is None:
+            return  # the engine is away: reviewed again in a second
+        roles = reply["roles"]
+        for conn in conns:
+            if conn.state is ConnectionState.OPEN:
+                conn.review_role(Role(roles.get(conn.user_id, Role.STUDENT)))
+
+    link.call({"kind": "roles", "userIds": sorted({conn.user_id for conn in conns})}, answered)
 
 
 # configuration ----------------------------------------------------------------
@@ -431,6 +628,11 @@ def build_parser() -> argparse.ArgumentParser:
     option("anonymous-market-data", "allow market data without signing in (default on)", type=_flag, default=True)
     option("redis-url", "Redis for the broker between server processes, e.g. redis://127.0.0.1:6379/0 (default "
            "none: one process, in-memory broker)")
+    option("role", "past one process (with --redis-url): gateway serves connections and reaches the engine "
+           "elsewhere; engine only runs the engine when it holds the lease; both (the default) does either",
+           default=defaults.role, choices=("gateway", "engine", "both"))
+    option("advertise-url", "where the other processes reach this one's HTTP server (default http://HOST:PORT, "
+           "the host name when listening on every address)")
     option("log-level", "DEBUG, INFO, WARNING or ERROR (default INFO)", default=defaults.log_level,
            type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return parser
@@ -449,7 +651,10 @@ def parse_config(argv: list[str]) -> Config:
         sign_ups_per_minute=args.sign_ups_per_minute,
         anonymous_market_data=args.anonymous_market_data, compression=args.compression,
         log_level=args.log_level, vendor_dir=args.vendor_dir, redis_url=args.redis_url or None,
+        role=args.role, advertise_url=args.advertise_url or None,
     )
+    if args.role != "both" and not args.redis_url:
+        build_parser().error(f"--role {args.role} needs --redis-url: the processes of a cluster meet in Redis")
     assert set(values) <= {f.name for f in fields(Config)}
     return Config(**values)
 
@@ -498,7 +703,7 @@ async def serve(config: Config) -> None:
     try:
         timers = await start(services)
     except BrokerUnavailable as error:
-        services.storage.close()
+        drop_engine(services)
         raise CannotStart(str(error)) from None
     gc.collect()
     gc.freeze()  # the long-lived startup objects (history, universe) leave the cyclic collector's scans
@@ -529,7 +734,7 @@ async def serve(config: Config) -> None:
     except asyncio.TimeoutError:
         log.warning("some connections did not close in time")
     await stop(services, [])
-    services.storage.close()
+    drop_engine(services)
     log.info("stopped in %.2f s", time.monotonic() - started)
 
 

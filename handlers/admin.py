@@ -23,13 +23,14 @@ class AdminEndpoint(Endpoint):
 
     name = "admin"
     auth_required = True
+    runs_on_gateway = True  # the logs and metrics of the process the connection is on
 
     @property
     def logs(self):
         return self.services.logs
 
     def _require(self, roles, what: str) -> None:
-        if self.services.users.role_of(self.user) not in roles:
+        if self.stored_role() not in roles:
             raise Forbidden(what)
 
     @handles("SUBSCRIBE_LOGS", level=Str(default="INFO", upper=True, choices=tuple(LEVELS)), logger=Str(max_len=100))
@@ -57,12 +58,13 @@ class AdminEndpoint(Endpoint):
         self._require(CLASS_ROLES, "metrics are for teachers and admins")
         return Reply("METRICS", self.services.metrics.series(since))
 
-    def review_role(self) -> None:
+    def review_role(self, role) -> None:
         """An admin who is one no longer stops streaming at once, not only on their next request."""
+        self._role = role
         if "logs" not in self.role_grants or not self.logs.subscribed(self):
             self.role_grants.discard("logs")
             return
-        if self.services.users.role_of(self.user) == Role.ADMIN:
+        if role == Role.ADMIN:
             return
         self.logs.unsubscribe(self)
         self.role_grants.discard("logs")

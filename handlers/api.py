@@ -16,19 +16,23 @@ __all__ = ["HealthHandler", "MetricsHandler", "MetricsSeriesHandler", "StatsHand
 
 class HealthHandler(JsonHandler):
     def get(self):
+        """The market's figures where the engine runs; past one process, where it runs (here or elsewhere)."""
         services = self.services
-        self.write_json({
-            "status": "ok",
-            "connections": len(services.hub),
-            "marketStatus": services.market.status,
-            "signalsWarmingUp": services.signals.cold_symbols,
-            "uptimeSeconds": round(services.clock.now() - services.started_at, 3),
-            "timestamp": iso_timestamp(services.clock.now()),
-        })
+        health = {"status": "ok", "connections": len(services.hub)}
+        if services.market is not None:
+            health.update(marketStatus=services.market.status, signalsWarmingUp=services.signals.cold_symbols)
+        if services.engine_link is not None:
+            link = services.engine_link
+            health.update(role=services.config.role,
+                          engine="here" if link.local else "elsewhere" if link.engine_heard else "unavailable")
+        self.write_json({**health, "uptimeSeconds": round(services.clock.now() - services.started_at, 3),
+                         "timestamp": iso_timestamp(services.clock.now())})
 
 
 class StatsHandler(JsonHandler):
     """GET /api/stats: connection statistics, for teachers and admins."""
+
+    engine_bound = True  # who may read them is the engine's to say
 
     def get(self):
         self.require_role(*CLASS_ROLES)
@@ -38,6 +42,8 @@ class StatsHandler(JsonHandler):
 class MetricsSeriesHandler(JsonHandler):
     """GET /api/metrics?since=<epoch seconds>: the per-second figures after `since` (default: the whole window),
     for teachers and admins; the metrics page asks for the hour once, then only for what is new."""
+
+    engine_bound = True
 
     def get(self):
         self.require_role(*CLASS_ROLES)
@@ -87,8 +93,9 @@ class _HubCollector:
         yield CounterMetricFamily("stockquest_errors_sent", "ERROR frames sent", value=hub.errors_sent)
         yield GaugeMetricFamily("stockquest_response_time_ms_average", "Average time to handle a client message",
                                 value=stats["averageResponseTimeMs"])
-        yield CounterMetricFamily("stockquest_market_ticks", "Market simulator ticks with changes",
-                                  value=self._services.market.version)
+        if self._services.market is not None:  # the engine runs here
+            yield CounterMetricFamily("stockquest_market_ticks", "Market simulator ticks with changes",
+                                      value=self._services.market.version)
         yield CounterMetricFamily("stockquest_slow_consumer_closes", "Connections closed 4008 for not reading",
                                   value=hub.slow_consumer_closes)
         metrics = self._services.metrics

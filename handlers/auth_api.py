@@ -29,7 +29,9 @@ _GUEST_NAME_ATTEMPTS = 5
 class _TokenHandler(JsonHandler):
     """Shared by the endpoints that answer `{token, user}`."""
 
-    def prepare(self) -> None:
+    engine_bound = True
+
+    def prepare_here(self) -> None:
         if not self.services.users.can_issue_tokens:
             raise ApiError(403, "this server verifies tokens but does not issue them", code="FORBIDDEN")
 

@@ -25,6 +25,7 @@ from realtime.ratelimit import TokenBucket
 from realtime.scheduler import Cancellable
 from realtime.schema import Field, validate
 from services.auth import AuthError
+from services.cluster.link import user_from_call, user_to_call
 from services.container import Services
 
 __all__ = ["Endpoint", "ConnectionState", "Transport", "RequestInfo", "Reply", "handles"]
@@ -107,6 +108,8 @@ class Endpoint:
     auth_required = False
     standing_channels: tuple[str, ...] = ()  # hub channels every connection of this endpoint hears once admitted
     handlers: dict[str, tuple[Callable, bool, dict]] = {}
+    remote_attributes: tuple[str, ...] = ()  # per-connection state the engine's copy of an endpoint reads and sets
+    runs_on_gateway = False  # True: handled where the connection is, even when the engine runs in another process
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -138,6 +141,11 @@ class Endpoint:
         self.role_grants: set[str] = set()  # channels held only because the user is a teacher or an admin
         self.state = ConnectionState.CONNECTING
         self._timers: dict[str, Cancellable] = {}
+        self._waiting: list = []  # messages behind one the engine has not yet answered (a gateway)
+        self._in_call = False  # a call to the engine is unanswered: what arrives now waits
+        self._call_request: str | None = None  # that message's requestId, until something answers it
+        self._portfolio_ids: list[str] | None = None  # told by the engine at sign-in, on a gateway
+        self._role = None  # the stored role as last reviewed, on a gateway
         self._bucket = TokenBucket(rate=self.config.rate_limit_per_s, burst=self.config.rate_limit_burst,
                                    clock=services.clock)
         self.log = logging.LoggerAdapter(log, {"session_id": self.session_id, "endpoint": self.name})
@@ -163,9 +171,16 @@ class Endpoint:
         for channel in self.standing_channels:
             self.hub.subscribe(self, channel)
         if self.request.token:
-            verified = self.verify_token(self.request.token)
-            if verified is None or not self.bind(*verified):
-                return
+            self._check_token(self.request.token, None, self._open)
+        else:
+            self._open(None)
+
+    def _open(self, verified) -> None:
+        """The rest of `start`, once a token given with the request is checked (None: no token was given)."""
+        if self.state is not ConnectionState.CONNECTING:
+            return
+        if verified is not None and not self.bind(*verified):
+            return
         self.state = ConnectionState.OPEN
         self.send("CONNECTION_ESTABLISHED", {
             "sessionId": self.session_id,
@@ -177,8 +192,9 @@ class Endpoint:
         if self.user is None and self.auth_required:
             self._arm_timer("auth", self.config.auth_timeout_s, self._auth_timed_out)
         else:
-            self.ready()
+            self._ready()
         self.log.info("connection opened via %s", self.transport.kind)
+        self._resume()
 
     def finish(self) -> None:
         """Called by the transport when the connection has ended, whoever ended it (any state → CLOSED)."""
@@ -194,16 +210,39 @@ class Endpoint:
     def ready(self) -> None:
         """The client is known (or anonymous and allowed): send what this endpoint sends on open."""
 
+    def _ready(self) -> None:
+        if type(self).ready is not Endpoint.ready:
+            self._run_or_forward("ready", None, self.ready)
+
     # auth -------------------------------------------------------------------
-    def verify_token(self, token: str, request_id: str | None = None):
-        """(stored user, token expiry) behind `token`, or None after refusing the connection (4401)."""
-        try:
-            return self.services.users.signed_in(token)
-        except AuthError as error:
-            self.log.info("token refused: %s", error)
-            self.refuse(ErrorCode.UNAUTHORIZED, f"invalid token: {error}", CloseCode.UNAUTHORIZED,
+    def _check_token(self, token: str, request_id: str | None, then: Callable) -> None:
+        """Call `then((stored user, token expiry))` for a good token; refuse the connection (4401) for a bad one.
+
+        The engine knows the users: on a gateway, the check is a call to it, and `then` runs when it answers.
+        """
+        def refuse(reason: str) -> None:
+            self.log.info("token refused: %s", reason)
+            self.refuse(ErrorCode.UNAUTHORIZED, f"invalid token: {reason}", CloseCode.UNAUTHORIZED,
                         request_id=request_id, request_type="AUTH" if request_id else None)
-            return None
+
+        link = self._engine_elsewhere()
+        if link is None:
+            try:
+                verified = self.services.users.signed_in(token)
+            except AuthError as error:
+                refuse(str(error))
+                return
+            then(verified)
+            return
+
+        def answered(reply: dict) -> None:
+            if "refused" in reply:
+                refuse(reply["refused"])
+                return
+            self._portfolio_ids = reply["portfolioIds"]
+            then((user_from_call(reply["user"]), reply["expiresAt"]))
+
+        self._call(link, {"kind": "auth", "token": token}, request_id, "AUTH", answered)
 
     def bind(self, user, expires_at: float) -> bool:
         """Attach the connection to `user` (role as stored), within the per-user limit, until `expires_at`."""
@@ -246,10 +285,9 @@ class Endpoint:
             self.refuse(ErrorCode.UNAUTHORIZED, "AUTH needs data.token", CloseCode.UNAUTHORIZED,
                         request_id=request_id, request_type="AUTH")
             return
-        verified = self.verify_token(token, request_id)
-        if verified is None:
-            return
-        user, expires_at = verified
+        self._check_token(token, request_id, lambda verified: self._authenticated(request_id, *verified))
+
+    def _authenticated(self, request_id, user, expires_at: float) -> None:
         was_waiting = self.user is None and self.auth_required
         if self.user is not None and str(user.id) != self.user_id:
             raise ProtocolError(ErrorCode.BAD_REQUEST, "already signed in as another user", "AUTH")
@@ -259,11 +297,12 @@ class Endpoint:
         else:
             self._arm_timer("expiry", expires_at - self.services.clock.now(), self._token_expired)
         self._cancel_timer("auth")
+        portfolio_ids = (self._portfolio_ids if self._portfolio_ids is not None
+                         else self.services.users.portfolio_ids(user))
         self.send("AUTHENTICATED", {"userId": self.user_id, "name": user.display_name, "role": user.role,
-                                    "portfolioIds": self.services.users.portfolio_ids(user)},
-                  request_id=request_id)
+                                    "portfolioIds": portfolio_ids}, request_id=request_id)
         if was_waiting:
-            self.ready()
+            self._ready()
 
     def origin_allowed(self) -> bool:
         """No Origin (not a browser), the page's own host, or a configured --allow-origin."""
@@ -280,10 +319,12 @@ class Endpoint:
         if owner_id != self.user_id:
             self.role_grants.update(names)
 
-    def review_role(self) -> None:
-        """A demoted teacher stops hearing other students' data at once, not only on their next request."""
+    def review_role(self, role) -> None:
+        """A demoted teacher stops hearing other students' data at once, not only on their next request (`role`:
+        the user's role as stored now)."""
+        self._role = role
         self.role_grants.intersection_update(self.hub.subscriptions(self))
-        if not self.role_grants or self.services.users.role_of(self.user) in CLASS_ROLES:
+        if not self.role_grants or role in CLASS_ROLES:
             return
         for name in self.role_grants:
             self.hub.unsubscribe(self, name)
@@ -291,6 +332,12 @@ class Endpoint:
         self.role_grants.clear()
         self.send_error(ErrorCode.FORBIDDEN, "your role changed: your subscriptions to other users' data ended",
                         None, None)
+
+    def stored_role(self):
+        """The user's role as stored now; on a gateway, as the engine last said (reviewed every second)."""
+        if self._engine_elsewhere() is None:
+            return self.services.users.role_of(self.user)
+        return self._role or self.user.role
 
     def hold(self, prefix: str, names: Iterable[str] = ()) -> list[str]:
         """Make `names` this connection's only channels under `prefix` (a new subscription replaces an older
@@ -310,39 +357,51 @@ class Endpoint:
     def receive(self, text: str) -> None:
         """Handle one client frame; never raises."""
         if not self.is_open:
+            if self.state is ConnectionState.CONNECTING and self._in_call:
+                self._waiting.append(text)  # sent before the engine has checked the token: read once it has
             return
         started = self.received_at = time.perf_counter()
         self.touch()
         hub = self.hub
         hub.record_received()
-        request_id = None
-        message_type = None
+        message_type = self._guarded(None, None, lambda: self._read(text))
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        hub.record_response(elapsed_ms)
+        self.services.metrics.response_time(self._type_label(message_type), elapsed_ms)
+
+    def _read(self, text: str, *, in_turn: bool = False) -> str | None:
+        """Rate limit, decode and dispatch one frame, or queue it behind a message the engine has not answered
+        (`in_turn`: it waited already, and its turn has come)."""
+        allowed = self._bucket.allow()  # every frame counts, readable or not
+        if not allowed and self._bucket.refused_in_a_row >= self.config.rate_limit_abuse_count:
+            self.refuse(ErrorCode.RATE_LIMITED, "sustained rate-limit abuse", CloseCode.TOO_MANY)
+            return None
+        if len(text) > self.config.max_message_bytes:
+            self.refuse(ErrorCode.INVALID_MESSAGE, "message too large", CloseCode.TOO_LARGE)
+            return None
+        message = decode(text)  # first, so that even a refusal carries the requestId the client waits on
+        if not allowed:  # dropped; retryAfter: seconds until the next message would be taken
+            self.send_error(ErrorCode.RATE_LIMITED, f"more than {self.config.rate_limit_per_s:g} messages per "
+                            "second", message.request_id, message.type, retry_after_s=self._bucket.wait_s())
+        elif not in_turn and (self._in_call or self._waiting):
+            self._waiting.append(message)
+        else:
+            self._guarded(message.request_id, message.type, lambda: self.dispatch(message))
+        return message.type
+
+    def _guarded(self, request_id: str | None, message_type: str | None, handle: Callable):
+        """Run `handle` (a step of handling one message); a refusal or a failure becomes ERROR, never an exception."""
         try:
-            allowed = self._bucket.allow()  # every frame counts, readable or not
-            if not allowed and self._bucket.refused_in_a_row >= self.config.rate_limit_abuse_count:
-                self.refuse(ErrorCode.RATE_LIMITED, "sustained rate-limit abuse", CloseCode.TOO_MANY)
-                return
-            if len(text) > self.config.max_message_bytes:
-                self.refuse(ErrorCode.INVALID_MESSAGE, "message too large", CloseCode.TOO_LARGE)
-                return
-            message = decode(text)  # first, so that even a refusal carries the requestId the client waits on
-            request_id, message_type = message.request_id, message.type
-            if allowed:
-                self.dispatch(message)
-            else:  # dropped; retryAfter: seconds until the next message would be taken
-                self.send_error(ErrorCode.RATE_LIMITED, f"more than {self.config.rate_limit_per_s:g} messages per "
-                                "second", request_id, message_type, retry_after_s=self._bucket.wait_s())
+            return handle()
         except ProtocolError as error:
-            request_id = error.request_id or request_id
-            self.send_error(error.code, error.message, request_id, error.request_type or message_type)
+            self.send_error(error.code, error.message, error.request_id or request_id,
+                            error.request_type or message_type)
         except DomainError as error:
             self.send_error(error.code, error.message, request_id, message_type)
         except Exception:
             self.log.exception("handler failed for %s", message_type)
             self.send_error(ErrorCode.INTERNAL, "internal error", request_id, message_type)
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        hub.record_response(elapsed_ms)
-        self.services.metrics.response_time(self._type_label(message_type), elapsed_ms)
+        return message_type
 
     def _type_label(self, message_type: str | None) -> str:
         """The message type as a metrics label: one this endpoint handles, else INVALID (unreadable) or UNKNOWN,
@@ -379,6 +438,11 @@ class Endpoint:
         method, needs_auth, fields = entry
         if needs_auth and self.user is None:
             raise ProtocolError(ErrorCode.UNAUTHORIZED, f"{message.type} needs a signed-in user")
+        link = None if self.runs_on_gateway else self._engine_elsewhere()
+        if link is not None:
+            self._call(link, {"kind": "handle", "type": message.type, "data": message.data}, message.request_id,
+                       message.type, None)
+            return
         self.request_id, self.request_type = message.request_id, message.type
         try:
             replies = method(self, **validate(message.data, fields))
@@ -389,6 +453,86 @@ class Endpoint:
         for reply in replies or ():
             data_json = reply.data_json if reply.data_json is not None else encode_data(reply.data)
             self.send_json(reply.type, data_json, message.request_id if reply.direct else None)
+
+    # the engine in another process (a gateway) -------------------------------
+    def _engine_elsewhere(self):
+        """The link to the engine when it runs in another process, else None (it runs here)."""
+        link = self.services.engine_link
+        return None if link is None or link.local else link
+
+    def _run_or_forward(self, kind: str, request_id: str | None, run: Callable) -> None:
+        link = self._engine_elsewhere()
+        if link is None:
+            run()
+        else:
+            self._call(link, {"kind": kind}, request_id, None, None)
+
+    def remote_state(self) -> dict:
+        """What the engine's copy of this endpoint starts from: the connection as this process knows it."""
+        return {"session": self.session_id, "endpoint": self.name, "user": user_to_call(self.user),
+                "channels": self.hub.subscriptions(self), "grants": sorted(self.role_grants),
+                "symbols": self.services.fanout.active(self),
+                "attributes": {name: getattr(self, name) for name in self.remote_attributes}}
+
+    def _call(self, link, call: dict, request_id: str | None, request_type: str | None, answered) -> None:
+        """Ask the engine; messages that arrive meanwhile wait, so that this connection's messages keep their order.
+
+        `answered(reply)` handles the engine's reply, or by default the reply is applied (`apply_remote`). No
+        answer in time is an ERROR UNAVAILABLE, unless a reply to the request has reached the client meanwhile.
+        """
+        self._in_call, self._call_request = True, request_id
+        link.call({**call, "requestId": request_id, "state": self.remote_state()},
+                  lambda reply: self._answered(reply, request_id, request_type, answered))
+
+    def _answered(self, reply: dict | None, request_id, request_type, answered) -> None:
+        self._in_call = False
+        if self.state is ConnectionState.CLOSED:
+            return
+        pending, self._call_request = self._call_request, None
+        if reply is None and self.state is ConnectionState.CONNECTING:  # the token check of a new connection
+            self.refuse(ErrorCode.UNAVAILABLE, "the trading engine did not answer in time: connect again",
+                        CloseCode.TRY_AGAIN_LATER)
+        elif reply is None:
+            if pending is not None or request_id is None:  # nothing has answered it
+                self.log.warning("the engine did not answer %s", request_type or "a call")
+                self.send_error(ErrorCode.UNAVAILABLE, "the trading engine did not answer in time: try again "
+                                "(an order resent with the same clientOrderId is not placed twice)",
+                                request_id, request_type)
+        else:
+            self._guarded(request_id, request_type, lambda: (answered or self.apply_remote)(reply))
+        self._resume()
+
+    def apply_remote(self, reply: dict) -> None:
+        """Do to this connection what the engine's copy of the endpoint did: sends, subscriptions, state."""
+        fanout = self.services.fanout
+        for op in reply["ops"]:
+            kind = op[0]
+            if kind == "send":
+                if op[1] == "ERROR":
+                    self.hub.record_error()
+                self.send_json(op[1], op[2], op[3])
+            elif kind == "sub":
+                self.hub.subscribe(self, op[1])
+            elif kind == "unsub":
+                self.hub.unsubscribe(self, op[1])
+            elif kind == "fanout":
+                fanout.subscribe(self, op[1], op[2])
+            elif kind == "unfanout":
+                fanout.unsubscribe(self, op[1])
+            elif kind == "close":
+                self.close(op[1], op[2])
+        self.role_grants = set(reply["grants"])
+        for name, value in reply["attributes"].items():
+            setattr(self, name, value)
+
+    def _resume(self) -> None:
+        """Read the messages that waited for the engine, until one has to wait for it again."""
+        while self._waiting and not self._in_call and self.state is ConnectionState.OPEN:
+            item = self._waiting.pop(0)
+            if isinstance(item, str):  # a frame that came before the connection was open
+                self._guarded(None, None, lambda text=item: self._read(text, in_turn=True))
+            else:
+                self._guarded(item.request_id, item.type, lambda message=item: self.dispatch(message))
 
     # outbound ---------------------------------------------------------------
     def send(self, message_type: str, data, request_id: str | None = None) -> bool:
@@ -406,6 +550,8 @@ class Endpoint:
             self.log.warning("closing slow consumer")
             self.close(CloseCode.SLOW_CONSUMER, "slow consumer")
             return False
+        if request_id is not None and request_id == self._call_request:
+            self._call_request = None  # answered: a late or lost engine reply no longer means silence
         self.seq += 1
         text = encode(message_type, data_json, seq=self.seq, request_id=request_id,
                       timestamp=iso_timestamp(self.services.clock.now()))

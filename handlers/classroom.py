@@ -22,6 +22,8 @@ CONTROL_FIELDS = {
 class LeaderboardHandler(JsonHandler):
     """GET /api/leaderboard: every student's main portfolio, best total return first, ties by who joined first."""
 
+    engine_bound = True
+
     def get(self):
         self.bearer_user()
         self.write_json({"entries": [wire.standing(row) for row in self.services.portfolios.leaderboard()],
@@ -30,6 +32,8 @@ class LeaderboardHandler(JsonHandler):
 
 class MarketControlHandler(JsonHandler):
     """POST /api/market/control: PAUSE, RESUME, SPEED {speed} or SHOCK {symbols | sector, percent} for a lesson."""
+
+    engine_bound = True
 
     def post(self):
         self.require_role(*CLASS_ROLES)

@@ -6,6 +6,7 @@ import http.client
 import math
 from typing import Any
 
+import tornado.httpclient
 import tornado.web
 import ujson
 
@@ -18,6 +19,8 @@ from services.container import Services
 __all__ = ["MAX_BODY_BYTES", "ApiError", "JsonHandler", "NotFoundHandler", "user_to_wire"]
 
 MAX_BODY_BYTES = 64 * 1024
+_HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+               "transfer-encoding", "upgrade", "host", "content-length"}
 _MAX_DEPTH = 32
 
 # Domain error codes as HTTP statuses; a code not listed is a 400.
@@ -31,6 +34,7 @@ _STATUS_BY_CODE = {
     "LIMIT_EXCEEDED": 429,
     "RATE_LIMITED": 429,
     "INTERNAL": 500,
+    "UNAVAILABLE": 503,
 }
 # For errors raised without a code of their own (tornado's 404, 405, ...).
 _CODE_BY_STATUS = {
@@ -72,8 +76,47 @@ class JsonHandler(tornado.web.RequestHandler):
     anything else becomes a 500 with no detail.
     """
 
+    engine_bound = False  # needs the engine's services: past one process, sent on to the engine's process
+
     def initialize(self, services: Services) -> None:
         self.services = services
+
+    async def prepare(self) -> None:
+        link = self.services.engine_link
+        if self.engine_bound and link is not None and not link.local:
+            await self._forward(link)
+            return
+        self.prepare_here()
+
+    def prepare_here(self) -> None:
+        """What a handler checks first, in the process that handles the request."""
+
+    async def _forward(self, link) -> None:
+        """Send the request to the engine's process and its answer back: as a reverse proxy, with a timeout."""
+        if link.leader is None or not link.engine_heard:
+            self.set_header("Retry-After", "2")
+            raise ApiError(503, "the trading engine is not available now: try again in a few seconds",
+                           code="UNAVAILABLE")
+        request = self.request
+        headers = {name: value for name, value in request.headers.get_all() if name.lower() not in _HOP_BY_HOP}
+        forwarded = request.headers.get("X-Forwarded-For")
+        headers["X-Forwarded-For"] = f"{forwarded}, {request.remote_ip}" if forwarded else request.remote_ip
+        headers["X-Forwarded-Proto"] = request.protocol
+        try:
+            response = await tornado.httpclient.AsyncHTTPClient().fetch(
+                link.leader["url"] + request.uri, method=request.method, headers=headers,
+                body=request.body if request.method in ("POST", "PUT", "PATCH") else None,
+                request_timeout=link.timeout_s, follow_redirects=False, raise_error=False,
+                allow_nonstandard_methods=True)
+        except OSError as error:
+            raise ApiError(503, f"the trading engine cannot be reached: {error}", code="UNAVAILABLE") from None
+        if response.code == 599:  # no answer (a timeout, a refused connection)
+            raise ApiError(503, "the trading engine did not answer in time: try again", code="UNAVAILABLE")
+        self.set_status(response.code, response.reason)
+        for name in ("Content-Type", "Retry-After", "Cache-Control", "WWW-Authenticate"):
+            if name in response.headers:
+                self.set_header(name, response.headers[name])
+        self.finish(response.body)
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json; charset=UTF-8")

@@ -24,6 +24,7 @@ class MarketDataEndpoint(Endpoint):
 
     name = "market-data"
     standing_channels = (channels.MARKET,)
+    remote_attributes = ("_overview_sent",)
 
     def __init__(self, services, transport, request):
         super().__init__(services, transport, request)

@@ -48,9 +48,14 @@ class OrdersEndpoint(Endpoint):
     def trading(self):
         return self.services.trading
 
-    def ready(self) -> None:
+    remote_attributes = ("_sent_through",)
+
+    def __init__(self, services, transport, request):
+        super().__init__(services, transport, request)
         self._sent_through = 0  # the highest eventId this connection has sent
-        self._held: list | None = None  # live events waiting for a replay to finish
+        self._held: list | None = None  # live events waiting for a replay (or the engine's answer) to finish
+
+    def ready(self) -> None:
         self._follow(None)
         orders = self.trading.open_orders(self.user_id)
         self.send("ACTIVE_ORDERS", {"orders": [wire.order(order) for order in orders]})

@@ -61,6 +61,11 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     def publish(self, channel: str, message: bytes) -> None: ...
 
+    @property
+    def connected(self) -> bool:
+        """Whether messages flow now both ways (a remote broker's connections are up)."""
+        return True
+
     def subscribe(self, channel: str, handler: Handler) -> Subscription:
         """Deliver `channel`'s messages to `handler` until the subscription is cancelled."""
         subscription = Subscription(channel, handler, self._unsubscribe)

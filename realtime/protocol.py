@@ -27,6 +27,7 @@ class ErrorCode(enum.StrEnum):
     RATE_LIMITED = "RATE_LIMITED"
     LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
     INTERNAL = "INTERNAL"
+    UNAVAILABLE = "UNAVAILABLE"  # added to v1: the trading engine (another process) did not answer in time
 
 
 class CloseCode(enum.IntEnum):

@@ -117,6 +117,10 @@ class RedisBroker(Broker):
         self._wake_reconciler.set()
 
     @property
+    def connected(self) -> bool:
+        return self._reader_up and not self._dropping
+
+    @property
     def subscribed_channels(self) -> frozenset[str]:
         """The channels Redis has confirmed subscribing this broker to: from then on it hears what anyone publishes."""
         return frozenset(self._confirmed)

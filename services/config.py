@@ -29,6 +29,10 @@ class Config:
     max_connections_per_user: int = 10  # per endpoint
     log_level: str = "INFO"
     redis_url: str | None = None  # the Redis broker between server processes; None: the in-process broker
+    role: str = "both"  # gateway (serves connections), engine (may run the engine), both
+    advertise_url: str | None = None  # where the other processes reach this one's HTTP server; None: host and port
+    lease_ttl_ms: int = 3000  # the engine lease: a standby takes over this long after the leader stops renewing
+    engine_timeout_s: float = 5.0  # a gateway's call to the engine not answered by then: ERROR UNAVAILABLE
     vendor_dir: Path | None = None  # the browser libraries (a node_modules); None: the packaged or checkout's ones
 
     heartbeat_ms: int = 30_000

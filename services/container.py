@@ -9,6 +9,7 @@ from realtime.hub import ConnectionHub
 from realtime.scheduler import Scheduler
 
 from .auth import TokenService
+from .cluster.link import EngineLink
 from .config import Config
 from .exchange import Exchange
 from .logstream import LogStream
@@ -32,25 +33,31 @@ class Services:
 
     Handlers use the services below and never `storage` itself, which is here for the wiring, for shutdown and
     for tests that set up a world.
+
+    The engine's part (from `storage` to `exchange`) exists only in the process that runs the engine: always in
+    one process alone; past one, in the leader (`engine_link.local`), from its election until it loses the lease.
+    Elsewhere those fields are None and handlers reach the engine through `engine_link`.
     """
 
     config: Config
     clock: Clock
     scheduler: Scheduler
-    storage: Storage
-    tokens: TokenService
-    users: UserDirectory
     sign_in: SignInThrottle
     broker: Broker
     hub: ConnectionHub
     fanout: QuoteFanout
-    market: MarketService
-    book: PortfolioBook
-    trading: TradingService
-    portfolios: PortfolioFeed
-    risk: RiskService
-    signals: SignalService
-    exchange: Exchange
     metrics: Metrics
     logs: LogStream
     started_at: float
+    engine_link: EngineLink | None = None  # None: one process, the engine always here
+    candidate: object | None = None  # past one process, the stockquest.EngineCandidate when this one may run it
+    storage: Storage | None = None
+    tokens: TokenService | None = None
+    users: UserDirectory | None = None
+    market: MarketService | None = None
+    book: PortfolioBook | None = None
+    trading: TradingService | None = None
+    portfolios: PortfolioFeed | None = None
+    risk: RiskService | None = None
+    signals: SignalService | None = None
+    exchange: Exchange | None = None

@@ -68,7 +68,7 @@ def services(tmp_path, config_overrides):
     users = UserDirectory(storage=storage, tokens=tokens, starting_cash_cents=to_cents(config.starting_cash))
     sign_in = SignInThrottle(clock, sign_ups_per_minute=config.sign_ups_per_minute)
     yield types.SimpleNamespace(config=config, clock=clock, storage=storage, tokens=tokens, users=users,
-                                sign_in=sign_in)
+                                sign_in=sign_in, engine_link=None)  # one process: the engine is here
     storage.close()
 
 

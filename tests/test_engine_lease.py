@@ -117,3 +117,28 @@ def test_tokens_stay_above_what_storage_has_seen_after_redis_lost_its_counter(re
         assert await a.try_acquire(floor=10) == 43
         await a.close()
     run(scenario())
+
+
+def test_a_quick_redis_restart_does_not_depose_the_leader(redis_server):
+    """Redis restarted empty (no persistence): the leader takes its lease back with the same token at its next
+    renewal, since no later token was ever issued; a candidate that campaigns meanwhile does not get it."""
+    events = []
+
+    async def scenario():
+        leader = Leadership(lease(redis_server, "a", ttl_ms=3000), on_elected=lambda t: events.append(("a", t)),
+                            on_deposed=lambda why: events.append(("a lost", why)))
+        leader.start()
+        await until(lambda: leader.is_leader)
+        token = leader.token
+        redis_server.stop()
+        redis_server.start()
+        renewed = leader._renewed_at
+        await until(lambda: leader._renewed_at > renewed, timeout_s=5)
+        other = lease(redis_server, "b", ttl_ms=3000)
+        assert await other.try_acquire() is None
+        assert leader.is_leader and leader.token == token
+        assert (await other.leader()).node == "a"
+        await other.close()
+        await leader.stop()
+    run(scenario())
+    assert [e[0] for e in events] == ["a"]

@@ -282,38 +282,37 @@ class Listener:
         return True
 
 
-def test_two_servers_sharing_a_redis_hear_each_others_hub_publications_and_quotes(redis_server, tmp_path):
-    """Two build_services in one process, each with its own data, joined only by Redis (see docs/architecture.md:
-    two real processes would each run their own market until the engine role exists, so that is not tested yet)."""
+def test_two_servers_sharing_a_redis_hear_each_others_hub_publications_and_the_engines_quotes(redis_server, tmp_path):
+    """Two build_services in one process, joined only by Redis: one wins the engine lease and runs the market, and
+    both hear every hub publication and its quotes (tests/test_cluster.py does the same with real processes)."""
     def config(name):
         return Config(data_dir=tmp_path / name, jwt_secret="test-secret-" + "x" * 32, seed=7, tick_ms=50,
                       password_hash_n=2**10, signal_warmup_bars=60, redis_url=redis_server.url)
 
     async def scenario(first, second):
-        await stockquest.start(first)  # no timers: the market ticks only when the test says
-        await stockquest.start(second)
+        timers = [await stockquest.start(first), await stockquest.start(second)]
         assert isinstance(first.broker, RedisBroker) and isinstance(second.broker, RedisBroker)
+        await until(lambda: first.market is not None or second.market is not None)
+        leader, other = (first, second) if first.market is not None else (second, first)
+        await asyncio.sleep(0.2)
+        assert other.market is None and leader.engine_link.local and not other.engine_link.local
         here, there = Listener("here"), Listener("there")
         for services, conn in ((first, here), (second, there)):
             services.hub.admit(conn)
             services.hub.subscribe(conn, "orders:1")
-        quotes = collect(second.broker, QUOTES)
+        quotes = collect(other.broker, QUOTES)
         await ready(first.broker, PUBLICATIONS)
         await ready(second.broker, PUBLICATIONS, QUOTES)
         first.hub.publish("orders:1", "ORDER_UPDATE", '{"orderId": "O1"}')
         second.hub.publish("orders:1", "ORDER_UPDATE", '{"orderId": "O2"}')
-        first.market.publish_quotes()
+        leader.market.publish_quotes()
         await until(lambda: len(here.delivered) == 2 and len(there.delivered) == 2 and quotes)
-        await stockquest.stop(first, [])
-        await stockquest.stop(second, [])
+        await stockquest.stop(first, timers[0])
+        await stockquest.stop(second, timers[1])
         for conn in (here, there):  # each node's hub delivered both nodes' publications to its own connection
             assert sorted(conn.delivered) == [("ORDER_UPDATE", '{"orderId": "O1"}'),
                                               ("ORDER_UPDATE", '{"orderId": "O2"}')]
 
     first = stockquest.build_services(config("a"), rng=random.Random(7))
     second = stockquest.build_services(config("b"), rng=random.Random(8))
-    try:
-        run(scenario(first, second))
-    finally:
-        first.storage.close()
-        second.storage.close()
+    run(scenario(first, second))

@@ -1,2 +1,2 @@
-"""Past one process: which process runs the engine (a Redis lease with a fencing token), and how the gateways
-reach it. Imported only when the server is given `--redis-url`."""
+"""Past one process: which process runs the engine (`lease`: a Redis lease with a fencing token, imported only with
+`--redis-url`), and how a gateway reaches it (`link`: calls over the broker)."""

@@ -37,13 +37,30 @@ redis.call('SET', KEYS[1], cjson.encode({node = ARGV[1], token = token, url = AR
 return token
 """
 
-# KEYS: the lease. ARGV: node, token, ttl ms. 1 when the lease was still ours and is extended, else 0.
+# KEYS: the lease, the token counter. ARGV: node, token, ttl ms, url. 1 when the lease was still ours and is
+# extended, else 0. A lease that is gone while no later token was ever issued (Redis restarted and lost both keys)
+# is taken back with the same token, so a Redis restart does not depose a live leader.
 _RENEW = """
+local held = redis.call('GET', KEYS[1])
+if not held then
+  if tonumber(redis.call('GET', KEYS[2]) or '0') > tonumber(ARGV[2]) then return 0 end
+  redis.call('SET', KEYS[2], ARGV[2])
+  redis.call('SET', KEYS[1], cjson.encode({node = ARGV[1], token = tonumber(ARGV[2]), url = ARGV[4]}), 'PX', ARGV[3])
+  return 1
+end
+local lease = cjson.decode(held)
+if lease.node ~= ARGV[1] or tostring(lease.token) ~= ARGV[2] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+# KEYS: the lease, the key to set. ARGV: node, token, value. Sets the key only while the lease is ours.
+_SAVE = """
 local held = redis.call('GET', KEYS[1])
 if not held then return 0 end
 local lease = cjson.decode(held)
 if lease.node ~= ARGV[1] or tostring(lease.token) ~= ARGV[2] then return 0 end
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('SET', KEYS[2], ARGV[3])
 return 1
 """
 
@@ -72,10 +89,12 @@ class EngineLease:
     def __init__(self, url: str, *, node: str, address: str, ttl_ms: int = 3000, prefix: str = PREFIX):
         self.node, self.address, self.ttl_ms = node, address, ttl_ms
         self._key, self._counter = prefix + "engine:lease", prefix + "engine:token"
+        self._market = prefix + "engine:market"
         self._client = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=max(ttl_ms / 3000, 0.2))
         self._acquire = self._client.register_script(_ACQUIRE)
         self._renew = self._client.register_script(_RENEW)
         self._release = self._client.register_script(_RELEASE)
+        self._save = self._client.register_script(_SAVE)
 
     async def close(self) -> None:
         await self._client.aclose()
@@ -88,11 +107,19 @@ class EngineLease:
 
     async def renew(self, token: int) -> bool:
         """Extend the lease by its time to live; False when it is no longer ours (it expired, or another took it)."""
-        return bool(await self._renew(keys=[self._key], args=[self.node, str(token), self.ttl_ms]))
+        return bool(await self._renew(keys=[self._key, self._counter],
+                                      args=[self.node, str(token), self.ttl_ms, self.address]))
 
     async def release(self, token: int) -> None:
         """Give the lease up at once (a clean shutdown), so a standby need not wait for it to expire."""
         await self._release(keys=[self._key], args=[self.node, str(token)])
+
+    async def save_market(self, token: int, state: bytes) -> bool:
+        """Keep the market's state for a standby (services.cluster.market_state); refused once the lease is lost."""
+        return bool(await self._save(keys=[self._key, self._market], args=[self.node, str(token), state]))
+
+    async def saved_market(self) -> bytes | None:
+        return await self._client.get(self._market)
 
     async def leader(self) -> LeaderInfo | None:
         held = await self._client.get(self._key)
@@ -106,9 +133,10 @@ class Leadership:
     """Runs for the life of an engine candidate: takes the lease when it is free, keeps it, and says when either
     happens.
 
-    `floor()` is the highest token storage has seen; a new token is above it. `on_elected(token)` runs when this process becomes the leader; `on_deposed(reason)` when it stops being one:
-    the renewal was refused, or it could not renew for `ttl * safety` (Redis unreachable), after which another
-    process may already hold the lease. Both may be coroutines. A candidate retries every `ttl / 3`.
+    `floor()` is the highest token storage has seen; a new token is above it. `on_elected(token)` runs when this
+    process becomes the leader; `on_deposed(reason)` when it stops being one: the renewal was refused, or it could
+    not renew for `ttl * safety` (Redis unreachable), after which another process may already hold the lease. Both
+    may be coroutines. A candidate retries every `ttl / 3`.
     """
 
     def __init__(self, lease: EngineLease, *, on_elected: Callable[[int], Awaitable[None] | None],

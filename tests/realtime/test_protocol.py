@@ -277,7 +277,7 @@ def test_close_codes_match_the_protocol_page():
 def test_error_codes_are_the_protocol_strings():
     assert {str(code) for code in ErrorCode} == {
         "INVALID_MESSAGE", "UNKNOWN_TYPE", "BAD_REQUEST", "UNAUTHORIZED", "FORBIDDEN",
-        "NOT_FOUND", "RATE_LIMITED", "LIMIT_EXCEEDED", "INTERNAL",
+        "NOT_FOUND", "RATE_LIMITED", "LIMIT_EXCEEDED", "INTERNAL", "UNAVAILABLE",
     }
     assert json.loads(encode_data({"code": ErrorCode.NOT_FOUND})) == {"code": "NOT_FOUND"}
 

@@ -1,0 +1,313 @@
+"""Several real server processes on one real redis-server: gateways that serve connections, an engine that runs the
+market and the orders, and requests forwarded between them (docs/scaling.md)."""
+
+import asyncio
+import json
+import time
+import urllib.request
+
+import pytest
+import tornado.httpclient
+import tornado.websocket
+
+from tests.conftest import WSClient
+from tests.test_asyncapi import run_validator
+
+
+def guest(port: int, nickname: str) -> dict:
+    """A guest account made through the engine's own REST: its token and portfolio ids."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/auth/guest", method="POST",
+                                     data=json.dumps({"nickname": nickname}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def health(port: int) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+        return json.loads(response.read())
+
+
+async def connect(port: int, path: str, token: str | None = None) -> WSClient:
+    url = f"ws://127.0.0.1:{port}{path}" + (f"?token={token}" if token else "")
+    client = WSClient(await tornado.websocket.websocket_connect(tornado.httpclient.HTTPRequest(url)))
+    await client.expect("CONNECTION_ESTABLISHED")
+    return client
+
+
+@pytest.fixture
+def cluster(redis_server, start_server, tmp_path):
+    """One engine and two gateways: {"engine": port, "gateways": [port, port]}."""
+    common = ("--redis-url", redis_server.url, "--tick-ms", "100", "--log-level", "INFO")
+    _, engine = start_server("--role", "engine", *common, data_dir=tmp_path / "engine")
+    gateways = [start_server("--role", "gateway", *common, data_dir=tmp_path / f"gateway{i}")[1] for i in range(2)]
+
+    async def elected():
+        while health(engine).get("engine") != "here" or any(health(p)["engine"] != "elsewhere" for p in gateways):
+            await asyncio.sleep(0.05)
+    asyncio.run(asyncio.wait_for(elected(), 15))
+    return {"engine": engine, "gateways": gateways}
+
+
+def test_a_client_on_one_gateway_hears_the_fills_of_orders_placed_through_another(cluster):
+    account = guest(cluster["engine"], "Ada")
+    token, portfolio = account["token"], account["portfolioIds"][0]
+    first, second = cluster["gateways"]
+
+    async def scenario():
+        watcher = await connect(first, "/ws/orders", token)
+        assert (await watcher.expect("ACTIVE_ORDERS"))["data"] == {"orders": []}
+        await watcher.send("SUBSCRIBE_ORDERS", {}, request_id="s")
+        confirmed = await watcher.expect("SUBSCRIPTION_CONFIRMED")
+        assert confirmed["requestId"] == "s"
+        trader = await connect(second, "/ws/orders", token)
+        await trader.expect("ACTIVE_ORDERS")
+        await trader.send("SUBMIT_ORDER", {"portfolioId": portfolio, "symbol": "NVTX", "side": "BUY",
+                                           "orderType": "MARKET", "quantity": 5, "clientOrderId": "c1"},
+                          request_id="o1")
+        submitted = await trader.wait_for("ORDER_SUBMITTED")
+        assert submitted["requestId"] == "o1"
+        filled = await trader.wait_for("ORDER_FILLED")
+        seen = await watcher.wait_for("ORDER_FILLED")
+        assert seen["data"]["order"]["orderId"] == filled["data"]["order"]["orderId"]
+        assert seen["data"]["eventId"] == filled["data"]["eventId"]
+        for client in (watcher, trader):
+            client.close()
+    asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_market_data_reaches_clients_on_every_gateway(cluster):
+    async def scenario():
+        clients = [await connect(port, "/ws/market-data") for port in cluster["gateways"]]
+        for client in clients:
+            await client.send("SUBSCRIBE", {"symbols": ["NVTX", "AAPL"], "updateInterval": 100}, request_id="m")
+            confirmed = await client.wait_for("SUBSCRIPTION_CONFIRMED")
+            assert confirmed["data"]["active"] == ["NVTX"]  # AAPL is not listed in the simulated market
+            initial = await client.expect("INITIAL_DATA")
+            assert [q["symbol"] for q in initial["data"]["quotes"]] == ["NVTX"]
+        updates = [await client.wait_for("REAL_TIME_UPDATE") for client in clients]
+        versions = [u["data"]["quotes"][0]["symbol"] for u in updates]
+        assert versions == ["NVTX", "NVTX"]
+        for client in clients:
+            client.close()
+    asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_gateways_and_the_engine_say_where_the_engine_runs(cluster):
+    assert health(cluster["engine"])["engine"] == "here"
+    for port in cluster["gateways"]:
+        state = health(port)
+        assert state["engine"] == "elsewhere" and state["role"] == "gateway" and "marketStatus" not in state
+
+
+def post(port: int, path: str, body: dict, token: str | None = None) -> tuple[int, dict]:
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method="POST", data=json.dumps(body).encode(),
+                                     headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_sign_in_through_a_gateway_reaches_the_engine(cluster):
+    status, account = post(cluster["gateways"][0], "/api/auth/guest", {"nickname": "Grace"})
+    assert status == 201, account
+    assert account["user"]["name"] == "Grace" and account["portfolioIds"]
+
+    async def scenario():  # the token works on the other gateway: the engine made it and checks it
+        client = await connect(cluster["gateways"][1], "/ws/portfolio", account["token"])
+        listed = await client.expect("PORTFOLIO_LIST")
+        assert [p["portfolioId"] for p in listed["data"]["portfolios"]] == account["portfolioIds"]
+        client.close()
+    asyncio.run(asyncio.wait_for(scenario(), 20))
+
+
+def test_a_refused_token_is_refused_by_the_engine_through_the_gateway(cluster):
+    async def scenario():
+        url = f"ws://127.0.0.1:{cluster['gateways'][0]}/ws/orders?token=not.a.token"
+        client = WSClient(await tornado.websocket.websocket_connect(tornado.httpclient.HTTPRequest(url)))
+        error = await client.expect("ERROR")
+        assert error["data"]["code"] == "UNAUTHORIZED"
+        assert (await client.closed())[0] == 4401
+    asyncio.run(asyncio.wait_for(scenario(), 20))
+
+
+@pytest.fixture
+def two_engines(redis_server, start_server, tmp_path):
+    """Two engine candidates sharing one data folder, and a gateway: {"engines": [(process, port)], "gateway"}."""
+    common = ("--redis-url", redis_server.url, "--tick-ms", "100", "--log-level", "INFO")
+    data = tmp_path / "engine"
+    engines = [start_server("--role", "engine", *common, data_dir=data) for _ in range(2)]
+    _, gateway = start_server("--role", "gateway", *common, data_dir=tmp_path / "gateway")
+
+    async def elected():
+        while (not any(health(port).get("engine") == "here" for _, port in engines)
+               or health(gateway)["engine"] != "elsewhere"):
+            await asyncio.sleep(0.05)
+    asyncio.run(asyncio.wait_for(elected(), 15))
+    return {"engines": engines, "gateway": gateway}
+
+
+def leader_of(engines):
+    leaders = [(process, port) for process, port in engines if health(port).get("engine") == "here"]
+    assert len(leaders) == 1, leaders
+    return leaders[0]
+
+
+def test_killing_the_engine_leader_mid_flood_loses_no_acknowledged_order_or_fill(two_engines, tmp_path):
+    """Orders flow through a gateway at 10 a second; the leader is killed (SIGKILL) after 20 acknowledgements. The
+    standby takes over; every order acknowledged before or after is in the replayed event stream, with its fills."""
+    gateway = two_engines["gateway"]
+    status, account = post(gateway, "/api/auth/guest", {"nickname": "Flood"})
+    assert status == 201, account
+    token, portfolio = account["token"], account["portfolioIds"][0]
+    acked, fills, unavailable, statuses, sent_at, status_messages = {}, {}, [], [], {}, []
+    timeline = {}
+
+    async def scenario():
+        client = await connect(gateway, "/ws/orders", token)
+        await client.expect("ACTIVE_ORDERS")
+        await client.send("SUBSCRIBE_ORDERS", {}, request_id="sub")
+        await client.wait_for("SUBSCRIPTION_CONFIRMED")
+
+        async def read():
+            while True:
+                message = await client.recv(timeout=30)
+                kind, data = message["type"], message["data"]
+                if kind == "ORDER_SUBMITTED" and message.get("requestId"):
+                    acked[message["requestId"]] = data["order"]["orderId"]
+                    if "resumed" not in timeline and sent_at[message["requestId"]] > timeline.get("killed", 1e18):
+                        timeline["resumed"] = asyncio.get_running_loop().time()
+                elif kind == "EXECUTION_REPORT":
+                    fills[data["executionId"]] = data
+                elif kind == "ERROR":
+                    assert data["code"] == "UNAVAILABLE", message
+                    unavailable.append(message.get("requestId"))
+                elif kind == "SERVICE_STATUS":
+                    statuses.append(data["engine"])
+                    status_messages.append(message)
+
+        reader = asyncio.ensure_future(read())
+        sent = 0
+        while len(acked) < 20 or "resumed" not in timeline or len(acked) < timeline["acked_at_kill"] + 20:
+            sent += 1
+            sent_at[f"r{sent}"] = asyncio.get_running_loop().time()
+            await client.send("SUBMIT_ORDER", {"portfolioId": portfolio, "symbol": "NVTX", "side": "BUY",
+                                               "orderType": "MARKET", "quantity": 1, "clientOrderId": f"c{sent}"},
+                              request_id=f"r{sent}")
+            if len(acked) >= 20 and "killed" not in timeline:
+                process, _ = leader_of(two_engines["engines"])
+                process.kill()  # SIGKILL: no flush, no lease release
+                timeline["killed"], timeline["acked_at_kill"] = asyncio.get_running_loop().time(), len(acked)
+            await asyncio.sleep(0.1)
+            assert sent < 600, "trading did not resume"
+        await asyncio.sleep(1.0)
+        reader.cancel()
+        client.close()
+
+        # Everything acknowledged is stored: replay the whole stream through the gateway, from the new leader.
+        replaying = await connect(gateway, "/ws/orders", token)
+        await replaying.expect("ACTIVE_ORDERS")
+        await replaying.send("SUBSCRIBE_ORDERS", {"sinceEventId": 0}, request_id="replay")
+        stored_orders, stored_fills = set(), {}
+        while True:
+            message = await replaying.recv(timeout=10)
+            if message["type"] == "SUBSCRIPTION_CONFIRMED":
+                break
+            if message["type"] == "ORDER_SUBMITTED":
+                stored_orders.add(message["data"]["order"]["orderId"])
+            elif message["type"] == "EXECUTION_REPORT":
+                stored_fills[message["data"]["executionId"]] = message["data"]
+        replaying.close()
+        return stored_orders, stored_fills
+
+    stored_orders, stored_fills = asyncio.run(asyncio.wait_for(scenario(), 120))
+    takeover_s = timeline["resumed"] - timeline["killed"]
+    print(f"\ntakeover: first acknowledgement {takeover_s:.2f} s after the leader was killed; "
+          f"{len(acked)} orders acknowledged, {len(unavailable)} answered UNAVAILABLE meanwhile")
+    assert set(acked.values()) <= stored_orders
+    assert fills.keys() <= stored_fills.keys()
+    assert all(stored_fills[key]["fillQuantity"] == fill["fillQuantity"] for key, fill in fills.items())
+    assert unavailable, "the orders sent while no engine ran were answered"
+    assert "UNAVAILABLE" in statuses and statuses[-1] == "AVAILABLE"
+    assert takeover_s < 15
+    captured = tmp_path / "statuses.jsonl"  # as docs/asyncapi.yaml has them (its own test cannot see them)
+    captured.write_text("".join(json.dumps({"endpoint": "orders", "message": m}) + "\n" for m in status_messages))
+    result = run_validator("--check-messages", str(captured))
+    assert result.returncode == 0, result.stdout[:4000] + result.stderr[-2000:]
+
+
+def test_a_killed_gateway_drops_only_its_connections_which_resume_on_another_without_missing_a_fill(
+        redis_server, start_server, tmp_path):
+    common = ("--redis-url", redis_server.url, "--tick-ms", "100", "--log-level", "INFO")
+    _, engine = start_server("--role", "engine", *common, data_dir=tmp_path / "engine")
+    gateways = [start_server("--role", "gateway", *common, data_dir=tmp_path / f"gateway{i}") for i in range(2)]
+    (doomed, first), (_, second) = gateways
+    deadline = time.monotonic() + 15
+    while health(first)["engine"] != "elsewhere" or health(second)["engine"] != "elsewhere":
+        assert time.monotonic() < deadline, "the gateways never heard the engine"
+        time.sleep(0.05)
+    status, account = post(second, "/api/auth/guest", {"nickname": "Ida"})
+    assert status == 201, account
+    token, portfolio = account["token"], account["portfolioIds"][0]
+    order = {"portfolioId": portfolio, "symbol": "NVTX", "side": "BUY", "orderType": "MARKET", "quantity": 2}
+
+    async def scenario():
+        watcher = await connect(first, "/ws/orders", token)
+        await watcher.expect("ACTIVE_ORDERS")
+        await watcher.send("SUBSCRIBE_ORDERS", {})
+        await watcher.wait_for("SUBSCRIPTION_CONFIRMED")
+        trader = await connect(second, "/ws/orders", token)
+        await trader.expect("ACTIVE_ORDERS")
+        await trader.send("SUBMIT_ORDER", {**order, "clientOrderId": "before"})
+        last_seen = (await watcher.wait_for("EXECUTION_REPORT"))["data"]["eventId"]
+        await trader.wait_for("EXECUTION_REPORT")
+
+        doomed.kill()  # the watcher's gateway dies; the trader's goes on
+        await watcher.closed(timeout=10)
+        await trader.send("SUBMIT_ORDER", {**order, "clientOrderId": "meanwhile"}, request_id="m")
+        missed = await trader.wait_for("EXECUTION_REPORT")
+        await trader.send("HEARTBEAT", None, request_id="alive")
+        assert (await trader.wait_for("HEARTBEAT"))["requestId"] == "alive"
+
+        again = await connect(second, "/ws/orders", token)  # the client reconnects, to the gateway left
+        await again.expect("ACTIVE_ORDERS")
+        await again.send("SUBSCRIBE_ORDERS", {"sinceEventId": last_seen}, request_id="resume")
+        replayed = []
+        while (message := await again.recv())["type"] != "SUBSCRIPTION_CONFIRMED":
+            replayed.append(message)
+        ids = [m["data"]["eventId"] for m in replayed]
+        assert ids == list(range(last_seen + 1, last_seen + 1 + len(ids))), "a gap or a repeat in the replay"
+        assert missed["data"]["executionId"] in [m["data"].get("executionId") for m in replayed]
+        for client in (trader, again):
+            client.close()
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_while_redis_restarts_clients_are_told_and_requests_refused_then_trading_goes_on(cluster, redis_server):
+    gateway = cluster["gateways"][0]
+    status, account = post(gateway, "/api/auth/guest", {"nickname": "Rex"})
+    assert status == 201, account
+    order = {"portfolioId": account["portfolioIds"][0], "symbol": "NVTX", "side": "BUY", "orderType": "MARKET",
+             "quantity": 1}
+
+    async def scenario():
+        client = await connect(gateway, "/ws/orders", account["token"])
+        await client.expect("ACTIVE_ORDERS")
+        redis_server.stop()
+        degraded = await client.wait_for("SERVICE_STATUS", timeout=5)
+        assert degraded["data"]["status"] == "DEGRADED" and degraded["data"]["broker"] == "DISCONNECTED"
+        await client.send("SUBMIT_ORDER", {**order, "clientOrderId": "down"}, request_id="down")
+        refused = await client.wait_for("ERROR", timeout=2)  # at once: nothing could answer it
+        assert refused["requestId"] == "down" and refused["data"]["code"] == "UNAVAILABLE"
+        redis_server.start()
+        while (status := await client.wait_for("SERVICE_STATUS", timeout=15))["data"]["status"] != "OK":
+            pass
+        assert status["data"] == {**status["data"], "broker": "CONNECTED", "engine": "AVAILABLE"}
+        await client.send("SUBMIT_ORDER", {**order, "clientOrderId": "up"}, request_id="up")
+        submitted = await client.wait_for("ORDER_SUBMITTED", timeout=10)
+        assert submitted["requestId"] == "up"
+        client.close()
+    asyncio.run(asyncio.wait_for(scenario(), 60))
