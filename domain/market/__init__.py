@@ -7,6 +7,7 @@
 from .analytics import Bollinger, Macd, SymbolAnalytics, symbol_analytics
 from .indices import EqualWeightIndex, IndexLevel, index_levels
 from .overview import MarketOverview, market_overview
+from .process import FactorScope, FactorWindow
 from .quote import Quote, TickResult
 from .simulator import MAX_HISTORY_LIMIT, TRADING_DAYS_PER_YEAR, MarketSimulator
 
@@ -16,6 +17,8 @@ __all__ = [
     "MarketSimulator",
     "TRADING_DAYS_PER_YEAR",
     "MAX_HISTORY_LIMIT",
+    "FactorScope",
+    "FactorWindow",
     "EqualWeightIndex",
     "IndexLevel",
     "index_levels",

@@ -1,12 +1,41 @@
-"""The price process: each symbol's factor loadings and the exact coefficients of one step of its drift."""
+"""The price process: each symbol's factor loadings, the exact coefficients of one step of its drift, and the
+windows in which a scenario pushes a factor."""
 
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
 from domain.universe import SymbolSpec
 
-__all__ = ["PriceProcess", "StepCoefficients"]
+__all__ = ["PriceProcess", "StepCoefficients", "FactorScope", "FactorWindow"]
+
+
+class FactorScope(StrEnum):
+    """Which factor a window pushes: the market's, one sector's, or one symbol's own."""
+
+    MARKET = "market"
+    SECTOR = "sector"
+    SYMBOL = "symbol"
+
+
+@dataclass(frozen=True, slots=True)
+class FactorWindow:
+    """A push on one factor over [start_ms, end_ms) of market time: how a scenario moves prices without setting them.
+
+    `drift` is the factor's extra log return over the whole window, spread evenly over its open market time, on top
+    of the usual noise: a symbol's or a sector's factor moves each of its symbols by `drift`, the market factor moves
+    each symbol by its beta times `drift` (so high-beta stocks swing more, as they do). `volatility` multiplies the
+    standard deviation of every random shock of the symbols it covers (their factor noise and the innovations of
+    their latent drift) while the window lasts. `name` is the sector or the symbol ("" for the market).
+    """
+
+    start_ms: int
+    end_ms: int
+    scope: FactorScope
+    name: str = ""
+    drift: float = 0.0
+    volatility: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)

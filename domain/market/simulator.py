@@ -2,7 +2,8 @@
 
 import math
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -12,13 +13,14 @@ from domain.universe import DEFAULT_INDICES, DEFAULT_UNIVERSE, IndexSpec, Symbol
 
 from .history import MEAN_ABS_NORMAL, generate_history
 from .indices import EqualWeightIndex
-from .process import PriceProcess
+from .process import FactorScope, FactorWindow, PriceProcess
 from .quote import Quote, TickResult
 
 __all__ = ["MarketSimulator", "TRADING_DAYS_PER_YEAR", "MAX_HISTORY_LIMIT"]
 
 TRADING_DAYS_PER_YEAR = 252
 MAX_HISTORY_LIMIT = 1000
+_SCOPES = tuple(FactorScope)
 
 
 class MarketSimulator:
@@ -44,6 +46,11 @@ class MarketSimulator:
 
     **Indices** are equal-weighted (`EqualWeightIndex`), based at the constituents' prices at the start of the
     generated history.
+
+    **Scenarios** act through `set_factor_windows`: each step of a tick that overlaps a `FactorWindow` adds the
+    overlapping share of its drift to the factor it names and scales the shocks of the symbols it covers, so a
+    scripted move arrives as a trend the usual noise sits on, whatever the tick sizes, and quotes, bars and day
+    figures follow it through the normal tick path. With no windows the same seed gives the same prices as before.
 
     The same `rng` seed and the same sequence of tick times give identical quotes and bars.
     """
@@ -104,6 +111,8 @@ class MarketSimulator:
         self._volume_rate = [s.avg_volume / self._day_ms for s in specs]  # shares per market ms
         self._spread = [(2.0 + 6.0 * s.volatility) / 10_000 for s in specs]
         self._lots = [min(40, max(5, s.avg_volume // 400_000)) for s in specs]
+        self._windows: tuple[_Window, ...] = ()
+        self._no_scale, self._no_drift = (1.0,) * len(specs), (0.0,) * len(specs)
 
         n = len(specs)
         self._books = [BarBook(max_bars, max_daily_bars) for _ in range(n)]
@@ -179,8 +188,13 @@ class MarketSimulator:
 
     # ----- the process -------------------------------------------------------------------------------------
 
-    def _advance(self, dt_ms: int, bar_ms: int) -> None:
-        """Move every price over dt_ms of open market time and record the ticks in the bars at bar_ms."""
+    def _advance(self, t_ms: int, dt_ms: int, bar_ms: int) -> None:
+        """Move every price over [t_ms, t_ms + dt_ms) of open market time and record the ticks in the bars at bar_ms.
+
+        A symbol's scale multiplies its shocks and its extra is added to its return; both are neutral (1.0 and 0.0,
+        which leave every float as it was) outside factor windows.
+        """
+        scale, extra = self._factors(t_ms, t_ms + dt_ms) if self._windows else (self._no_scale, self._no_drift)
         process = self._process
         st = process.step(dt_ms)
         gauss = self._rng.gauss
@@ -197,14 +211,15 @@ class MarketSimulator:
         phi, d_mean, d_sd, c1, c2 = st.phi, st.drift_mean, st.drift_sd, st.integral_c1, st.integral_c2
         for i in range(len(logp)):
             z = gauss(0.0, 1.0)
-            r = sqrt_dt * (load_m[i] * z_m + load_s[i] * z_s[sector_of[i]] + load_e[i] * z)
+            m = scale[i]
+            r = m * sqrt_dt * (load_m[i] * z_m + load_s[i] * z_s[sector_of[i]] + load_e[i] * z)
             if drift_on:
                 x = drift[i]
-                e = eta[i]
+                e = eta[i] * m
                 z1 = gauss(0.0, 1.0)
                 r += d_mean * x + e * (c1 * z1 + c2 * gauss(0.0, 1.0))
                 drift[i] = phi * x + e * d_sd * z1
-            lp = logp[i] + r
+            lp = logp[i] + r + extra[i]
             logp[i] = lp
             p = int(exp(lp) + 0.5) or 1
             price[i] = p
@@ -215,6 +230,37 @@ class MarketSimulator:
             traded = int(rate[i] * dt_ms * (0.5 + rand()) * (0.5 + abs(z) * (0.5 / MEAN_ABS_NORMAL))) + 1
             volume[i] += traded
             books[i].update(bar_ms, p, traded, day_start)
+
+    def _factors(self, t0: int, t1: int) -> tuple[Sequence[float], Sequence[float]]:
+        """Each symbol's shock scale and extra log return over [t0, t1) from the factor windows overlapping it.
+
+        A window's drift counts in proportion to its overlap with the step. Volatility multipliers of overlapping
+        windows multiply, and the step's scale is the root of the mean squared multiplier over the step, so a step
+        half inside a x2 window has the variance it would have had in two steps.
+        """
+        windows = [w for w in self._windows if w.start_ms < t1 and w.end_ms > t0]
+        if not windows:
+            return self._no_scale, self._no_drift
+        extra = list(self._no_drift)
+        for w in windows:
+            if w.drift:
+                share = w.drift * (min(t1, w.end_ms) - max(t0, w.start_ms)) / (w.end_ms - w.start_ms)
+                for i, load in zip(w.positions, w.loads, strict=True):
+                    extra[i] += load * share
+        scaling = [w for w in windows if w.volatility != 1.0]
+        if not scaling:
+            return self._no_scale, extra
+        cuts = sorted({t0, t1, *(t for w in scaling for t in (w.start_ms, w.end_ms) if t0 < t < t1)})
+        variance = [0.0] * len(extra)
+        for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+            m = [1.0] * len(extra)
+            for w in scaling:
+                if w.start_ms <= a and b <= w.end_ms:
+                    for i in w.positions:
+                        m[i] *= w.volatility
+            for i, mi in enumerate(m):
+                variance[i] += mi * mi * (b - a)
+        return [math.sqrt(v / (t1 - t0)) for v in variance], extra
 
     def _open_session(self) -> None:
         """Start the current day's bars at its first price."""
@@ -269,6 +315,11 @@ class MarketSimulator:
     def day_length_ms(self) -> int:
         return self._day_ms
 
+    @property
+    def cycle_ms(self) -> int:
+        """From one session's open to the next one's: the day length, plus the closed period with exchange hours."""
+        return self._cycle_ms
+
     def tick(self, market_ms: int, wall_ms: int) -> TickResult:
         """Advance prices, bars and days to market_ms; a time at or before the last tick changes nothing.
 
@@ -289,7 +340,7 @@ class MarketSimulator:
             end = min(market_ms, self._session_end)
             if end > t:
                 # The instant a session ends belongs to the next day, so its last price is booked 1 ms earlier.
-                self._advance(end - t, end if end < self._session_end else end - 1)
+                self._advance(t, end - t, end if end < self._session_end else end - 1)
                 moved = True
                 t = end
             if t >= self._session_end:
@@ -399,6 +450,41 @@ class MarketSimulator:
         self._publish(positions, self._wall_ms, self._t)
         return [self._symbols[i] for i in positions]
 
+    # ----- scenarios ----------------------------------------------------------------------------------------
+
+    def set_factor_windows(self, windows: Iterable[FactorWindow]) -> None:
+        """Replace the factor windows that steps from the next tick on carry (see FactorWindow); () removes them.
+
+        Nothing changes unless every window is valid: NotFound for an unknown symbol, BadRequest for an unknown
+        sector, an empty or reversed window, a drift that is not finite or a volatility that is not positive.
+        Windows, or the parts of them, before the market time already simulated have no effect.
+        """
+        resolved = []
+        sectors = self._process.sectors
+        for w in windows:
+            if not isinstance(w, FactorWindow):
+                raise BadRequest("factor windows must be FactorWindow values")
+            if not w.start_ms < w.end_ms:
+                raise BadRequest(f"factor window [{w.start_ms}, {w.end_ms}) is empty")
+            numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (w.drift, w.volatility))
+            if not (numbers and math.isfinite(w.drift) and math.isfinite(w.volatility) and w.volatility > 0):
+                raise BadRequest("a factor window needs a finite drift and a positive volatility multiplier")
+            if w.scope not in _SCOPES:
+                raise BadRequest(f"unknown factor scope {w.scope!r}; scopes: {', '.join(_SCOPES)}")
+            if w.scope == FactorScope.MARKET:
+                positions = tuple(range(len(self._specs)))
+                loads = tuple(s.beta for s in self._specs)
+            elif w.scope == FactorScope.SECTOR:
+                if w.name not in sectors:
+                    raise BadRequest(f"unknown sector {w.name!r}; sectors: {', '.join(sectors)}")
+                k = sectors.index(w.name)
+                positions = tuple(i for i, s in enumerate(self._process.sector_of) if s == k)
+                loads = (1.0,) * len(positions)
+            else:
+                positions, loads = (self._position(w.name),), (1.0,)
+            resolved.append(_Window(int(w.start_ms), int(w.end_ms), positions, loads, w.drift, w.volatility))
+        self._windows = tuple(resolved)
+
     # ----- return series for risk and optimisation -----------------------------------------------------------
 
     def _completed_closes(self, i: int, count: int) -> list[int]:
@@ -439,3 +525,15 @@ class MarketSimulator:
         values = [index.value({s: closes[len(closes) - length + j] for s, closes in series.items()})
                   for j in range(length)]  # fmt: skip
         return [b / a - 1.0 for a, b in zip(values[:-1], values[1:], strict=True)]
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """A FactorWindow resolved to universe positions and each one's load on the factor (beta for the market)."""
+
+    start_ms: int
+    end_ms: int
+    positions: tuple[int, ...]
+    loads: tuple[float, ...]
+    drift: float
+    volatility: float
