@@ -11,9 +11,11 @@ from operator import attrgetter
 
 __all__ = [
     "Side", "MarketState", "OrderType", "TimeInForce", "OrderStatus", "RejectReason", "EventKind", "OPEN_STATUSES",
-    "OrderRequest", "Order", "Fill", "TradeEvent", "Commission", "Position", "PortfolioLedger", "shallow_copier",
-    "IdSequence",
+    "OrderRequest", "Order", "Fill", "TradeEvent", "Commission", "TradingTerms", "Position", "PortfolioLedger",
+    "shallow_copier", "IdSequence", "MAX_NOTE_LENGTH",
 ]
+
+MAX_NOTE_LENGTH = 500  # characters of an order's journal note
 
 
 class Side(enum.StrEnum):
@@ -64,6 +66,10 @@ class RejectReason(enum.StrEnum):
     RISK_LIMIT = "RISK_LIMIT"
     DUPLICATE_CLIENT_ORDER_ID = "DUPLICATE_CLIENT_ORDER_ID"
     MARKET_CLOSED = "MARKET_CLOSED"
+    INVALID_NOTE = "INVALID_NOTE"
+    NOTE_REQUIRED = "NOTE_REQUIRED"
+    CONTEST_NOT_OPEN = "CONTEST_NOT_OPEN"
+    SYMBOL_NOT_ALLOWED = "SYMBOL_NOT_ALLOWED"
 
 
 class EventKind(enum.StrEnum):
@@ -97,6 +103,15 @@ class Commission:
 
 
 @dataclass(frozen=True, slots=True)
+class TradingTerms:
+    """What one portfolio pays and may do where portfolios of one engine differ (a class contest's rules): its
+    commission and whether it may sell short. The engine's own settings are the terms of every other portfolio."""
+
+    commission: Commission = Commission()
+    allow_short: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class OrderRequest:
     """A validated SUBMIT_ORDER (types checked at the wire; values are the engine's to judge)."""
 
@@ -109,6 +124,7 @@ class OrderRequest:
     stop_price: int | None = None   # cents
     time_in_force: TimeInForce = TimeInForce.DAY
     client_order_id: str | None = None
+    note: str | None = None         # the trade journal: why, in the student's words (at most MAX_NOTE_LENGTH)
 
 
 @dataclass(slots=True)
@@ -137,6 +153,13 @@ class Order:
     stop_triggered: bool = False        # STOP / STOP_LIMIT: the stop price has traded
     reject_reason: RejectReason | None = None
     error: str | None = None            # human-readable reason for REJECTED / CANCELLED by the system
+    placed_by: str | None = None        # the team member who placed it for the owner `user_id`; None: the owner
+    note: str | None = None             # the trade journal note sent with it
+
+    @property
+    def placer(self) -> str:
+        """Who placed the order: a team member, or the portfolio's owner."""
+        return self.user_id if self.placed_by is None else self.placed_by
 
     @property
     def remaining_quantity(self) -> int:

@@ -71,8 +71,8 @@ class OrderBook:
 
     def _reservation(self, order: Order) -> int:
         """What an open buy holds: its remaining shares at its reserve price, plus their worst-case commission."""
-        return self.rules.buy_reservation(self._reserve_price[order.order_id], order.remaining_quantity,
-                                          order.filled_quantity > 0)
+        return self.rules.buy_reservation(order.portfolio_id, self._reserve_price[order.order_id],
+                                          order.remaining_quantity, order.filled_quantity > 0)
 
     def _forget(self, order: Order) -> None:
         self._open.pop(order.order_id, None)
@@ -131,7 +131,8 @@ class OrderBook:
         if order.order_type in LIMIT_TYPES:
             return order.limit_price
         remaining = order.remaining_quantity
-        for_price = order.reserved_cash_cents - self.rules.commission.worst_case(remaining, order.filled_quantity > 0)
+        commission = self.rules.commission_of(order.portfolio_id)
+        for_price = order.reserved_cash_cents - commission.worst_case(remaining, order.filled_quantity > 0)
         price = max(0, -(-for_price // remaining))
         if order.order_type is OrderType.STOP and not price:
             price = self.rules.buffered(order.stop_price)

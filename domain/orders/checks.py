@@ -1,5 +1,6 @@
 """Pre-trade checks: the one list of rules that submit and modify both run, and the prices an order is judged at."""
 
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
@@ -8,6 +9,7 @@ from typing import NamedTuple
 from domain.market import Quote
 from domain.money import money_text
 from domain.trading import (
+    MAX_NOTE_LENGTH,
     Commission,
     MarketState,
     Order,
@@ -17,6 +19,7 @@ from domain.trading import (
     RejectReason,
     Side,
     TimeInForce,
+    TradingTerms,
 )
 
 __all__ = [
@@ -26,6 +29,7 @@ __all__ = [
     "OrderRules",
     "judged_price",
     "first_rejection",
+    "note_problem",
     "LIMIT_TYPES",
     "STOP_TYPES",
 ]
@@ -95,14 +99,34 @@ def _whole(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+_NOTE_CONTROLS_ALLOWED = frozenset("\n\r\t")
+
+
+def note_problem(note: object) -> str | None:
+    """What is wrong with an order's journal note: not text, longer than MAX_NOTE_LENGTH characters, or holding a
+    control character other than a line break or tab (a teacher reads it as written, in a browser)."""
+    if note is None:
+        return None
+    if not isinstance(note, str):
+        return "the note must be text"
+    if len(note) > MAX_NOTE_LENGTH:
+        return f"the note has {len(note)} characters; at most {MAX_NOTE_LENGTH} are allowed"
+    if any(unicodedata.category(c) == "Cc" and c not in _NOTE_CONTROLS_ALLOWED for c in note):
+        return "the note must not contain control characters"
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class OrderRules:
     """The engine's own order rules: the limits it holds orders to, what a buy reserves, and the checks of both.
 
     `checks()` are the engine's entries of the check list, in order: the symbol is known (submit only), the
-    quantity and prices are valid, the market state accepts the order (submit only), a sell has the shares
-    (unless shorting is allowed) and a buy the funds for its reservation. Each has its submit text (recorded with
-    ORDER_REJECTED) and, where modify checks it too, its modify text.
+    quantity and prices are valid, the note is valid (submit only), the market state accepts the order (submit
+    only), a sell has the shares (unless shorting is allowed) and a buy the funds for its reservation. Each has its
+    submit text (recorded with ORDER_REJECTED) and, where modify checks it too, its modify text.
+
+    `commission` and `allow_short` hold for every portfolio unless `terms_for(portfolio_id)` gives that
+    portfolio its own TradingTerms (a contest's); read them through `commission_of` and `allow_short_of`.
     """
 
     commission: Commission = Commission()
@@ -111,6 +135,7 @@ class OrderRules:
     market_buffer: Decimal = Decimal("0.05")
     price_tick_cents: int = 1
     max_price_cents: int = 100_000_000
+    terms_for: Callable[[str], TradingTerms | None] | None = None
 
     def __post_init__(self):
         if not _whole(self.max_quantity) or self.max_quantity < 1:
@@ -126,8 +151,20 @@ class OrderRules:
         object.__setattr__(self, "allow_short", bool(self.allow_short))
 
     def checks(self) -> tuple[Check, ...]:
-        return (self.known_symbol, self.valid_quantity, self.valid_prices, self.market_accepts, self.enough_shares,
-                self.enough_funds)
+        return (self.known_symbol, self.valid_quantity, self.valid_prices, self.valid_note, self.market_accepts,
+                self.enough_shares, self.enough_funds)
+
+    # ----- per-portfolio terms -----------------------------------------------------------------------------
+
+    def commission_of(self, portfolio_id: str) -> Commission:
+        """The commission `portfolio_id` pays: its own terms', else the engine's."""
+        terms = None if self.terms_for is None else self.terms_for(portfolio_id)
+        return self.commission if terms is None else terms.commission
+
+    def allow_short_of(self, portfolio_id: str) -> bool:
+        """Whether `portfolio_id` may sell shares it does not hold: its own terms say, else the engine's setting."""
+        terms = None if self.terms_for is None else self.terms_for(portfolio_id)
+        return self.allow_short if terms is None else terms.allow_short
 
     # ----- the checks --------------------------------------------------------------------------------------
 
@@ -164,6 +201,13 @@ class OrderRules:
                 return Rejection(RejectReason.INVALID_PRICE, problem)
         return None
 
+    def valid_note(self, check: CheckContext) -> Rejection | None:
+        """A note is judged when the order is placed; a modify cannot change it."""
+        if check.replacing is not None:
+            return None
+        problem = note_problem(check.request.note)
+        return None if problem is None else Rejection(RejectReason.INVALID_NOTE, problem)
+
     def market_accepts(self, check: CheckContext) -> Rejection | None:
         """A PAUSED market takes every order but IOC and FOK; a CLOSED one also refuses MARKET (submit only)."""
         if check.replacing is not None:
@@ -180,7 +224,7 @@ class OrderRules:
     def enough_shares(self, check: CheckContext) -> Rejection | None:
         """A sell needs unreserved shares for what it has left to sell (a modify counts the shares it holds)."""
         request, replacing = check.request, check.replacing
-        if request.side is not Side.SELL or self.allow_short:
+        if request.side is not Side.SELL or self.allow_short_of(check.ledger.portfolio_id):
             return None
         held = check.ledger.positions.get(request.symbol)
         available = 0 if held is None else held.quantity - held.reserved_quantity
@@ -199,7 +243,8 @@ class OrderRules:
             return None
         replacing, buying_power = check.replacing, check.ledger.buying_power_cents
         any_fill_yet = replacing is not None and replacing.filled_quantity > 0
-        needed = self.buy_reservation(self.reserve_price(check), check.remaining_quantity, any_fill_yet)
+        needed = self.buy_reservation(check.ledger.portfolio_id, self.reserve_price(check), check.remaining_quantity,
+                                      any_fill_yet)
         if replacing is not None:
             if needed > buying_power + replacing.reserved_cash_cents:
                 return Rejection(RejectReason.INSUFFICIENT_FUNDS, "insufficient funds for the modified order")
@@ -240,8 +285,9 @@ class OrderRules:
             return check.replaced_reserve_price
         return max(1, self.buffered(judged_price(request, quote)))
 
-    def buy_reservation(self, reserve_price: int, remaining: int, any_fill_yet: bool) -> int:
-        """What a buy holds for the `remaining` shares it may still buy: their price and their worst-case commission."""
+    def buy_reservation(self, portfolio_id: str, reserve_price: int, remaining: int, any_fill_yet: bool) -> int:
+        """What a buy holds for the `remaining` shares it may still buy: their price and their worst-case commission
+        (at the commission `portfolio_id` pays)."""
         if remaining <= 0:
             return 0
-        return remaining * reserve_price + self.commission.worst_case(remaining, any_fill_yet)
+        return remaining * reserve_price + self.commission_of(portfolio_id).worst_case(remaining, any_fill_yet)

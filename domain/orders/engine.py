@@ -1,6 +1,6 @@
 """The order engine: every change to the order book (submit, match and fill, cancel, modify, expire, levels)."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 
 from domain.errors import BadRequest
@@ -21,6 +21,7 @@ from domain.trading import (
     RejectReason,
     Side,
     TimeInForce,
+    TradingTerms,
 )
 
 from .book import OrderBook
@@ -54,8 +55,11 @@ class OrderEngine(OrderBook):
     affordable, and an order that can afford nothing at the current ask is cancelled. A sell's commission is
     taken from its proceeds and capped at them, so a sell never lowers cash.
 
-    The checks are the engine's own (`OrderRules.checks`), then `extra_checks`, given at construction (the risk
-    limits): submit records the first rejection, modify raises BadRequest with its message.
+    The checks are `gate_checks` (whether the portfolio may trade at all now: a class contest that is not open),
+    then the engine's own (`OrderRules.checks`), then `extra_checks` (the risk limits, a contest's rules), all
+    given at construction: submit records the first rejection, modify raises BadRequest with its message.
+    `commission` and `allow_short` hold for every portfolio that `terms_for(portfolio_id)` gives no
+    TradingTerms of its own; a portfolio's terms must not change while it has open orders.
     """
 
     def __init__(
@@ -70,14 +74,18 @@ class OrderEngine(OrderBook):
         price_tick_cents: int = 1,
         max_price_cents: int = 100_000_000,
         extra_checks: Sequence[Check] = (),
+        gate_checks: Sequence[Check] = (),
+        terms_for: Callable[[str], TradingTerms | None] | None = None,
     ):
         super().__init__(OrderRules(commission, allow_short, max_quantity, market_buffer, price_tick_cents,
-                                    max_price_cents))
-        self._own_checks = self.rules.checks()
-        self._checks = (*self._own_checks, *extra_checks)  # a protective sell runs only the engine's own
+                                    max_price_cents, terms_for))
+        # A protective sell skips the extra checks (it only reduces risk) but not the gate: a portfolio that may
+        # not trade now (its contest has ended) places nothing, stop loss or not.
+        self._protective_checks = (*gate_checks, *self.rules.checks())
+        self._checks = (*self._protective_checks, *extra_checks)
         self._order_ids = order_ids
         self._execution_ids = execution_ids
-        self._matcher = Matcher(self.rules.commission)
+        self._matcher = Matcher(self.rules.commission_of)
         self.day_index = 0  # the latest simulated day seen; stop-loss / take-profit orders are accepted in it
 
     # ----- submit ------------------------------------------------------------------------------------------
@@ -92,20 +100,24 @@ class OrderEngine(OrderBook):
         market_ms: int,
         day_index: int,
         market_state: str,
+        placed_by: str | None = None,
     ) -> TradeResult:
         """Check, record and (if the market is OPEN) match one order at once against `quote`.
 
         NotFound for an unknown portfolio and Forbidden for someone else's: nothing is created. Otherwise an order
-        record always comes out: ORDER_REJECTED (checks in this order: UNKNOWN_SYMBOL, INVALID_QUANTITY,
-        INVALID_PRICE, MARKET_CLOSED, INSUFFICIENT_SHARES, INSUFFICIENT_FUNDS, then the extra checks), or
-        ORDER_SUBMITTED followed by whatever matching did at once (fills; IOC's and FOK's cancellation).
-        A PAUSED market accepts every order but IOC and FOK and matches nothing; a CLOSED one also rejects MARKET.
+        record always comes out: ORDER_REJECTED (checks in this order: the gate checks, UNKNOWN_SYMBOL,
+        INVALID_QUANTITY, INVALID_PRICE, INVALID_NOTE, MARKET_CLOSED, INSUFFICIENT_SHARES, INSUFFICIENT_FUNDS, then
+        the extra checks), or ORDER_SUBMITTED followed by whatever matching did at once (fills; IOC's and FOK's
+        cancellation). A PAUSED market accepts every order but IOC and FOK and matches nothing; a CLOSED one also
+        rejects MARKET. `placed_by` is the team member placing it for the owner `user_id` (whom the caller has
+        allowed to), recorded in `Order.placed_by`.
         """
         state = _market_state(market_state)
         ledger = self._owned(user_id, request.portfolio_id)
         self.day_index = day_index
         batch = Batch()
-        self._submit(batch, ledger, user_id, request, quote, now_ms, market_ms, day_index, state, self._checks)
+        self._submit(batch, ledger, user_id, request, quote, now_ms, market_ms, day_index, state, self._checks,
+                     placed_by)
         return batch.result()
 
     def reject(
@@ -117,19 +129,19 @@ class OrderEngine(OrderBook):
         *,
         now_ms: int,
         day_index: int,
+        placed_by: str | None = None,
     ) -> TradeResult:
         """Record a rejection decided outside the engine (DUPLICATE_CLIENT_ORDER_ID: recorded without the id)."""
         self._owned(user_id, request.portfolio_id)
         reason = RejectReason(reason)
         client_order_id = None if reason is RejectReason.DUPLICATE_CLIENT_ORDER_ID else request.client_order_id
         batch = Batch()
-        order = self._new_order(user_id, request, now_ms, day_index, client_order_id)
+        order = self._new_order(user_id, request, now_ms, day_index, client_order_id, placed_by)
         self._reject(batch, order, reason, message)
         return batch.result()
 
-    def _new_order(
-        self, user_id: str, request: OrderRequest, now_ms: int, day_index: int, client_order_id: str | None
-    ) -> Order:
+    def _new_order(self, user_id: str, request: OrderRequest, now_ms: int, day_index: int,
+                   client_order_id: str | None, placed_by: str | None) -> Order:
         return Order(
             order_id=self._order_ids(),
             client_order_id=client_order_id,
@@ -146,6 +158,8 @@ class OrderEngine(OrderBook):
             created_at_ms=now_ms,
             updated_at_ms=now_ms,
             day_index=day_index,
+            placed_by=None if placed_by == user_id else placed_by,
+            note=request.note,
         )
 
     def _reject(self, batch: Batch, order: Order, reason: RejectReason, message: str) -> None:
@@ -156,8 +170,9 @@ class OrderEngine(OrderBook):
         batch.event(EventKind.ORDER_REJECTED, order)
 
     def _submit(self, batch: Batch, ledger: PortfolioLedger, user_id: str, request: OrderRequest, quote: Quote | None,
-                now_ms: int, market_ms: int, day_index: int, state: MarketState, checks: Sequence[Check]) -> Order:
-        order = self._new_order(user_id, request, now_ms, day_index, request.client_order_id)
+                now_ms: int, market_ms: int, day_index: int, state: MarketState, checks: Sequence[Check],
+                placed_by: str | None = None) -> Order:
+        order = self._new_order(user_id, request, now_ms, day_index, request.client_order_id, placed_by)
         context = CheckContext(ledger, request, quote, state)
         rejection = first_rejection(checks, context)
         if rejection is not None:
@@ -169,7 +184,8 @@ class OrderEngine(OrderBook):
             order.reserved_cash_cents = self._reservation(order)
             reserve_cash(ledger, order.reserved_cash_cents)
         else:
-            reserve_shares(ledger, order.symbol, order.quantity, allow_short=self.rules.allow_short)
+            reserve_shares(ledger, order.symbol, order.quantity,
+                           allow_short=self.rules.allow_short_of(ledger.portfolio_id))
         batch.ledger(ledger)
         batch.event(EventKind.ORDER_SUBMITTED, order)
         if state is MarketState.OPEN:
@@ -214,7 +230,7 @@ class OrderEngine(OrderBook):
     def _fill(self, batch: Batch, ledger: PortfolioLedger, order: Order, quote: Quote, shares: int, price: int,
               now_ms: int, market_ms: int) -> None:
         buy = order.side is Side.BUY
-        commission = self.rules.commission.for_fill(shares, order.filled_quantity == 0)
+        commission = self.rules.commission_of(order.portfolio_id).for_fill(shares, order.filled_quantity == 0)
         if not buy:
             commission = min(commission, shares * price)
         fill = Fill(
@@ -275,8 +291,9 @@ class OrderEngine(OrderBook):
         """One tick of an open market: trigger stops, match open orders in time priority, then protective levels.
 
         A position whose price is at or below its `stop_loss_cents`, or at or above its `take_profit_cents`,
-        gets a MARKET DAY sell of its unreserved shares (extra checks skipped: it only reduces risk), matched
-        like any order; both levels are cleared and the trigger is reported in `TradeResult.triggers`.
+        gets a MARKET DAY sell of its unreserved shares, matched like any order; it runs the gate checks and the
+        engine's own but not the extra checks (it only reduces risk), and a gate's refusal is recorded as
+        ORDER_REJECTED. Both levels are cleared and the trigger is reported in `TradeResult.triggers`.
         `day_index` (default: the latest seen) is the day such orders are accepted in.
         """
         if day_index is not None:
@@ -298,7 +315,7 @@ class OrderEngine(OrderBook):
                 return None
             request = OrderRequest(ledger.portfolio_id, held.symbol, Side.SELL, OrderType.MARKET, shares)
             return self._submit(batch, ledger, ledger.owner_id, request, quote, now_ms, market_ms, self.day_index,
-                                MarketState.OPEN, self._own_checks).order_id
+                                MarketState.OPEN, self._protective_checks).order_id
 
         batch.triggers += scan_levels(list(self._ledgers.values()), quotes, sell)
 
@@ -346,7 +363,7 @@ class OrderEngine(OrderBook):
             order.quantity if quantity is None else quantity,
             order.limit_price if limit_price is None else limit_price,
             order.stop_price if stop_price is None else stop_price,
-            order.time_in_force, order.client_order_id,
+            order.time_in_force, order.client_order_id, order.note,
         )
         ledger = self._ledgers[order.portfolio_id]
         context = CheckContext(ledger, request, quote, state, order, self._reserve_price.get(order.order_id, 0))
@@ -357,7 +374,8 @@ class OrderEngine(OrderBook):
         if order.side is Side.SELL:
             release_shares(ledger, order.symbol, order.remaining_quantity)
             order.quantity = request.quantity
-            reserve_shares(ledger, order.symbol, order.remaining_quantity, allow_short=self.rules.allow_short)
+            reserve_shares(ledger, order.symbol, order.remaining_quantity,
+                           allow_short=self.rules.allow_short_of(ledger.portfolio_id))
         else:
             release_cash(ledger, order.reserved_cash_cents)
             order.quantity = request.quantity
@@ -381,6 +399,24 @@ class OrderEngine(OrderBook):
             if order.time_in_force is TimeInForce.DAY and order.day_index < day_index:
                 self._close(batch, self._ledgers[order.portfolio_id], order, OrderStatus.EXPIRED, now_ms,
                             "the trading day ended")
+        return batch.result()
+
+    def stop_trading(self, portfolio_ids: Iterable[str], *, now_ms: int, reason: str) -> TradeResult:
+        """Leave these portfolios unable to trade on their own (a class contest ended): expire every open order
+        (ORDER_CANCELLED events, status EXPIRED, `reason` as their error) and clear every protective level, so that
+        no later tick fills or places anything for them. Unknown ids are skipped; new orders are the checks' to
+        refuse."""
+        batch = Batch()
+        ledgers = [ledger for pid in dict.fromkeys(portfolio_ids) if (ledger := self._ledgers.get(pid)) is not None]
+        chosen = {ledger.portfolio_id for ledger in ledgers}
+        for order in list(self._open.values()):
+            if order.portfolio_id in chosen:
+                self._close(batch, self._ledgers[order.portfolio_id], order, OrderStatus.EXPIRED, now_ms, reason)
+        for ledger in ledgers:
+            for held in ledger.positions.values():
+                if held.stop_loss_cents is not None or held.take_profit_cents is not None:
+                    held.stop_loss_cents = held.take_profit_cents = None
+                    batch.ledger(ledger)
         return batch.result()
 
     # ----- protective levels -------------------------------------------------------------------------------

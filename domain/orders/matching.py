@@ -1,5 +1,7 @@
 """Matching: how many shares of an order can fill against a quote now, at what price, within the displayed size."""
 
+from collections.abc import Callable
+
 from domain.market import Quote
 from domain.trading import Commission, Order, OrderType, PortfolioLedger, Side
 
@@ -14,11 +16,12 @@ class Matcher:
 
     A buy is marketable when it is a MARKET order (or a triggered STOP) or the ask is at or below its limit, and
     fills at the ask; a sell likewise at the bid. A buy takes only what its buying power plus its own reservation
-    can pay for while still reserving, at its reserve price, for what it leaves.
+    can pay for while still reserving, at its reserve price, for what it leaves, at the commission
+    `commission_of(portfolio_id)` says its portfolio pays.
     """
 
-    def __init__(self, commission: Commission):
-        self.commission = commission
+    def __init__(self, commission_of: Callable[[str], Commission]):
+        self.commission_of = commission_of
         self._taken: dict[str, list[int]] = {}  # symbol -> [quote version, ask shares taken, bid shares taken]
 
     def displayed(self, quote: Quote, buy: bool) -> int:
@@ -79,11 +82,12 @@ class Matcher:
         budget = ledger.buying_power_cents + order.reserved_cash_cents
         first = order.filled_quantity == 0
         remaining = order.remaining_quantity
+        commission = self.commission_of(ledger.portfolio_id)
 
         def cost(shares: int) -> int:
             left = remaining - shares
-            keep = left * reserve_price + self.commission.worst_case(left, True) if left else 0
-            return shares * price + self.commission.for_fill(shares, first) + keep
+            keep = left * reserve_price + commission.worst_case(left, True) if left else 0
+            return shares * price + commission.for_fill(shares, first) + keep
 
         if cost(most) <= budget:
             return most
