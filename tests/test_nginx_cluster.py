@@ -24,6 +24,7 @@ SHIPPED_GATEWAYS = ["127.0.0.1:8081", "127.0.0.1:8082", "127.0.0.1:8083"]
 STICKY = "hash $stockquest_sockjs_session consistent;"
 XHR_TRANSPORTS = ["xhr-streaming", "xhr-polling"]  # several HTTP requests per session: these need stickiness
 QUOTE = {"type": "REQUEST_QUOTE", "requestId": "q1", "data": {"symbol": "NVTX"}}
+NODE_CLIENTS = 4  # sockjs-client sessions running at once (quotes_over_sockjs)
 
 pytestmark = pytest.mark.skipif(not Path(NGINX).exists(), reason="no nginx (apt-get install nginx)")
 
@@ -101,10 +102,18 @@ def unknown_sessions(gateways: list[App], logged: list[int]) -> list[str]:
 # clients ------------------------------------------------------------------------------------------------------
 
 async def quotes_over_sockjs(proxy: Proxy, transports: list[str]) -> list[tuple[int, list[dict], str]]:
-    """One sockjs-client session (Node) per transport given, all at once through nginx: each opens, asks for a quote
-    (xhr_send) and waits for the answer on its receiving requests. Returns (exit code, events, stderr) each."""
-    return await asyncio.gather(*(sockjs_session(proxy.url(MD), transport, QUOTE, until="QUOTE_RESPONSE",
-                                                 timeout_ms=15_000) for transport in transports))
+    """One sockjs-client session (Node) per transport given, through nginx, their requests interleaved: each opens,
+    asks for a quote (xhr_send) and waits for the answer on its receiving requests. Returns (exit code, events,
+    stderr) each. At most NODE_CLIENTS at once: sockjs-client gives up a transport that takes more than about twice
+    (300 ms + the /info round trip) to open ("All transports failed"), which a crowd of Node start-ups on a busy
+    two-core machine can exceed."""
+    slots = asyncio.Semaphore(NODE_CLIENTS)
+
+    async def session(transport):
+        async with slots:
+            return await sockjs_session(proxy.url(MD), transport, QUOTE, until="QUOTE_RESPONSE", timeout_ms=15_000)
+
+    return await asyncio.gather(*(session(transport) for transport in transports))
 
 
 def assert_quoted(result: tuple[int, list[dict], str], transport: str) -> str:
