@@ -1,10 +1,12 @@
 """The shipped nginx site (deploy/nginx/stockquest.conf) in front of the real server: Debian's nginx on loopback.
 
-How the shipped file is used: `site_config` reads deploy/nginx/stockquest.conf and makes only the substitutions
-in `SUBSTITUTIONS` (listen ports on 127.0.0.1, the upstream's port, the checkout's folder, a throw-away
-certificate), failing if any of them no longer matches; `nginx.conf` written here only wraps that file in the
-http {} block Debian's /etc/nginx/nginx.conf would give it, with every path nginx writes in a temporary folder.
-So the locations, headers, timeouts and buffering tested here are the shipped ones, over its HTTPS block.
+How the shipped files are used: `run_nginx` reads deploy/nginx/stockquest.conf (the upstream) and the snippet it
+includes, snippets/stockquest-site.conf (the server blocks), and makes only the substitutions given (listen ports
+on 127.0.0.1, the upstream's port, the checkout's folder, a throw-away certificate), failing if any of them no
+longer matches; `nginx.conf` written here only wraps them in the http {} block Debian's /etc/nginx/nginx.conf
+would give them, with every path nginx writes in a temporary folder. So the locations, headers, timeouts and
+buffering tested here are the shipped ones, over the HTTPS block. tests/test_nginx_cluster.py runs cluster.conf,
+with the same snippet, the same way.
 """
 
 import asyncio
@@ -35,6 +37,7 @@ from tests.test_sockjs_endpoints import TRANSPORTS, messages, sockjs_session
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "deploy" / "nginx" / "stockquest.conf"
+SITE = ROOT / "deploy" / "nginx" / "snippets" / "stockquest-site.conf"  # included by stockquest.conf, cluster.conf
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 MD = "/ws/market-data"
 
@@ -74,23 +77,26 @@ def make_certificate(folder: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def site_config(*, http_port: int, https_port: int, app_port: int, cert: Path, key: Path) -> str:
-    """The shipped site with these substitutions only; each must still match the shipped text."""
-    text = SHIPPED.read_text()
-    substitutions = {
+def render(shipped: Path, substitutions: dict[str, str]) -> str:
+    """A shipped file with these substitutions only; each must still match its text, so what runs is what ships."""
+    text = shipped.read_text()
+    for old, new in substitutions.items():
+        assert old in text, f"{shipped.name} no longer contains {old!r}: update this test's substitutions"
+        text = text.replace(old, new)
+    return text
+
+
+def site_config(*, http_port: int, https_port: int, cert: Path, key: Path) -> str:
+    """The shared server blocks on loopback ports, serving this checkout's files with the test's certificate."""
+    return render(SITE, {
         "listen 80;": f"listen 127.0.0.1:{http_port};",
         "listen [::]:80;": "",
         "listen 443 ssl;": f"listen 127.0.0.1:{https_port} ssl;",
         "listen [::]:443 ssl;": "",
-        "server 127.0.0.1:8080;": f"server 127.0.0.1:{app_port};",
         "/opt/stockquest/": f"{ROOT}/",
         "/etc/letsencrypt/live/stocks.example.org/fullchain.pem": str(cert),
         "/etc/letsencrypt/live/stocks.example.org/privkey.pem": str(key),
-    }
-    for old, new in substitutions.items():
-        assert old in text, f"{SHIPPED.name} no longer contains {old!r}: update this test's substitutions"
-        text = text.replace(old, new)
-    return text
+    })
 
 
 @dataclass
@@ -118,12 +124,21 @@ class Proxy:
 
 
 def start_nginx(folder: Path, app_port: int) -> Proxy:
-    """nginx in the foreground with everything it writes under `folder`; never /etc/nginx or /var."""
+    """The shipped single-server site (stockquest.conf) in front of the server on `app_port`."""
+    return run_nginx(folder, SHIPPED, {"server 127.0.0.1:8080;": f"server 127.0.0.1:{app_port};"})
+
+
+def run_nginx(folder: Path, shipped: Path, substitutions: dict[str, str]) -> Proxy:
+    """nginx in the foreground running the site file `shipped` (with `substitutions`: its upstream) and the snippet
+    it includes, everything it writes under `folder`; never /etc/nginx or /var."""
     folder.mkdir(parents=True, exist_ok=True)
     cert, key = make_certificate(folder)
     http_port, https_port = _free_port(), _free_port()
-    (folder / "stockquest.conf").write_text(site_config(http_port=http_port, https_port=https_port,
-                                                        app_port=app_port, cert=cert, key=key))
+    (folder / "stockquest.conf").write_text(render(shipped, substitutions))
+    # `include snippets/...` is relative to the folder of nginx.conf: /etc/nginx when installed, `folder` here.
+    (folder / "snippets").mkdir(exist_ok=True)
+    (folder / "snippets" / SITE.name).write_text(site_config(http_port=http_port, https_port=https_port,
+                                                             cert=cert, key=key))
     temp = {name: folder / name for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")}
     (folder / "nginx.conf").write_text(f"""
 {"user root;" if os.geteuid() == 0 else ""}
@@ -264,7 +279,7 @@ def test_native_websocket_through_nginx_gets_established_and_live_quotes(proxy):
 
     hello, received = asyncio.run(scenario())
     # nginx drops a connection silent for proxy_read_timeout: the server must speak more often than that.
-    read_timeout_s = int(re.search(r"proxy_read_timeout (\d+)s;", SHIPPED.read_text()).group(1))
+    read_timeout_s = int(re.search(r"proxy_read_timeout (\d+)s;", SITE.read_text()).group(1))
     assert hello[-1]["data"]["heartbeatInterval"] / 1000 < read_timeout_s
     assert Config().ping_interval_s < read_timeout_s and SOCKJS_SETTINGS["heartbeat_delay"] < read_timeout_s
     types = [m["type"] for m in received]
