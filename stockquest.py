@@ -253,7 +253,8 @@ class EngineCandidate:
         self.desk.open()
         url = self.lease.address
         self._timers = [*start_engine_timers(services), *_periodic([
-            (self._schedule_save, 1000), (lambda: services.engine_link.beat(token, url), BEAT_MS)])]
+            (self._schedule_save, 1000), (lambda: services.engine_link.beat(token, url), BEAT_MS),
+            (self.desk.view.sweep, 1000)])]
         services.engine_link.beat(token, url)
         self.took_over_s = time.monotonic() - started
         log.info("engine running here (fencing token %d; market %s; ready in %.2f s)", token,
@@ -451,8 +452,20 @@ def start_timers(services: Services) -> list[PeriodicCallback]:
         log.info("connection stats %s", hub.stats())
 
     status = ServiceStatus(services)
+
+    def tell_engine():
+        link = services.engine_link
+        if link is None or link.local:
+            return
+        message = {"kind": "alive", "stats": hub.stats(), "counters": hub.counters()}
+        if link.new_leader:  # a new leader counts every signed-in connection afresh
+            link.new_leader = False
+            message["sessions"] = [[c.session_id, c.user_id, c.endpoint] for c in hub.connections() if c.user_id]
+        link.tell(message)
+
     return _periodic([
         (status.check, 500),
+        (tell_engine, 1_000),
         (heartbeat, config.heartbeat_ms),
         (sweep_idle, min(5_000, config.idle_timeout_s * 250)),
         (ping, min(1_000, config.ping_interval_s * 250)),

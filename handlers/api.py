@@ -36,7 +36,11 @@ class StatsHandler(JsonHandler):
 
     def get(self):
         self.require_role(*CLASS_ROLES)
-        self.write_json(self.services.hub.stats())
+        hub, link = self.services.hub, self.services.engine_link
+        if link is not None and link.view is not None:  # the engine, past one process: every process's figures
+            self.write_json(link.view.stats(link.node, hub.stats(), hub.counters()))
+        else:
+            self.write_json(hub.stats())
 
 
 class MetricsSeriesHandler(JsonHandler):

@@ -205,6 +205,12 @@ class Endpoint:
             handle.cancel()
         self._timers.clear()
         self.hub.remove(self)  # every channel subscription and the fan-out's go with it
+        link = self.services.engine_link
+        if link is not None and self.user_id is not None:  # the user's cluster-wide count
+            if link.view is not None:
+                link.view.unbind(self.session_id)
+            else:
+                link.tell({"kind": "unbind", "session": self.session_id})
         self.log.info("connection closed")
 
     def ready(self) -> None:
@@ -239,6 +245,9 @@ class Endpoint:
             if "refused" in reply:
                 refuse(reply["refused"])
                 return
+            if "limited" in reply:  # the user's connections across the cluster
+                self.refuse(ErrorCode.LIMIT_EXCEEDED, reply["limited"], CloseCode.TOO_MANY)
+                return
             self._portfolio_ids = reply["portfolioIds"]
             then((user_from_call(reply["user"]), reply["expiresAt"]))
 
@@ -251,6 +260,13 @@ class Endpoint:
             self.hub.bind_user(self, user_id)
         except ConnectionRefused as refused:
             self.refuse(refused.code, refused.message, refused.close_code)
+            return False
+        link = self.services.engine_link
+        if link is not None and link.view is not None and not link.view.bind(link.node, self.session_id, user_id,
+                                                                             self.name):
+            self.hub.remove(self)
+            self.refuse(ErrorCode.LIMIT_EXCEEDED, f"at most {link.view.max_per_user} connections per user to "
+                        f"{self.name}", CloseCode.TOO_MANY)
             return False
         self.user, self.user_id = user, user_id
         self.log = logging.LoggerAdapter(log, {"session_id": self.session_id, "endpoint": self.name,

@@ -17,6 +17,7 @@ from domain.users import Role
 from realtime.protocol import Inbound
 from services.auth import AuthError
 from services.cluster.link import CALLS, node_channel, user_from_call, user_to_call
+from services.cluster.view import ClusterView
 from services.container import Services
 
 from .base import ConnectionState, Endpoint, RequestInfo
@@ -124,12 +125,20 @@ class EngineDesk:
         self._copies = {name: type(f"Engine{cls.__name__}", (_Copy, cls), {}) for name, cls in endpoints.items()}
         self._subscription = None
         self.calls = 0
+        self.view: ClusterView | None = None
 
     def open(self) -> None:
+        """Start answering (this process was elected): with a view of the cluster that the gateways fill again."""
+        self.view = ClusterView(max_per_user=self._services.config.max_connections_per_user)
+        self._services.engine_link.view = self.view
+        for conn in self._services.hub.connections():  # this process's own signed-in connections count too
+            if conn.user_id is not None:
+                self.view.bind(self._services.engine_link.node, conn.session_id, conn.user_id, conn.endpoint)
         if self._subscription is None:
             self._subscription = self._services.broker.subscribe(CALLS, self._on_call)
 
     def close(self) -> None:
+        self._services.engine_link.view = self.view = None
         if self._subscription is not None:
             self._subscription.cancel()
             self._subscription = None
@@ -137,6 +146,9 @@ class EngineDesk:
     def _on_call(self, _channel: str, message: bytes) -> None:
         call = ujson.loads(message)
         self.calls += 1
+        if "id" not in call:  # told, not asked
+            self._told(call)
+            return
         try:
             reply = self.answer(call)
         except Exception:
@@ -147,10 +159,16 @@ class EngineDesk:
         # After what the request caused: a group commit scheduled by it runs first and publishes its events.
         asyncio.get_running_loop().call_soon(self._services.broker.publish, node_channel(call["node"]), encoded)
 
+    def _told(self, message: dict) -> None:
+        if message["kind"] == "alive":
+            self.view.heard(message["node"], message["stats"], message["counters"], message.get("sessions"))
+        elif message["kind"] == "unbind":
+            self.view.unbind(message["session"])
+
     def answer(self, call: dict) -> dict:
         kind = call["kind"]
         if kind == "auth":
-            return self._auth(call["token"])
+            return self._auth(call)
         if kind == "roles":
             users = self._services.users
             return {"roles": {user_id: str(role) for user_id in call["userIds"]
@@ -164,12 +182,15 @@ class EngineDesk:
         return {"ops": ops, "grants": sorted(endpoint.role_grants),
                 "attributes": {name: getattr(endpoint, name) for name in endpoint.remote_attributes}}
 
-    def _auth(self, token: str) -> dict:
-        users = self._services.users
+    def _auth(self, call: dict) -> dict:
+        """The token check of a gateway's connection; a good one also counts against the user's cluster-wide limit."""
+        users, state = self._services.users, call["state"]
         try:
-            user, expires_at = users.signed_in(token)
+            user, expires_at = users.signed_in(call["token"])
         except AuthError as error:
             return {"refused": str(error)}
+        if not self.view.bind(call["node"], state["session"], str(user.id), state["endpoint"]):
+            return {"limited": f"at most {self.view.max_per_user} connections per user to {state['endpoint']}"}
         return {"user": user_to_call(user), "expiresAt": expires_at, "portfolioIds": users.portfolio_ids(user)}
 
     def _copy(self, call: dict) -> tuple[Endpoint, list]:

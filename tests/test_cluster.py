@@ -3,8 +3,11 @@ market and the orders, and requests forwarded between them (docs/scaling.md)."""
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 import tornado.httpclient
@@ -12,6 +15,8 @@ import tornado.websocket
 
 from tests.conftest import WSClient
 from tests.test_asyncapi import run_validator
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def guest(port: int, nickname: str) -> dict:
@@ -310,4 +315,48 @@ def test_while_redis_restarts_clients_are_told_and_requests_refused_then_trading
         submitted = await client.wait_for("ORDER_SUBMITTED", timeout=10)
         assert submitted["requestId"] == "up"
         client.close()
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def get(port: int, path: str, token: str) -> dict:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def add_teacher(data_dir, name="tess", password="correct horse battery"):
+    result = subprocess.run([sys.executable, str(ROOT / "stockquest.py"), "user", "add", name, "--role", "teacher",
+                             "--data-dir", str(data_dir)], input=password + "\n", capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    return name, password
+
+
+def test_per_user_limits_hold_across_gateways_and_stats_count_every_gateway(cluster, tmp_path):
+    first, second = cluster["gateways"]
+    status, account = post(first, "/api/auth/guest", {"nickname": "Many"})
+    assert status == 201, account
+    name, password = add_teacher(tmp_path / "engine")
+    status, teacher = post(second, "/api/auth/login", {"username": name, "password": password})
+    assert status == 200, teacher
+
+    async def scenario():
+        clients = [await connect(port, "/ws/portfolio", account["token"]) for port in (first, second) * 5]
+        url = f"ws://127.0.0.1:{second}/ws/portfolio?token={account['token']}"
+        eleventh = WSClient(await tornado.websocket.websocket_connect(tornado.httpclient.HTTPRequest(url)))
+        error = await eleventh.expect("ERROR")
+        assert error["data"]["code"] == "LIMIT_EXCEEDED" and (await eleventh.closed())[0] == 4429
+        anonymous = [await connect(port, "/ws/market-data") for port in (first, second)]
+
+        await asyncio.sleep(1.5)  # each gateway tells the engine its figures once a second
+        stats = get(second, "/api/stats", teacher["token"])
+        assert stats["connectionsByType"]["portfolio"] == 10 and stats["connectionsByType"]["market-data"] == 2
+        assert stats["totalConnections"] == 12 and stats["uniqueUsers"] == 1
+        assert sorted(n["connections"] for n in stats["nodes"]) == [0, 6, 6]
+
+        clients.pop().close()  # one ends: its place is free again, on any gateway
+        await asyncio.sleep(0.5)
+        clients.append(await connect(first, "/ws/portfolio", account["token"]))
+        for client in clients + anonymous:
+            client.close()
     asyncio.run(asyncio.wait_for(scenario(), 60))

@@ -72,6 +72,8 @@ class EngineLink:
         self.timeouts = 0
         self.leader: dict | None = None  # the last beat: {"node", "token", "url"}
         self._beat_at: float | None = None
+        self.view = None  # the engine's ClusterView, while the engine runs here
+        self.new_leader = False  # a leader this process has not yet told its signed-in connections
         broker.subscribe(node_channel(node), self._on_reply)
         broker.subscribe(BEATS, self._on_beat)
 
@@ -90,6 +92,7 @@ class EngineLink:
             if self.leader is None or beat["token"] != self.leader["token"]:
                 log.info("the engine runs on %s (fencing token %d)", beat["node"], beat["token"])
                 self._failing_until = 0.0
+                self.new_leader = True
             self.leader, self._beat_at = beat, self._monotonic()
 
     def call(self, call: dict, answered: Callable[[dict | None], None]) -> None:
@@ -102,6 +105,10 @@ class EngineLink:
         timer = loop.call_later(self.timeout_s, self._expire, call_id)
         self._pending[call_id] = (answered, timer)
         self._broker.publish(CALLS, ujson.dumps({**call, "id": call_id, "node": self.node}).encode())
+
+    def tell(self, message: dict) -> None:
+        """Send the engine something that needs no answer (a connection's end, this process's statistics)."""
+        self._broker.publish(CALLS, ujson.dumps({**message, "node": self.node}).encode())
 
     def _on_reply(self, _channel: str, message: bytes) -> None:
         reply = ujson.loads(message)
