@@ -107,6 +107,20 @@ class _HubCollector:
                          ["type"], [([name], hist) for name, hist in sorted(metrics.response.items())])
         yield _histogram("stockquest_fanout_delay_seconds", "Quote frame sent, from its tick", [],
                          [([], metrics.fanout_delay)])
+        link = self._services.engine_link
+        if link is not None and link.view is not None:  # the engine leader: every process's figures
+            cluster = link.view.stats(link.node, stats, hub.counters())
+            by_node = GaugeMetricFamily("stockquest_cluster_connections", "Open connections of each server "
+                                        "process of the cluster, as it last told the engine", labels=["node"])
+            for entry in cluster["nodes"]:
+                by_node.add_metric([entry["node"]], entry["connections"])
+            yield by_node
+            yield GaugeMetricFamily("stockquest_cluster_unique_users", "Signed-in users across the cluster",
+                                    value=cluster["uniqueUsers"])
+            yield CounterMetricFamily("stockquest_cluster_messages_sent", "Messages sent to clients by every process",
+                                      value=cluster["messagesSent"])
+            yield CounterMetricFamily("stockquest_cluster_messages_received", "Messages received by every process",
+                                      value=cluster["messagesReceived"])
         yield _histogram("stockquest_order_ack_seconds", "SUBMIT_ORDER received to its ORDER_SUBMITTED or "
                          "ORDER_REJECTED published (after the group commit)", [], [([], metrics.order_ack)])
         logs = self._services.logs

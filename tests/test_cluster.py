@@ -3,6 +3,7 @@ market and the orders, and requests forwarded between them (docs/scaling.md)."""
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 import time
@@ -353,6 +354,10 @@ def test_per_user_limits_hold_across_gateways_and_stats_count_every_gateway(clus
         assert stats["connectionsByType"]["portfolio"] == 10 and stats["connectionsByType"]["market-data"] == 2
         assert stats["totalConnections"] == 12 and stats["uniqueUsers"] == 1
         assert sorted(n["connections"] for n in stats["nodes"]) == [0, 6, 6]
+        with urllib.request.urlopen(f"http://127.0.0.1:{cluster['engine']}/metrics", timeout=10) as response:
+            scraped = response.read().decode()
+        per_node = re.findall(r'^stockquest_cluster_connections\{node="[^"]+"\} (\S+)$', scraped, re.M)
+        assert sorted(float(v) for v in per_node) == [0, 6, 6]
 
         clients.pop().close()  # one ends: its place is free again, on any gateway
         await asyncio.sleep(0.5)
