@@ -28,6 +28,7 @@ from domain.clock import Clock, MarketClock, SystemClock
 from domain.market import MarketSimulator
 from domain.money import to_cents
 from domain.orders import OrderEngine
+from domain.orders.checks import OrderRules
 from domain.risk import default_limits, pre_trade_check
 from domain.trading import Commission, IdSequence
 from domain.universe import DEFAULT_UNIVERSE
@@ -54,7 +55,7 @@ from realtime.protocol import CloseCode, iso_timestamp
 from realtime.scheduler import LoopScheduler
 from realtime.wire import orders as wire_orders
 from services.auth import TokenService, load_or_create_secret
-from services.cluster.link import BEAT_MS, EngineLink
+from services.cluster.link import BEAT_MS, CALLS, EngineLink
 from services.cluster.market_state import MarketResume
 from services.config import Config
 from services.container import Services
@@ -174,8 +175,8 @@ def build_engine(services: Services, *, rng: random.Random, resume: MarketResume
     last_order, last_execution = storage.trading_ids()
     engine = OrderEngine(
         order_ids=IdSequence("O", last_order), execution_ids=IdSequence("E", last_execution),
-        commission=Commission(to_cents(config.commission_per_order), config.commission_per_share * 100),
-        allow_short=config.allow_short, extra_checks=(pre_trade_check(limits.limits_for, market.quotes),))
+        commission=commission(config), allow_short=config.allow_short,
+        extra_checks=(pre_trade_check(limits.limits_for, market.quotes),))
     book = PortfolioBook(engine=engine, storage=storage, users=users, starting_cash_cents=starting_cash)
     portfolios = PortfolioFeed(book=book, market=market, storage=storage, clock=clock, hub=hub,
                                value_sample_s=config.portfolio_value_sample_s)
@@ -190,6 +191,15 @@ def build_engine(services: Services, *, rng: random.Random, resume: MarketResume
     services.market, services.book, services.trading, services.portfolios = market, book, trading, portfolios
     services.risk, services.signals = risk, signals
     services.exchange = Exchange(market=market, trading=trading, risk=risk, signals=signals)
+
+
+def commission(config: Config) -> Commission:
+    return Commission(to_cents(config.commission_per_order), config.commission_per_share * 100)
+
+
+def order_rules(config: Config) -> OrderRules:
+    """The engine's order rules as configured: what a gateway's dashboard page states (the engine is elsewhere)."""
+    return OrderRules(commission(config), config.allow_short)
 
 
 def drop_engine(services: Services) -> None:
@@ -251,6 +261,10 @@ class EngineCandidate:
         services.trading.commit_later(asyncio.get_running_loop().call_soon)
         services.engine_link.local = True
         self.desk.open()
+        try:  # the gateways call as soon as they hear the first beat: be listening by then
+            await asyncio.wait_for(services.broker.confirmed(CALLS), 5.0)
+        except TimeoutError:
+            log.warning("Redis has not confirmed the engine's subscription to calls; beating anyway")
         url = self.lease.address
         self._timers = [*start_engine_timers(services), *_periodic([
             (self._schedule_save, 1000), (lambda: services.engine_link.beat(token, url), BEAT_MS),
@@ -338,7 +352,8 @@ class DashboardHandler(tornado.web.RequestHandler):
     """The dashboard's page, stating this server's order rules and class roles so the page never restates them."""
 
     def initialize(self, services: Services) -> None:
-        config = {"orders": wire_orders.rules(services.trading.rules),
+        rules = services.trading.rules if services.trading is not None else order_rules(services.config)
+        config = {"orders": wire_orders.rules(rules),
                   "classRoles": [str(role) for role in Role if role in CLASS_ROLES]}
         self.server_config = ujson.dumps(config)  # "/" escaped: nothing in it can close the <script>
 

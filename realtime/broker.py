@@ -66,6 +66,10 @@ class Broker(abc.ABC):
         """Whether messages flow now both ways (a remote broker's connections are up)."""
         return True
 
+    async def confirmed(self, channel: str) -> None:  # noqa: B027 (in one process there is nothing to wait for)
+        """Return once what others publish on `channel` reaches this process's handlers (a remote broker subscribes
+        asynchronously: before it has, a publication may miss them)."""
+
     def subscribe(self, channel: str, handler: Handler) -> Subscription:
         """Deliver `channel`'s messages to `handler` until the subscription is cancelled."""
         subscription = Subscription(channel, handler, self._unsubscribe)

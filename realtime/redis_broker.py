@@ -120,6 +120,10 @@ class RedisBroker(Broker):
     def connected(self) -> bool:
         return self._reader_up and not self._dropping
 
+    async def confirmed(self, channel: str) -> None:
+        while channel not in self._confirmed:
+            await asyncio.sleep(0.005)
+
     @property
     def subscribed_channels(self) -> frozenset[str]:
         """The channels Redis has confirmed subscribing this broker to: from then on it hears what anyone publishes."""

@@ -62,6 +62,9 @@ function checkLibraries() {
   document.body.dataset.missingLibraries = missing.join(" ");
 }
 
+/* What the server last said of itself (SERVICE_STATUS, sent only when it runs as several processes). */
+let service = { status: "OK" };
+
 /* One indicator for the whole page: connected, reconnecting (and why), and the transport in use. */
 function renderConnection() {
   const active = Object.values(channels).filter((c) => !["idle", "stopped"].includes(c.state));
@@ -82,7 +85,11 @@ function renderConnection() {
       ? `; next try in ${Math.max(1, Math.round((down.retryAt - Date.now()) / 1000))} s` : ""})` : "Reconnecting…",
     unauthorized: "Sign-in needed",
   }[state];
-  node.textContent = text;
+  const degraded = state === "connected" && service.status !== "OK";
+  node.dataset.service = degraded ? "degraded" : "";
+  node.textContent = !degraded ? text : service.engine !== "AVAILABLE"
+    ? "Connected, but trading is paused: the trading engine is not answering (orders will be refused until it is back)"
+    : "Connected, but live updates are paused: the server lost its message broker";
   node.title = active.map((c) => `${c.name}: ${c.state}${c.detail ? ` (${c.detail})` : ""}`).join("\n");
   for (const c of Object.values(channels)) {
     for (const marker of $$(`[data-unavailable="${c.name === "risk-monitoring" ? "risk" : c.name === "ml-signals" ? "signals" : c.name}"]`)) {
@@ -160,6 +167,7 @@ function endSession(why) {
 
 function boot() {
   checkLibraries();
+  channels.market.on("SERVICE_STATUS", (data) => { service = data; renderConnection(); });
   for (const channel of Object.values(channels)) {
     channel.onStatus(() => renderConnection());
     channel.on("_UNAUTHORIZED", () => {
