@@ -93,6 +93,8 @@ class EngineLink:
                 log.info("the engine runs on %s (fencing token %d)", beat["node"], beat["token"])
                 self._failing_until = 0.0
                 self.new_leader = True
+                if self.leader is not None and not self.local:
+                    self.fail_pending()  # sent to a leader that is gone: say so now, not when each times out
             self.leader, self._beat_at = beat, self._monotonic()
 
     def call(self, call: dict, answered: Callable[[dict | None], None]) -> None:
