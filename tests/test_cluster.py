@@ -16,6 +16,7 @@ import tornado.websocket
 
 from tests.conftest import WSClient
 from tests.test_asyncapi import run_validator
+from tests.test_sockjs_endpoints import messages, sockjs_session
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -365,3 +366,24 @@ def test_per_user_limits_hold_across_gateways_and_stats_count_every_gateway(clus
         for client in clients + anonymous:
             client.close()
     asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+@pytest.mark.parametrize("transport", ["xhr-streaming", "xhr-polling"])
+def test_a_sockjs_client_on_a_gateway_signs_in_and_trades_through_the_engine(cluster, transport):
+    """SockJS's HTTP transports carry the same forwarded session (what old school proxies leave students)."""
+    gateway = cluster["gateways"][0]
+    status, account = post(gateway, "/api/auth/guest", {"nickname": "Old Proxy"})
+    assert status == 201, account
+    order = {"portfolioId": account["portfolioIds"][0], "symbol": "NVTX", "side": "BUY", "orderType": "MARKET",
+             "quantity": 3, "clientOrderId": "sockjs"}
+    code, events, stderr = asyncio.run(sockjs_session(
+        f"http://127.0.0.1:{gateway}/ws/orders", transport,
+        {"type": "AUTH", "data": {"token": account["token"]}, "requestId": "a"},
+        {"type": "SUBMIT_ORDER", "data": order, "requestId": "o"}, until="EXECUTION_REPORT", timeout_ms=20_000))
+    assert code == 0, stderr
+    received = messages(events)
+    types = [m["type"] for m in received]
+    assert types[:3] == ["CONNECTION_ESTABLISHED", "AUTHENTICATED", "ACTIVE_ORDERS"]
+    submitted = next(m for m in received if m["type"] == "ORDER_SUBMITTED")
+    assert submitted["requestId"] == "o" and submitted["data"]["order"]["quantity"] == 3
+    assert [m["seq"] for m in received] == list(range(1, len(received) + 1))
