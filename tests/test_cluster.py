@@ -387,3 +387,44 @@ def test_a_sockjs_client_on_a_gateway_signs_in_and_trades_through_the_engine(clu
     submitted = next(m for m in received if m["type"] == "ORDER_SUBMITTED")
     assert submitted["requestId"] == "o" and submitted["data"]["order"]["quantity"] == 3
     assert [m["seq"] for m in received] == list(range(1, len(received) + 1))
+
+
+def test_hostile_messages_through_a_gateway_get_the_same_errors_and_harm_nothing(cluster, redis_server):
+    """Refusals come from the engine's copy of the handler as in one process; garbage on the engine's own channels
+    (anyone with access to Redis) is logged and dropped, and the next real request is answered."""
+    gateway = cluster["gateways"][0]
+    status, account = post(gateway, "/api/auth/guest", {"nickname": "Mallory"})
+    assert status == 201, account
+    portfolio = account["portfolioIds"][0]
+    client_redis = redis_server.client()
+    for garbage in (b"not json", b"{}", b'{"id": 1, "node": "x", "kind": "handle"}', b'{"kind": "alive"}'):
+        client_redis.publish("stockquest:engine.calls", garbage)
+    client_redis.publish("stockquest:engine.beat", b"[1, 2]")
+    client_redis.close()
+
+    async def scenario():
+        client = await connect(gateway, "/ws/orders", account["token"])
+        await client.expect("ACTIVE_ORDERS")
+        cases = [
+            ('{"type": "SUBMIT_ORDER", "data": {"portfolioId": "%s", "symbol": "NVTX", "side": "HOLD", '
+             '"orderType": "MARKET", "quantity": 1}, "requestId": "1"}' % portfolio, "BAD_REQUEST"),
+            ('{"type": "SUBMIT_ORDER", "data": {"portfolioId": "1", "symbol": 5}, "requestId": "2"}',
+             "INVALID_MESSAGE"),
+            ('{"type": "CANCEL_ORDER", "data": {"orderId": "O999999"}, "requestId": "3"}', None),
+            ('{"type": "REQUEST_ORDER_STATUS", "data": {"orderId": "%s"}, "requestId": "4"}' % ("x" * 5000), None),
+            ('{"type": "NOPE", "requestId": "5"}', "UNKNOWN_TYPE"),
+            ('{"type": "SUBMIT_ORDER", "data": {"portfolioId": "999999", "symbol": "NVTX", "side": "BUY", '
+             '"orderType": "MARKET", "quantity": 1e300}, "requestId": "6"}', None),
+        ]
+        for text, code in cases:
+            await client.send_raw(text)
+            error = await client.wait_for("ERROR")
+            if code is not None:
+                assert error["data"]["code"] == code, (text, error)
+            assert error["data"]["code"] != "UNAVAILABLE", (text, error)
+        await client.send("SUBMIT_ORDER", {"portfolioId": portfolio, "symbol": "NVTX", "side": "BUY",
+                                           "orderType": "MARKET", "quantity": 1}, request_id="ok")
+        assert (await client.wait_for("ORDER_SUBMITTED"))["requestId"] == "ok"
+        client.close()
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert health(cluster["engine"])["engine"] == "here"
