@@ -184,7 +184,7 @@ def test_writer_waits_for_another_processes_transaction_instead_of_failing(db_pa
         other.close()
 
 
-@pytest.mark.parametrize("name", ["\ud800", "a\udfffb"])
+@pytest.mark.parametrize("name", ["\ud800", "a\udfffb", "ada\x00"])
 def test_lookup_of_unencodable_name_finds_nobody(storage, name):
     assert storage.user_by_name(name) is None
 

@@ -1,13 +1,11 @@
-"""Durable state in one SQLite file: users, portfolios and their positions, orders, fills, order events, values.
+"""Durable state: users, portfolios and their positions, orders, fills, order events, values, risk limits and alerts.
 
-`Storage` is the one object callers hold; each part of the file has its own module and mixin over the
-same connection: `database` (connection, transactions, schema), `users`, `trading` (what an engine
+`Stores` is what callers hold: for now `Storage`, one SQLite file. Each part of the data has its own module and
+mixin over the same `Database`: `database` (transactions, the SQLite engine), `users`, `trading` (what an engine
 step writes, start-up, reconciliation), `history` (trading reads), `values`, `risk`.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from domain.clock import Clock
 from services.storage.database import (
@@ -16,6 +14,7 @@ from services.storage.database import (
     MIGRATIONS,
     SCHEMA,
     SCHEMA_VERSION,
+    SQLiteDatabase,
     StorageError,
     StorageFailure,
 )
@@ -41,15 +40,25 @@ __all__ = [
     "Storage",
     "StorageError",
     "StorageFailure",
+    "Stores",
     "ValuePoint",
 ]
 
 
-class Storage(UserStore, TradingStore, HistoryStore, ValueStore, RiskStore):
-    """Owns the SQLite connection and everything that must survive a restart (see `Database` for how).
+class Stores(UserStore, TradingStore, HistoryStore, ValueStore, RiskStore):
+    """Everything that must survive a restart, over one database of either engine (see `Database` for how).
 
     Ids are opaque strings to everyone else (``"17"``); portfolios and users keep
     their integer keys here, and an id that is not one of ours simply finds nothing.
+    """
+
+    def __init__(self, target, clock: Clock, *, values_retention_ms: int = VALUES_RETENTION_MS):
+        self.values_retention_ms = values_retention_ms
+        super().__init__(target, clock)
+
+
+class Storage(Stores, SQLiteDatabase):
+    """`Stores` in one SQLite file (or ``":memory:"``), which the operator command line may open at the same time.
 
     >>> from domain.clock import FakeClock
     >>> from domain.users import Role
@@ -58,6 +67,3 @@ class Storage(UserStore, TradingStore, HistoryStore, ValueStore, RiskStore):
     'ada'
     """
 
-    def __init__(self, path: Path | str, clock: Clock, *, values_retention_ms: int = VALUES_RETENTION_MS):
-        self.values_retention_ms = values_retention_ms
-        super().__init__(path, clock)

@@ -1,13 +1,19 @@
-"""The SQLite connection: pragmas, transactions, the schema and its migrations, and the id helpers the stores share."""
+"""The database under the stores: the engine-neutral `Database` (transactions and the fence) and the SQLite one
+(pragmas, the schema and its migrations), and the id helpers the stores share.
+
+The stores write one SQL for every engine: `?` placeholders, ``ON CONFLICT`` upserts, ``RETURNING`` instead of
+``lastrowid``, rows read by index or by column name. `services.storage.postgres` is the other engine.
+"""
 
 from __future__ import annotations
 
 import os
 import sqlite3
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from domain.clock import Clock
 
@@ -18,7 +24,9 @@ __all__ = [
     "SCHEMA",
     "SCHEMA_VERSION",
     "Database",
+    "SQLiteDatabase",
     "StorageError",
+    "StorageFailure",
 ]
 
 DB_FILENAME = "stockquest.db"
@@ -31,7 +39,7 @@ BUSY_TIMEOUT_S = 10.0
 # integer cents in columns named *_cents; no money column is REAL.
 # Order and execution ids ("O12", "E345") sort by (length(id), id), which is their issue order as
 # long as the prefix is fixed; that is the tie-break wherever two rows share a millisecond.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SCHEMA = """
 -- AUTOINCREMENT: ids are never reused, so a token's sub can never come to name a later user.
 CREATE TABLE IF NOT EXISTS users (
@@ -42,6 +50,9 @@ CREATE TABLE IF NOT EXISTS users (
     role          TEXT    NOT NULL CHECK (role IN ('student', 'teacher', 'admin')),
     created_at    REAL    NOT NULL
 ) STRICT;
+-- Lookups compare lower() on both sides, as on PostgreSQL (whose unique index is on lower(username)); SQLite's
+-- lower() folds ASCII only, as NOCASE does. Version 4.
+CREATE INDEX IF NOT EXISTS users_by_lower_name ON users (lower(username));
 
 -- starting_cash_cents and commissions_cents came in version 2 (appended by ALTER TABLE there,
 -- so they are declared identically here, defaults included).
@@ -178,6 +189,7 @@ ALTER TABLE portfolios ADD COLUMN commissions_cents INTEGER NOT NULL DEFAULT 0;
 UPDATE portfolios SET starting_cash_cents = cash_cents;
 """,
     2: "-- version 3 only adds tables (risk_limits, risk_alerts), which SCHEMA creates.\n",
+    3: "-- version 4 only adds users_by_lower_name, which SCHEMA creates.\n",
 }
 
 
@@ -187,6 +199,52 @@ class StorageError(Exception):
 
 class StorageFailure(StorageError):
     """A write the database refused (a full or read-only disk, a lock held too long): nothing of it was stored."""
+
+
+Connection = Any
+"""What `Database._db` gives the stores: a sqlite3.Connection or a look-alike (`execute`, `executemany`, rows by
+index and by column name, `rowcount`)."""
+
+
+class Database(ABC):
+    """Owns one connection to the database, whatever its engine, and the transactions the stores write in.
+
+    Use it from one thread (the IOLoop's). Each write method is one transaction
+    (``with self._transaction() as db:``): it is stored whole or not at all, or raises `StorageFailure`.
+    An engine (`SQLiteDatabase`) opens the connection and upgrades the schema (`_open`),
+    hands it out (`_db`), runs a transaction (`_begin`) and closes.
+    """
+
+    def __init__(self, target: Any, clock: Clock):
+        self._clock = clock
+        self._open(target)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def _transaction(self) -> AbstractContextManager[Connection]:
+        """One write transaction; StorageFailure when the database refuses it (then nothing of it is stored)."""
+        return self._begin()
+
+    @abstractmethod
+    def _open(self, target: Any) -> None:
+        """Connect to `target` (a path, a URL) and bring the schema up to date; StorageError when it cannot be used."""
+
+    @property
+    @abstractmethod
+    def _db(self) -> Connection:
+        """The open connection; StorageError once closed."""
+
+    @abstractmethod
+    def _begin(self) -> AbstractContextManager[Connection]:
+        """BEGIN, then COMMIT, or ROLLBACK when the block raises; the database's refusals raised as StorageFailure."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close the connection; calling it again does nothing."""
 
 
 def _private_file(path: Path) -> None:
@@ -199,24 +257,20 @@ def _private_file(path: Path) -> None:
             file.chmod(0o600)
 
 
-class Database:
+class SQLiteDatabase(Database):
     """Owns the SQLite connection: opening, pragmas, the schema upgrade, transactions and closing.
 
     WAL mode with ``synchronous=NORMAL``: a committed transaction survives the
     process being killed (not necessarily a power cut). Other processes, such as
     the operator command line, may open the same file while the server runs;
     writers wait for each other up to the busy timeout.
-
-    Use it from one thread (the IOLoop's). Each write method is one transaction
-    (``with self._transaction() as db:``): it is stored whole or not at all.
     """
 
-    def __init__(self, path: Path | str, clock: Clock):
-        self._clock = clock
+    def _open(self, path: Path | str) -> None:
         self.path = path if path == ":memory:" else Path(path)
         if isinstance(self.path, Path):
             _private_file(self.path)
-        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves (see _transaction).
+        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves (see _begin).
         self._conn: sqlite3.Connection | None = sqlite3.connect(
             str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None, cached_statements=256
         )
@@ -236,12 +290,6 @@ class Database:
     def in_dir(cls, data_dir: Path | str, clock: Clock) -> Self:
         """Open the server's database in `data_dir` (the file the server and the CLI share)."""
         return cls(Path(data_dir) / DB_FILENAME, clock)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
 
     def close(self) -> None:
         """Fold the WAL back into the database file and close; calling it again does nothing."""
@@ -263,8 +311,7 @@ class Database:
         return self._conn
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; StorageFailure when the database refuses it (then nothing of it is stored)."""
+    def _begin(self) -> Iterator[sqlite3.Connection]:
         # IMMEDIATE takes the write lock up front, so a concurrent writer waits on the
         # busy timeout instead of failing when a read transaction tries to upgrade.
         db = self._db
@@ -309,8 +356,9 @@ class Database:
 
 
 def _encodable(text: object) -> bool:
-    # SQLite stores UTF-8; a str holding a lone surrogate (valid JSON "\\ud800") cannot be bound.
-    if not isinstance(text, str):
+    """Whether `text` is a str every engine can store: UTF-8 (a str holding a lone surrogate, valid JSON "\\ud800",
+    cannot be bound) without a NUL, which PostgreSQL's text cannot hold."""
+    if not isinstance(text, str) or "\x00" in text:
         return False
     try:
         text.encode("utf-8")
