@@ -1,4 +1,8 @@
-"""Storage: users and their first portfolio, durable across reopening, shared with other processes."""
+"""Storage: users and their first portfolio, durable across reopening, shared with other processes.
+
+A test taking `storage` or `open_storage` runs on SQLite and on PostgreSQL (`storage_backend`); `sqlite_only`
+narrows one to SQLite, and those opening a file (`db_path`) are about SQLite's own file.
+"""
 
 import dataclasses
 import multiprocessing
@@ -16,6 +20,8 @@ from domain.users import Role, UnknownUser, UsernameTaken
 from services.storage import SCHEMA_VERSION, PortfolioRow, Storage, StorageError
 
 CASH = 10_000_000  # 100000.00
+
+sqlite_only = pytest.mark.parametrize("storage_backend", ["sqlite"])
 
 
 @pytest.fixture
@@ -74,8 +80,8 @@ def test_unknown_roles_are_refused(storage, role):
     assert storage.count_users() == 0
 
 
-def test_database_check_constraint_refuses_bad_role_even_bypassing_python(storage):
-    with pytest.raises(sqlite3.IntegrityError):
+def test_database_check_constraint_refuses_bad_role_even_bypassing_python(storage, refused):
+    with pytest.raises(refused):
         storage._db.execute(
             "INSERT INTO users (username, display_name, role, created_at) VALUES ('x', 'x', 'root', 0)"
         )
@@ -87,18 +93,15 @@ def test_starting_cash_must_be_non_negative_integer_cents(storage, cash):
         storage.create_user("ada", "Ada", None, Role.STUDENT, cash)
 
 
-def test_reopening_the_database_keeps_users_and_portfolios(db_path, clock):
-    first = Storage(db_path, clock)
+def test_reopening_the_database_keeps_users_and_portfolios(open_storage):
+    first = open_storage()
     user = first.create_user("ada", "Ada", "scrypt$x", Role.TEACHER, CASH)
     first.close()
-    again = Storage(db_path, clock)
-    try:
-        assert again.user_by_name("ada") == user
-        assert again.user_by_name("ada").password_hash == "scrypt$x"
-        assert again.portfolios_of(user.id)[0].cash_cents == CASH
-        assert again.count_users() == 1
-    finally:
-        again.close()
+    again = open_storage()
+    assert again.user_by_name("ada") == user
+    assert again.user_by_name("ada").password_hash == "scrypt$x"
+    assert again.portfolios_of(user.id)[0].cash_cents == CASH
+    assert again.count_users() == 1
 
 
 def _create_and_die(path):
@@ -135,6 +138,7 @@ def test_user_is_frozen(storage):
         user.role = Role.ADMIN
 
 
+@sqlite_only
 def test_database_uses_wal_and_foreign_keys(storage):
     assert storage._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert storage._db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
@@ -142,8 +146,8 @@ def test_database_uses_wal_and_foreign_keys(storage):
     assert storage._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
-def test_portfolio_for_unknown_owner_is_refused_by_foreign_key(storage):
-    with pytest.raises(sqlite3.IntegrityError):
+def test_portfolio_for_unknown_owner_is_refused_by_foreign_key(storage, refused):
+    with pytest.raises(refused):
         storage._db.execute(
             "INSERT INTO portfolios (owner_id, name, cash_cents, created_at) VALUES (999, 'x', 0, 0)"
         )
@@ -158,12 +162,12 @@ def test_database_from_a_newer_server_is_refused(db_path, clock):
         Storage(db_path, clock)
 
 
-def test_two_connections_see_each_others_writes(db_path, clock):
-    with Storage(db_path, clock) as server, Storage(db_path, clock) as operator:
-        operator.create_user("ada", "Ada", None, Role.STUDENT, CASH)
-        assert server.user_by_name("ada") is not None
-        server.set_role("ada", Role.ADMIN)
-        assert operator.user_by_name("ada").role is Role.ADMIN
+def test_two_connections_see_each_others_writes(open_storage):
+    server, operator = open_storage(), open_storage()
+    operator.create_user("ada", "Ada", None, Role.STUDENT, CASH)
+    assert server.user_by_name("ada") is not None
+    server.set_role("ada", Role.ADMIN)
+    assert operator.user_by_name("ada").role is Role.ADMIN
 
 
 def test_writer_waits_for_another_processes_transaction_instead_of_failing(db_path, clock):
@@ -202,8 +206,8 @@ def test_hostile_names_are_stored_verbatim_not_interpreted(storage):
     assert storage.count_users() == 1
 
 
-def test_close_is_idempotent_and_closed_storage_refuses_use(db_path, clock):
-    store = Storage(db_path, clock)
+def test_close_is_idempotent_and_closed_storage_refuses_use(open_storage):
+    store = open_storage()
     store.close()
     store.close()
     with pytest.raises(StorageError):

@@ -1,11 +1,14 @@
 """Durable state: users, portfolios and their positions, orders, fills, order events, values, risk limits and alerts.
 
-`Stores` is what callers hold: for now `Storage`, one SQLite file. Each part of the data has its own module and
-mixin over the same `Database`: `database` (transactions, the SQLite engine), `users`, `trading` (what an engine
-step writes, start-up, reconciliation), `history` (trading reads), `values`, `risk`.
+`Stores` is what callers hold: `Storage` (one SQLite file, the default) or `PostgresStorage` (with a database URL;
+`services.storage.postgres`, which alone imports psycopg). `open_storage` picks one. Each part of the data has its
+own module and mixin over the same `Database`: `database` (transactions, the SQLite engine), `users`,
+`trading` (what an engine step writes, start-up, reconciliation), `history` (trading reads), `values`, `risk`.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from domain.clock import Clock
 from services.storage.database import (
@@ -14,6 +17,7 @@ from services.storage.database import (
     MIGRATIONS,
     SCHEMA,
     SCHEMA_VERSION,
+    DatabaseUnreachable,
     SQLiteDatabase,
     StorageError,
     StorageFailure,
@@ -36,12 +40,14 @@ __all__ = [
     "SCHEMA",
     "SCHEMA_VERSION",
     "VALUES_RETENTION_MS",
+    "DatabaseUnreachable",
     "PortfolioRow",
     "Storage",
     "StorageError",
     "StorageFailure",
     "Stores",
     "ValuePoint",
+    "open_storage",
 ]
 
 
@@ -67,3 +73,17 @@ class Storage(Stores, SQLiteDatabase):
     'ada'
     """
 
+
+def open_storage(clock: Clock, *, data_dir: Path | str | None = None, database_url: str | None = None) -> Stores:
+    """The PostgreSQL database at `database_url` when one is given, else the SQLite file in `data_dir`.
+
+    Raises StorageError when it cannot be used (`DatabaseUnreachable`, naming the URL without its password, when
+    PostgreSQL cannot be reached).
+    """
+    if database_url:
+        from services.storage.postgres import PostgresStorage
+
+        return PostgresStorage(database_url, clock)
+    if data_dir is None:
+        raise ValueError("open_storage needs a data_dir or a database_url")
+    return Storage.in_dir(data_dir, clock)

@@ -1,4 +1,4 @@
-"""The database under the stores: the engine-neutral `Database` (transactions and the fence) and the SQLite one
+"""The database under the stores: the engine-neutral `Database` (its transactions) and the SQLite one
 (pragmas, the schema and its migrations), and the id helpers the stores share.
 
 The stores write one SQL for every engine: `?` placeholders, ``ON CONFLICT`` upserts, ``RETURNING`` instead of
@@ -24,6 +24,7 @@ __all__ = [
     "SCHEMA",
     "SCHEMA_VERSION",
     "Database",
+    "DatabaseUnreachable",
     "SQLiteDatabase",
     "StorageError",
     "StorageFailure",
@@ -198,20 +199,25 @@ class StorageError(Exception):
 
 
 class StorageFailure(StorageError):
-    """A write the database refused (a full or read-only disk, a lock held too long): nothing of it was stored."""
+    """A write the database refused (a full or read-only disk, a lock held too long, a lost connection to
+    PostgreSQL): nothing of it was stored. On PostgreSQL a read that cannot be answered raises it too."""
+
+
+class DatabaseUnreachable(StorageFailure):
+    """The database server cannot be reached; the message names it, without a password. At start-up this stops the
+    server; later, each use tries to connect again."""
 
 
 Connection = Any
-"""What `Database._db` gives the stores: a sqlite3.Connection or a look-alike (`execute`, `executemany`, rows by
-index and by column name, `rowcount`)."""
-
+"""What `Database._db` gives the stores: a sqlite3.Connection, or PostgreSQL's look-alike (`execute`, `executemany`,
+rows by index and by column name, `rowcount`)."""
 
 class Database(ABC):
     """Owns one connection to the database, whatever its engine, and the transactions the stores write in.
 
     Use it from one thread (the IOLoop's). Each write method is one transaction
     (``with self._transaction() as db:``): it is stored whole or not at all, or raises `StorageFailure`.
-    An engine (`SQLiteDatabase`) opens the connection and upgrades the schema (`_open`),
+    An engine (`SQLiteDatabase`, `PostgresDatabase`) opens the connection and upgrades the schema (`_open`),
     hands it out (`_db`), runs a transaction (`_begin`) and closes.
     """
 
