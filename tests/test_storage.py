@@ -17,7 +17,7 @@ import pytest
 from domain.clock import FakeClock
 from domain.money import to_cents
 from domain.users import Role, UnknownUser, UsernameTaken
-from services.storage import SCHEMA_VERSION, PortfolioRow, Storage, StorageError
+from services.storage import SCHEMA_VERSION, FencedOut, PortfolioRow, Storage, StorageError, StorageFailure
 
 CASH = 10_000_000  # 100000.00
 
@@ -257,3 +257,50 @@ def test_the_database_and_its_wal_files_are_readable_by_their_owner_only(tmp_pat
             assert {oct(f.stat().st_mode & 0o777) for f in data_dir.iterdir()} == {"0o600"}
     finally:
         os.umask(old_umask)
+
+
+# -- the fence ------------------------------------------------------------------------------------------------------
+
+
+def test_an_engine_fenced_out_by_a_newer_token_stores_nothing_more(open_storage):
+    old, new = open_storage(), open_storage()
+    old.fence(1)
+    user = old.create_user("ada", "Ada", None, Role.STUDENT, CASH)
+    new.fence(2)
+    new.set_role("ada", Role.TEACHER)
+    with pytest.raises(FencedOut, match="token 2, newer than ours"):
+        old.set_role("ada", Role.ADMIN)
+    with pytest.raises(FencedOut):
+        old.create_portfolio(user.id, "Second", CASH)
+    assert isinstance(FencedOut("x"), StorageFailure)  # what a refused write raises: callers already handle it
+    assert new.user_by_name("ada").role is Role.TEACHER and new.portfolio_ids_of(user.id) == ["1"]
+    assert new.create_portfolio(user.id, "Second", CASH).name == "Second"
+
+
+def test_a_fenced_engine_keeps_writing_with_its_token_and_a_later_one(open_storage):
+    store = open_storage()
+    store.fence(5)
+    store.create_user("ada", "Ada", None, Role.STUDENT, CASH)
+    store.set_role("ada", Role.TEACHER)  # the same token again
+    store.fence(6)
+    store.set_role("ada", Role.ADMIN)
+    assert store._db.execute("SELECT token FROM engine_fence").fetchone()[0] == 6
+
+
+def test_an_unfenced_process_writes_without_the_check_and_a_stale_token_is_refused_at_once(open_storage):
+    engine, operator = open_storage(), open_storage()
+    engine.fence(7)
+    engine.create_user("ada", "Ada", None, Role.STUDENT, CASH)
+    operator.create_user("bob", "Bob", None, Role.STUDENT, CASH)  # the command line: never fenced, never refused
+    assert operator._db.execute("SELECT token FROM engine_fence").fetchone()[0] == 7
+    late = open_storage()
+    late.fence(3)
+    with pytest.raises(FencedOut):
+        late.create_user("cy", "Cy", None, Role.STUDENT, CASH)
+    assert late.count_users() == 2
+
+
+@pytest.mark.parametrize("token", [-1, 2**63, 1.0, True, "1", None])
+def test_a_fencing_token_is_a_non_negative_64_bit_int(storage, token):
+    with pytest.raises(ValueError):
+        storage.fence(token)

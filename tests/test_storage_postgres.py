@@ -17,6 +17,7 @@ from domain.trading import EventKind, Order, OrderStatus, OrderType, Side, TimeI
 from domain.users import Role
 from services.storage import (
     DatabaseUnreachable,
+    FencedOut,
     Storage,
     StorageError,
     StorageFailure,
@@ -87,7 +88,7 @@ def test_an_empty_database_gets_the_whole_schema_with_money_in_bigint_columns(st
     tables = {row[0] for row in db.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")}
     assert tables == {"schema_version", "users", "portfolios", "positions", "orders", "fills", "order_events",
-                      "portfolio_values", "risk_limits", "risk_alerts"}
+                      "portfolio_values", "risk_limits", "risk_alerts", "engine_fence"}
     money = db.execute("SELECT table_name, column_name, data_type FROM information_schema.columns"
                        " WHERE table_schema = current_schema() AND column_name LIKE '%_cents'").fetchall()
     assert {kind for _, _, kind in money} == {"bigint"}, money
@@ -224,3 +225,34 @@ def test_storage_fails_while_the_database_is_down_and_works_again_when_it_return
         time.sleep(postgres.RECONNECT_PAUSE_S)
         assert store.create_portfolio(user_id, "Second", CASH).name == "Second"
         assert store.portfolio_ids_of(user_id) == ["1", "2"]
+
+
+# -- the fence --------------------------------------------------------------------------------------------------------
+
+
+def test_a_fenced_write_waits_for_a_newer_engines_transaction_and_is_then_fenced_out(postgres_url, clock):
+    old, new = PostgresStorage(postgres_url, clock), PostgresStorage(postgres_url, clock)
+    try:
+        old.fence(1)
+        old.create_user("ada", "Ada", None, Role.STUDENT, CASH)
+        new.fence(2)
+        outcome = []
+        with new._transaction():  # holds engine_fence's row, advanced to 2 and not yet committed
+            writer = threading.Thread(target=lambda: outcome.append(_attempt(old.create_user, "bob", "Bob", None,
+                                                                             Role.STUDENT, CASH)))
+            writer.start()
+            writer.join(0.3)
+            assert writer.is_alive()  # waiting on the row lock, not deciding on the old token
+        writer.join(10)
+        assert isinstance(outcome[0], FencedOut)
+        assert new.user_by_name("bob") is None
+    finally:
+        old.close()
+        new.close()
+
+
+def _attempt(call, *args):
+    try:
+        return call(*args)
+    except Exception as error:  # the outcome the test looks at
+        return error

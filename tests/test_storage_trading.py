@@ -36,6 +36,7 @@ from services.storage import (
     MIGRATIONS,
     SCHEMA,
     SCHEMA_VERSION,
+    FencedOut,
     Storage,
     StorageError,
     StorageFailure,
@@ -483,6 +484,34 @@ def test_a_ledger_of_an_unknown_portfolio_stores_nothing(storage, ada):
     assert table_counts(storage)["orders"] == 0
     with pytest.raises(ValueError):
         storage.save_trading([], [ledger(("1", "main"))], now_ms=T0)
+
+
+def test_an_engine_step_of_an_engine_fenced_out_stores_nothing(open_storage):
+    old = open_storage()
+    ada = new_user(old, "ada")
+    old.fence(1)
+    order = make_order("O1", ada)
+    old.save_trading([submitted(order)], [ledger(ada, CASH - 1)], now_ms=T0)
+    new = open_storage()
+    new.fence(2)
+    new.save_trading([], [ledger(ada, CASH - 2)], now_ms=T0)
+    before = table_counts(new)
+    with pytest.raises(FencedOut):
+        old.save_trading(fill_order(order, "E1", 10, 10_000), [ledger(ada, CASH - 100_000)], now_ms=T0)
+    assert table_counts(new) == before and new.last_event_id(ada[0]) == 1
+    assert new.load_trading(CASH)[0][0].cash_cents == CASH - 2
+
+
+def test_an_engine_fenced_again_writes_its_ledgers_again_as_another_may_have_changed_them(open_storage):
+    first, other = open_storage(), open_storage()
+    ada = new_user(first, "ada")
+    first.fence(1)
+    first.save_trading([], [ledger(ada, CASH - 5)], now_ms=T0)
+    other.fence(2)
+    other.save_trading([], [ledger(ada, CASH - 7)], now_ms=T0)
+    first.fence(3)  # leadership back: what it last wrote is no longer what is stored
+    first.save_trading([], [ledger(ada, CASH - 5)], now_ms=T0)
+    assert other.load_trading(CASH)[0][0].cash_cents == CASH - 5
 
 
 def _trade_and_die(path):

@@ -2,7 +2,7 @@
 
 `Stores` is what callers hold: `Storage` (one SQLite file, the default) or `PostgresStorage` (with a database URL;
 `services.storage.postgres`, which alone imports psycopg). `open_storage` picks one. Each part of the data has its
-own module and mixin over the same `Database`: `database` (transactions, the SQLite engine), `users`,
+own module and mixin over the same `Database`: `database` (transactions, the fence, the SQLite engine), `users`,
 `trading` (what an engine step writes, start-up, reconciliation), `history` (trading reads), `values`, `risk`.
 """
 
@@ -18,6 +18,7 @@ from services.storage.database import (
     SCHEMA,
     SCHEMA_VERSION,
     DatabaseUnreachable,
+    FencedOut,
     SQLiteDatabase,
     StorageError,
     StorageFailure,
@@ -41,6 +42,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "VALUES_RETENTION_MS",
     "DatabaseUnreachable",
+    "FencedOut",
     "PortfolioRow",
     "Storage",
     "StorageError",

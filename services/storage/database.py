@@ -1,4 +1,4 @@
-"""The database under the stores: the engine-neutral `Database` (its transactions) and the SQLite one
+"""The database under the stores: the engine-neutral `Database` (transactions and the fence) and the SQLite one
 (pragmas, the schema and its migrations), and the id helpers the stores share.
 
 The stores write one SQL for every engine: `?` placeholders, ``ON CONFLICT`` upserts, ``RETURNING`` instead of
@@ -25,6 +25,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Database",
     "DatabaseUnreachable",
+    "FencedOut",
     "SQLiteDatabase",
     "StorageError",
     "StorageFailure",
@@ -179,6 +180,14 @@ CREATE TABLE IF NOT EXISTS risk_alerts (
     payload       TEXT    NOT NULL
 ) STRICT;
 CREATE INDEX IF NOT EXISTS risk_alerts_by_portfolio ON risk_alerts (portfolio_id, created_at_ms);
+
+-- The fencing token of the engine that last wrote (Database.fence): one row, checked and advanced by every
+-- write transaction of a fenced process. Version 4.
+CREATE TABLE IF NOT EXISTS engine_fence (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    token INTEGER NOT NULL
+) STRICT;
+INSERT INTO engine_fence (id, token) VALUES (1, 0) ON CONFLICT DO NOTHING;
 """
 
 # MIGRATIONS[n] upgrades a version-n database to version n + 1; SCHEMA then adds the new tables.
@@ -190,7 +199,7 @@ ALTER TABLE portfolios ADD COLUMN commissions_cents INTEGER NOT NULL DEFAULT 0;
 UPDATE portfolios SET starting_cash_cents = cash_cents;
 """,
     2: "-- version 3 only adds tables (risk_limits, risk_alerts), which SCHEMA creates.\n",
-    3: "-- version 4 only adds users_by_lower_name, which SCHEMA creates.\n",
+    3: "-- version 4 only adds engine_fence and users_by_lower_name, which SCHEMA creates.\n",
 }
 
 
@@ -208,12 +217,19 @@ class DatabaseUnreachable(StorageFailure):
     server; later, each use tries to connect again."""
 
 
+class FencedOut(StorageFailure):
+    """A fenced write refused because another engine has written with a newer fencing token (see `Database.fence`)."""
+
+
 Connection = Any
 """What `Database._db` gives the stores: a sqlite3.Connection, or PostgreSQL's look-alike (`execute`, `executemany`,
 rows by index and by column name, `rowcount`)."""
 
+_FENCE_SQL = "UPDATE engine_fence SET token = ? WHERE token <= ?"
+
+
 class Database(ABC):
-    """Owns one connection to the database, whatever its engine, and the transactions the stores write in.
+    """Owns one connection to the database, whatever its engine: its transactions and the fencing token they check.
 
     Use it from one thread (the IOLoop's). Each write method is one transaction
     (``with self._transaction() as db:``): it is stored whole or not at all, or raises `StorageFailure`.
@@ -223,6 +239,7 @@ class Database(ABC):
 
     def __init__(self, target: Any, clock: Clock):
         self._clock = clock
+        self._fence_token: int | None = None
         self._open(target)
 
     def __enter__(self) -> Self:
@@ -231,9 +248,27 @@ class Database(ABC):
     def __exit__(self, *exc_info) -> None:
         self.close()
 
-    def _transaction(self) -> AbstractContextManager[Connection]:
+    def fence(self, token: int) -> None:
+        """Write with this fencing token from now on: every write transaction first checks that no engine has written
+        with a greater one (else `FencedOut`, nothing of it stored) and records ours. Tokens come from the engine
+        lease and only grow; a process never fenced writes without the check (one process, the default).
+
+        The check is in the transaction it guards, so an engine that lost its lease cannot write once the next
+        holder has written, however late its own write arrives.
+        """
+        if type(token) is not int or not 0 <= token < 2**63:
+            raise ValueError(f"a fencing token is an int from 0 to 2**63 - 1, not {token!r}")
+        self._fence_token = token
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
         """One write transaction; StorageFailure when the database refuses it (then nothing of it is stored)."""
-        return self._begin()
+        with self._begin() as db:
+            token = self._fence_token
+            if token is not None and db.execute(_FENCE_SQL, (token, token)).rowcount == 0:
+                (stored,) = db.execute("SELECT token FROM engine_fence").fetchone()
+                raise FencedOut(f"fenced out: another engine wrote with token {stored}, newer than ours ({token})")
+            yield db
 
     @abstractmethod
     def _open(self, target: Any) -> None:

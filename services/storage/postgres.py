@@ -170,6 +170,12 @@ CREATE TABLE risk_alerts (
     payload       TEXT    NOT NULL
 );
 CREATE INDEX risk_alerts_by_portfolio ON risk_alerts (portfolio_id, created_at_ms);
+
+CREATE TABLE engine_fence (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    token BIGINT  NOT NULL
+);
+INSERT INTO engine_fence (id, token) VALUES (1, 0);
 """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -386,4 +392,4 @@ class PostgresDatabase(Database):
 
 
 class PostgresStorage(Stores, PostgresDatabase):
-    """`Stores` in a PostgreSQL database, which several processes may share."""
+    """`Stores` in a PostgreSQL database, which several processes may share (`fence` keeps one engine writing)."""

@@ -74,8 +74,14 @@ class TradingStore(Database):
         super().__init__(*args, **kwargs)
         # What this process last committed of each portfolio (cash, commissions, positions): most orders change
         # only a reservation, which is not stored, and their ledger need not be written again. Only
-        # `_write_ledgers` writes these columns, so what it committed is what the database holds.
+        # `_write_ledgers` writes these columns, so what it committed is what the database holds, as long as this
+        # process is the only engine writing (see `fence`).
         self._ledgers_committed: dict[int, tuple] = {}
+
+    def fence(self, token: int) -> None:
+        """`Database.fence`; forgets what this process committed, as another engine may have written since."""
+        super().fence(token)
+        self._ledgers_committed.clear()
 
     # -- the hot path: one engine step ------------------------------------------------
 
