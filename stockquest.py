@@ -60,7 +60,7 @@ from services.portfolio_book import PortfolioBook
 from services.portfolios import PortfolioFeed
 from services.risk import RiskLimitBook, RiskService
 from services.signals import PUSH_EVERY_MS, SignalService
-from services.storage import Storage, StorageError
+from services.storage import DatabaseUnreachable, StorageError, open_storage
 from services.throttle import SignInThrottle
 from services.trading import TradingService
 from services.users import UserDirectory
@@ -107,7 +107,7 @@ def build_services(config: Config, *, clock: Clock | None = None, rng: random.Ra
     data_dir = Path(config.data_dir)
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     secret = config.jwt_secret or load_or_create_secret(data_dir)
-    storage = Storage.in_dir(data_dir, clock)
+    storage = open_storage(clock, data_dir=data_dir, database_url=config.database_url)
     starting_cash = to_cents(config.starting_cash)
     tokens = TokenService(secret, clock=clock, ttl_s=config.token_ttl_s, algorithm=config.jwt_algorithm,
                           public_key=config.jwt_public_key)
@@ -431,6 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
     option("anonymous-market-data", "allow market data without signing in (default on)", type=_flag, default=True)
     option("redis-url", "Redis for the broker between server processes, e.g. redis://127.0.0.1:6379/0 (default "
            "none: one process, in-memory broker)")
+    option("database-url", "PostgreSQL for the stored data, e.g. postgresql://stockquest:PASSWORD@127.0.0.1:5432/"
+           "stockquest (default none: SQLite in the data dir)")
     option("log-level", "DEBUG, INFO, WARNING or ERROR (default INFO)", default=defaults.log_level,
            type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return parser
@@ -449,6 +451,7 @@ def parse_config(argv: list[str]) -> Config:
         sign_ups_per_minute=args.sign_ups_per_minute,
         anonymous_market_data=args.anonymous_market_data, compression=args.compression,
         log_level=args.log_level, vendor_dir=args.vendor_dir, redis_url=args.redis_url or None,
+        database_url=args.database_url or None,
     )
     assert set(values) <= {f.name for f in fields(Config)}
     return Config(**values)
@@ -491,6 +494,8 @@ async def serve(config: Config) -> None:
         raise CannotStart(f"cannot listen on {config.host}:{config.port}: {error.strerror or error}") from None
     try:
         services = build_services(config)
+    except DatabaseUnreachable as error:  # its message names the URL
+        raise CannotStart(str(error)) from None
     except (OSError, sqlite3.Error, StorageError) as error:
         raise CannotStart(f"cannot use the data in {Path(config.data_dir).resolve()}: {error}") from None
     server = make_server(make_app(services), config, max_body_size=MAX_HTTP_BODY)

@@ -29,6 +29,7 @@ class Config:
     max_connections_per_user: int = 10  # per endpoint
     log_level: str = "INFO"
     redis_url: str | None = None  # the Redis broker between server processes; None: the in-process broker
+    database_url: str | None = None  # PostgreSQL (postgresql://...) for the stored data; None: SQLite in data_dir
     vendor_dir: Path | None = None  # the browser libraries (a node_modules); None: the packaged or checkout's ones
 
     heartbeat_ms: int = 30_000

@@ -18,7 +18,7 @@ from .portfolio_book import PortfolioBook
 from .portfolios import PortfolioFeed
 from .risk import RiskService
 from .signals import SignalService
-from .storage import Storage
+from .storage import Stores
 from .throttle import SignInThrottle
 from .trading import TradingService
 from .users import UserDirectory
@@ -37,7 +37,7 @@ class Services:
     config: Config
     clock: Clock
     scheduler: Scheduler
-    storage: Storage
+    storage: Stores
     tokens: TokenService
     users: UserDirectory
     sign_in: SignInThrottle

@@ -15,7 +15,7 @@ from realtime.protocol import encode_data
 
 from .metrics import Histogram
 from .portfolio_book import PortfolioBook
-from .storage import MAX_HISTORY_LIMIT, Storage, StorageFailure
+from .storage import MAX_HISTORY_LIMIT, StorageFailure, Stores
 
 __all__ = ["TradingService", "Origin", "ORDER_HISTORY_LIMIT"]
 
@@ -55,7 +55,7 @@ class TradingService:
     Without `commit_later` (tests, tools) each call commits before it returns.
     """
 
-    def __init__(self, *, engine: OrderEngine, book: PortfolioBook, storage: Storage, market, hub: Publisher,
+    def __init__(self, *, engine: OrderEngine, book: PortfolioBook, storage: Stores, market, hub: Publisher,
                  clock, on_ledgers_changed: Callable[[Set[str]], None], order_ack: Histogram | None = None):
         self._engine, self._book, self._storage, self._market = engine, book, storage, market
         self._hub, self._clock, self._on_ledgers_changed = hub, clock, on_ledgers_changed
@@ -210,7 +210,7 @@ class TradingService:
         return list(result.triggers)
 
     # commit and publish -----------------------------------------------------
-    def _stored(self) -> Storage:
+    def _stored(self) -> Stores:
         """Storage, once what is pending is in it."""
         self.flush()
         return self._storage

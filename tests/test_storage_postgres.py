@@ -4,6 +4,8 @@ Everything the stores do is tested on both engines in tests/test_storage.py and 
 here a real server (tests/postgres_server.py) is stopped, restarted and has its connections killed.
 """
 
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import asdict
@@ -12,6 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+import stockquest
 from domain.clock import FakeClock
 from domain.trading import EventKind, Order, OrderStatus, OrderType, Side, TimeInForce, TradeEvent
 from domain.users import Role
@@ -175,6 +178,33 @@ def test_a_database_url_that_is_not_postgresql_is_refused_without_echoing_it(clo
     with pytest.raises(StorageError) as raised:
         open_storage(clock, database_url=url)
     assert "s3cret" not in str(raised.value)
+
+
+def test_the_server_with_an_unreachable_database_exits_1_with_one_line_naming_it(tmp_path):
+    port = _free_port()
+    result = subprocess.run([sys.executable, str(ROOT / "stockquest.py"), "--data-dir", str(tmp_path / "data"),
+                             "--port", str(_free_port()), "--seed", "1",
+                             "--database-url", f"postgresql://sq:s3cret@127.0.0.1:{port}/stockquest"],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and " CRITICAL " in lines[0], lines
+    assert f"cannot reach PostgreSQL at postgresql://sq:***@127.0.0.1:{port}/stockquest" in lines[0]
+    assert "s3cret" not in result.stderr
+
+
+def test_without_a_database_url_the_server_uses_sqlite_and_never_imports_psycopg(tmp_path, monkeypatch):
+    code = ("import sys, stockquest; from services.config import Config; "
+            f"services = stockquest.build_services(Config(data_dir={str(tmp_path)!r}, jwt_secret='x' * 40)); "
+            "assert type(services.storage).__name__ == 'Storage'; services.storage.close(); "
+            "assert not any(name.startswith(('psycopg', 'services.storage.postgres')) for name in sys.modules), "
+            "sorted(name for name in sys.modules if 'psycopg' in name)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert stockquest.parse_config([]).database_url is None
+    assert stockquest.parse_config(["--database-url", "postgresql://h/db"]).database_url == "postgresql://h/db"
+    monkeypatch.setenv("STOCKQUEST_DATABASE_URL", "postgresql://env/db")
+    assert stockquest.parse_config([]).database_url == "postgresql://env/db"
 
 
 # -- a lost connection ---------------------------------------------------------------------------------------------
