@@ -4,11 +4,12 @@ Everything the stores do is tested on both engines in tests/test_storage.py and 
 here a real server (tests/postgres_server.py) is stopped, restarted and has its connections killed.
 """
 
+import random
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import psycopg
@@ -16,8 +17,10 @@ import pytest
 
 import stockquest
 from domain.clock import FakeClock
-from domain.trading import EventKind, Order, OrderStatus, OrderType, Side, TimeInForce, TradeEvent
+from domain.errors import BadRequest, Unavailable
+from domain.trading import EventKind, Order, OrderRequest, OrderStatus, OrderType, Side, TimeInForce, TradeEvent
 from domain.users import Role
+from services.config import Config
 from services.storage import (
     DatabaseUnreachable,
     FencedOut,
@@ -255,6 +258,49 @@ def test_storage_fails_while_the_database_is_down_and_works_again_when_it_return
         time.sleep(postgres.RECONNECT_PAUSE_S)
         assert store.create_portfolio(user_id, "Second", CASH).name == "Second"
         assert store.portfolio_ids_of(user_id) == ["1", "2"]
+
+
+def test_the_server_refuses_orders_while_its_database_is_away_and_trades_again_when_it_returns(own_server, tmp_path):
+    clock = FakeClock(T0 / 1000)
+    config = Config(data_dir=tmp_path, jwt_secret="s" * 40, seed=5, password_hash_n=2**10, signal_warmup_bars=30,
+                    database_url=own_server.url())
+    services = stockquest.build_services(config, clock=clock, rng=random.Random(5))
+    try:
+        user = services.users.create("ada", "Ada", None)
+        portfolio_id = services.storage.portfolio_ids_of(user.id)[0]
+        far = OrderRequest(portfolio_id, "NVTX", Side.BUY, OrderType.LIMIT, 1, 100, None, TimeInForce.GTC)
+        services.trading.submit(user, far, origin=None)
+        own_server.stop()
+        with pytest.raises(Unavailable):
+            services.trading.submit(user, far, origin=None)
+        own_server.start()
+        time.sleep(postgres.RECONNECT_PAUSE_S)
+        clock.advance(1.0)
+        services.exchange.tick()  # the tick reloads the engine from what is stored
+        assert len(services.trading.open_orders(str(user.id))) == 1
+        services.trading.submit(user, far, origin=None)
+        assert [order.order_id for order in services.trading.open_orders(str(user.id))] == ["O1", "O3"]
+        assert services.storage.reconcile(portfolio_id)["ok"]
+    finally:
+        services.storage.close()
+
+
+def test_an_order_naming_a_nul_character_is_a_bad_request_and_stores_nothing(postgres_url, tmp_path):
+    config = Config(data_dir=tmp_path, jwt_secret="s" * 40, seed=5, password_hash_n=2**10, signal_warmup_bars=30,
+                    database_url=postgres_url)
+    services = stockquest.build_services(config, clock=FakeClock(T0 / 1000), rng=random.Random(5))
+    try:
+        user = services.users.create("ada", "Ada", None)
+        portfolio_id = services.storage.portfolio_ids_of(user.id)[0]
+        far = OrderRequest(portfolio_id, "NVTX", Side.BUY, OrderType.LIMIT, 1, 100, None, TimeInForce.GTC)
+        for request in (replace(far, client_order_id="c\x00"), replace(far, symbol="NV\x00X")):
+            with pytest.raises(BadRequest):
+                services.trading.submit(user, request, origin=None)
+        services.trading.submit(user, replace(far, client_order_id="c"), origin=None)
+        assert [order.order_id for order in services.trading.open_orders(str(user.id))] == ["O1"]
+        assert services.storage.last_event_id(user.id) == 1
+    finally:
+        services.storage.close()
 
 
 # -- the fence --------------------------------------------------------------------------------------------------------
