@@ -279,20 +279,23 @@ def test_an_engine_fenced_out_by_a_newer_token_stores_nothing_more(open_storage)
 
 def test_a_fenced_engine_keeps_writing_with_its_token_and_a_later_one(open_storage):
     store = open_storage()
+    assert store.stored_fence_token() == 0
     store.fence(5)
     store.create_user("ada", "Ada", None, Role.STUDENT, CASH)
     store.set_role("ada", Role.TEACHER)  # the same token again
     store.fence(6)
+    assert store.stored_fence_token() == 5  # recorded by a write, not by fence()
     store.set_role("ada", Role.ADMIN)
-    assert store._db.execute("SELECT token FROM engine_fence").fetchone()[0] == 6
+    assert store.stored_fence_token() == 6
 
 
 def test_an_unfenced_process_writes_without_the_check_and_a_stale_token_is_refused_at_once(open_storage):
     engine, operator = open_storage(), open_storage()
     engine.fence(7)
     engine.create_user("ada", "Ada", None, Role.STUDENT, CASH)
+    assert operator.stored_fence_token() == 7
     operator.create_user("bob", "Bob", None, Role.STUDENT, CASH)  # the command line: never fenced, never refused
-    assert operator._db.execute("SELECT token FROM engine_fence").fetchone()[0] == 7
+    assert operator.stored_fence_token() == 7
     late = open_storage()
     late.fence(3)
     with pytest.raises(FencedOut):

@@ -260,6 +260,11 @@ class Database(ABC):
             raise ValueError(f"a fencing token is an int from 0 to 2**63 - 1, not {token!r}")
         self._fence_token = token
 
+    def stored_fence_token(self) -> int:
+        """The greatest fencing token any engine has written with (0 before any): a new lease's token must be above
+        it (the lease's `floor`), even when the lease's own counter was lost."""
+        return self._db.execute("SELECT token FROM engine_fence").fetchone()[0]
+
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
         """One write transaction; StorageFailure when the database refuses it (then nothing of it is stored)."""
