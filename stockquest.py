@@ -67,7 +67,7 @@ from services.portfolio_book import PortfolioBook
 from services.portfolios import PortfolioFeed
 from services.risk import RiskLimitBook, RiskService
 from services.signals import PUSH_EVERY_MS, SignalService
-from services.storage import Storage, StorageError
+from services.storage import DatabaseUnreachable, StorageError, open_storage
 from services.throttle import SignInThrottle
 from services.trading import TradingService
 from services.users import UserDirectory
@@ -147,15 +147,19 @@ def build_services(config: Config, *, clock: Clock | None = None, rng: random.Ra
     return services
 
 
-def build_engine(services: Services, *, rng: random.Random, resume: MarketResume | None = None) -> None:
+def build_engine(services: Services, *, rng: random.Random, resume: MarketResume | None = None,
+                 fence_token: int | None = None) -> None:
     """The engine's part of `services`: storage, accounts, the market, orders, portfolios, risk and signals.
 
-    `resume`: the market as the last leader published it, so that prices go on from there.
+    `resume`: the market as the last leader published it, so that prices go on from there. `fence_token`: the
+    engine lease's token, which storage checks on every write from the first (restoring may write).
     """
     config, clock, hub = services.config, services.clock, services.hub
     data_dir = Path(config.data_dir)
     secret = config.jwt_secret or load_or_create_secret(data_dir)
-    storage = Storage.in_dir(data_dir, clock)
+    storage = open_storage(clock, data_dir=data_dir, database_url=config.database_url)
+    if fence_token is not None:
+        storage.fence(fence_token)
     starting_cash = to_cents(config.starting_cash)
     tokens = TokenService(secret, clock=clock, ttl_s=config.token_ttl_s, algorithm=config.jwt_algorithm,
                           public_key=config.jwt_public_key)
@@ -231,7 +235,8 @@ class EngineCandidate:
         self.services = services
         self.lease = EngineLease(config.redis_url, node=services.engine_link.node, address=advertised_url(config),
                                  ttl_ms=config.lease_ttl_ms)
-        self.leadership = Leadership(self.lease, on_elected=self._elected, on_deposed=self._deposed)
+        self.leadership = Leadership(self.lease, on_elected=self._elected, on_deposed=self._deposed,
+                                     floor=self._stored_token)
         self.desk = EngineDesk(services, ENDPOINTS)
         self._timers: list[PeriodicCallback] = []
         self._saving: asyncio.Task | None = None
@@ -252,12 +257,22 @@ class EngineCandidate:
         await self.leadership.stop()
         drop_engine(self.services)
 
+    def _stored_token(self) -> int:
+        """The highest fencing token storage has seen: the next lease's token is above it."""
+        config = self.services.config
+        storage = open_storage(self.services.clock, data_dir=config.data_dir, database_url=config.database_url)
+        try:
+            return storage.stored_fence_token()
+        finally:
+            storage.close()
+
     async def _elected(self, token: int) -> None:
         started = time.monotonic()
         services = self.services
         saved = await self.lease.saved_market()
         resume = MarketResume.from_json(saved) if saved else None
-        build_engine(services, rng=random.Random(services.config.seed), resume=resume)
+        drop_engine(services)  # what a failed election may have left
+        build_engine(services, rng=random.Random(services.config.seed), resume=resume, fence_token=token)
         services.trading.commit_later(asyncio.get_running_loop().call_soon)
         services.engine_link.local = True
         self.desk.open()
@@ -656,6 +671,8 @@ def build_parser() -> argparse.ArgumentParser:
     option("anonymous-market-data", "allow market data without signing in (default on)", type=_flag, default=True)
     option("redis-url", "Redis for the broker between server processes, e.g. redis://127.0.0.1:6379/0 (default "
            "none: one process, in-memory broker)")
+    option("database-url", "PostgreSQL for the stored data, e.g. postgresql://stockquest:PASSWORD@127.0.0.1:5432/"
+           "stockquest (default none: SQLite in the data dir)")
     option("role", "past one process (with --redis-url): gateway serves connections and reaches the engine "
            "elsewhere; engine only runs the engine when it holds the lease; both (the default) does either",
            default=defaults.role, choices=("gateway", "engine", "both"))
@@ -680,6 +697,7 @@ def parse_config(argv: list[str]) -> Config:
         anonymous_market_data=args.anonymous_market_data, compression=args.compression,
         log_level=args.log_level, vendor_dir=args.vendor_dir, redis_url=args.redis_url or None,
         role=args.role, advertise_url=args.advertise_url or None,
+        database_url=args.database_url or None,
     )
     if args.role != "both" and not args.redis_url:
         build_parser().error(f"--role {args.role} needs --redis-url: the processes of a cluster meet in Redis")
@@ -724,6 +742,8 @@ async def serve(config: Config) -> None:
         raise CannotStart(f"cannot listen on {config.host}:{config.port}: {error.strerror or error}") from None
     try:
         services = build_services(config)
+    except DatabaseUnreachable as error:  # its message names the URL
+        raise CannotStart(str(error)) from None
     except (OSError, sqlite3.Error, StorageError) as error:
         raise CannotStart(f"cannot use the data in {Path(config.data_dir).resolve()}: {error}") from None
     server = make_server(make_app(services), config, max_body_size=MAX_HTTP_BODY)

@@ -33,6 +33,7 @@ class Config:
     advertise_url: str | None = None  # where the other processes reach this one's HTTP server; None: host and port
     lease_ttl_ms: int = 3000  # the engine lease: a standby takes over this long after the leader stops renewing
     engine_timeout_s: float = 5.0  # a gateway's call to the engine not answered by then: ERROR UNAVAILABLE
+    database_url: str | None = None  # PostgreSQL (postgresql://...) for the stored data; None: SQLite in data_dir
     vendor_dir: Path | None = None  # the browser libraries (a node_modules); None: the packaged or checkout's ones
 
     heartbeat_ms: int = 30_000

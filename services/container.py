@@ -19,7 +19,7 @@ from .portfolio_book import PortfolioBook
 from .portfolios import PortfolioFeed
 from .risk import RiskService
 from .signals import SignalService
-from .storage import Storage
+from .storage import Stores
 from .throttle import SignInThrottle
 from .trading import TradingService
 from .users import UserDirectory
@@ -51,7 +51,7 @@ class Services:
     started_at: float
     engine_link: EngineLink | None = None  # None: one process, the engine always here
     candidate: object | None = None  # past one process, the stockquest.EngineCandidate when this one may run it
-    storage: Storage | None = None
+    storage: Stores | None = None
     tokens: TokenService | None = None
     users: UserDirectory | None = None
     market: MarketService | None = None

@@ -5,7 +5,7 @@ from domain.orders import OrderEngine
 from domain.trading import PortfolioLedger
 from domain.users import CLASS_ROLES, User
 
-from .storage import Storage
+from .storage import Stores
 from .users import UserDirectory
 
 __all__ = ["PortfolioBook"]
@@ -19,7 +19,7 @@ class PortfolioBook:
     stored now) and who may trade it (its owner only).
     """
 
-    def __init__(self, *, engine: OrderEngine, storage: Storage, users: UserDirectory, starting_cash_cents: int):
+    def __init__(self, *, engine: OrderEngine, storage: Stores, users: UserDirectory, starting_cash_cents: int):
         self._engine, self._storage, self._users = engine, storage, users
         self.starting_cash_cents = starting_cash_cents
 

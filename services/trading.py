@@ -15,7 +15,7 @@ from realtime.protocol import encode_data
 
 from .metrics import Histogram
 from .portfolio_book import PortfolioBook
-from .storage import MAX_HISTORY_LIMIT, Storage, StorageFailure
+from .storage import MAX_HISTORY_LIMIT, StorageFailure, Stores
 
 __all__ = ["TradingService", "Origin", "ORDER_HISTORY_LIMIT"]
 
@@ -55,7 +55,7 @@ class TradingService:
     Without `commit_later` (tests, tools) each call commits before it returns.
     """
 
-    def __init__(self, *, engine: OrderEngine, book: PortfolioBook, storage: Storage, market, hub: Publisher,
+    def __init__(self, *, engine: OrderEngine, book: PortfolioBook, storage: Stores, market, hub: Publisher,
                  clock, on_ledgers_changed: Callable[[Set[str]], None], order_ack: Histogram | None = None):
         self._engine, self._book, self._storage, self._market = engine, book, storage, market
         self._hub, self._clock, self._on_ledgers_changed = hub, clock, on_ledgers_changed
@@ -64,6 +64,7 @@ class TradingService:
         self._commit_later: Callable[[Callable[[], None]], object] | None = None
         self._pending: list[tuple[TradeResult, Origin | None]] = []  # changed in the engine, not yet stored
         self._pending_client_ids: set[tuple[str, str]] = set()  # (user id, clientOrderId) among them
+        self._ahead = False  # a refused write left the engine holding what storage does not, and it is not reloaded
 
     def commit_later(self, schedule: Callable[[Callable[[], None]], object]) -> None:
         """Group commit from now on: `schedule(callback)` runs the callback on the loop's next turn."""
@@ -79,13 +80,30 @@ class TradingService:
 
     def _save(self, events, ledgers, **kwargs):
         """`storage.save_trading`; when the database refuses it, the engine goes back to what is stored and the
-        request is answered INTERNAL (nothing was done)."""
+        request is answered INTERNAL (nothing was done).
+
+        When the database cannot even be read then (PostgreSQL gone away), every save is refused until the engine
+        is reloaded (each tick tries, see `match`), as what it computed rests on what storage never got.
+        """
         try:
+            if self._ahead:
+                raise StorageFailure("the engine is not back to what is stored yet")
             return self._storage.save_trading(events, ledgers, now_ms=self._clock.now_ms(), **kwargs)
         except StorageFailure as failure:
             log.error("%s; the engine goes back to what is stored", failure)
-            self.restore()
+            self._ahead = True
+            if not self._catch_up():
+                log.error("cannot read the database to reload the engine: nothing is stored until it can")
             raise Unavailable("the server could not store this, so nothing was done; try again later") from None
+
+    def _catch_up(self) -> bool:
+        """Reload the engine after a refused write; False while the database cannot be read."""
+        try:
+            self.restore()
+        except StorageFailure:
+            return False
+        self._ahead = False
+        return True
 
     # reading ----------------------------------------------------------------
     @property
@@ -131,6 +149,8 @@ class TradingService:
         """
         user_id = str(user.id)
         self._book.tradable(user, request.portfolio_id)
+        if "\x00" in request.symbol or "\x00" in (request.client_order_id or ""):  # even a rejection is stored
+            raise BadRequest("symbol and clientOrderId cannot hold a NUL character (PostgreSQL's text cannot)")
         now_ms = self._clock.now_ms()
         day_index = self._market.day_index
         if request.client_order_id is not None:
@@ -197,6 +217,8 @@ class TradingService:
 
         Returns the stop-loss and take-profit levels the prices reached (each has placed its market sell).
         """
+        if self._ahead and not self._catch_up():
+            return []
         now_ms = self._clock.now_ms()
         result = TradeResult()
         if tick.day_rolled:
@@ -210,7 +232,7 @@ class TradingService:
         return list(result.triggers)
 
     # commit and publish -----------------------------------------------------
-    def _stored(self) -> Storage:
+    def _stored(self) -> Stores:
         """Storage, once what is pending is in it."""
         self.flush()
         return self._storage

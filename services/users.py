@@ -3,7 +3,7 @@
 from domain.users import Role, User
 
 from .auth import AuthError, TokenService
-from .storage import Storage
+from .storage import Stores
 
 __all__ = ["UserDirectory"]
 
@@ -15,7 +15,7 @@ class UserDirectory:
     `role` claim is a hint for clients, and a demoted teacher loses teacher rights at once.
     """
 
-    def __init__(self, *, storage: Storage, tokens: TokenService, starting_cash_cents: int):
+    def __init__(self, *, storage: Stores, tokens: TokenService, starting_cash_cents: int):
         self._storage, self._tokens = storage, tokens
         self.starting_cash_cents = starting_cash_cents
 

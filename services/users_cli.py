@@ -1,4 +1,7 @@
-"""Operator command line for accounts: `user add` and `user set-role`, safe while the server runs."""
+"""Operator command line for accounts: `user add` and `user set-role`, safe while the server runs.
+
+Each command names the server's database: `--data-dir DIR` (its SQLite file) or `--database-url URL` (PostgreSQL).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from domain.money import to_cents
 from domain.users import Role
 from services.auth import hash_password, validate_password, validate_username
 from services.config import Config
-from services.storage import DB_FILENAME, Storage, StorageError
+from services.storage import DB_FILENAME, StorageError, open_storage
 
 __all__ = ["run"]
 
@@ -65,14 +68,13 @@ def _parser(stdout: TextIO) -> _Parser:
         help="create a user; the password is read as one line from standard input",
         stdout=stdout,
     )
-    add.add_argument("username")
-    add.add_argument("--role", required=True, choices=_ROLES)
-    add.add_argument("--data-dir", required=True, type=Path)
-
     set_role = commands.add_parser("set-role", help="change a user's role", stdout=stdout)
-    set_role.add_argument("username")
-    set_role.add_argument("--role", required=True, choices=_ROLES)
-    set_role.add_argument("--data-dir", required=True, type=Path)
+    for command in (add, set_role):
+        command.add_argument("username")
+        command.add_argument("--role", required=True, choices=_ROLES)
+        where = command.add_mutually_exclusive_group(required=True)
+        where.add_argument("--data-dir", type=Path, help="the server's data folder (its SQLite database)")
+        where.add_argument("--database-url", help="the server's PostgreSQL database, postgresql://...")
     return parser
 
 
@@ -105,7 +107,7 @@ def run(argv: list[str], *, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> in
     except (DomainError, StorageError) as error:
         _say(stderr, f"error: {getattr(error, 'message', error)}")
         return 1
-    except (sqlite3.Error, OSError) as error:
+    except (sqlite3.Error, OSError) as error:  # SQLite's file (PostgreSQL's errors are StorageErrors)
         _say(stderr, f"error: cannot use the database in {args.data_dir}: {error}")
         return 1
     _say(stdout, line)
@@ -117,7 +119,7 @@ def _add(args: argparse.Namespace, stdin: TextIO) -> str:
     password = validate_password(_read_password(stdin))
     config = Config()
     password_hash = hash_password(password, n=config.password_hash_n)
-    with Storage.in_dir(args.data_dir, SystemClock()) as storage:
+    with open_storage(SystemClock(), data_dir=args.data_dir, database_url=args.database_url) as storage:
         user = storage.create_user(
             username, username, password_hash, Role(args.role), to_cents(config.starting_cash)
         )
@@ -125,9 +127,9 @@ def _add(args: argparse.Namespace, stdin: TextIO) -> str:
 
 
 def _set_role(args: argparse.Namespace) -> str:
-    if not (args.data_dir / DB_FILENAME).is_file():
+    if args.data_dir is not None and not (args.data_dir / DB_FILENAME).is_file():
         raise StorageError(f"no Stock Quest database in {args.data_dir}")
-    with Storage.in_dir(args.data_dir, SystemClock()) as storage:
+    with open_storage(SystemClock(), data_dir=args.data_dir, database_url=args.database_url) as storage:
         user = storage.set_role(args.username, Role(args.role))
     return f"user {user.username} is now {user.role.value}"
 

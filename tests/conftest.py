@@ -1,9 +1,11 @@
 """Shared fixtures: a fresh world per test (config, services, app on a real 127.0.0.1 socket) and a WS client."""
 
 import asyncio
+import functools
 import os
 import random
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -21,6 +23,7 @@ if str(ROOT) not in sys.path:
 
 import stockquest  # noqa: E402
 from services.config import Config  # noqa: E402
+from tests.postgres_server import postgres_server, postgres_url  # noqa: E402, F401 (fixtures of the storage tests)
 from tests.redis_server import redis_server  # noqa: E402, F401 (a fixture for every test module)
 
 
@@ -83,14 +86,50 @@ def db_path(tmp_path):
     return tmp_path / "data" / "stockquest.db"
 
 
-@pytest.fixture
-def storage(db_path, clock):
-    """A Storage on its own file; the test module provides the `clock` it runs on."""
-    from services.storage import Storage
+@pytest.fixture(params=["sqlite", "postgres"])
+def storage_backend(request):
+    """The engine a storage test runs on: each runs on both (a test narrows it with its own parametrize)."""
+    return request.param
 
-    store = Storage(db_path, clock)
-    yield store
-    store.close()
+
+@pytest.fixture
+def open_storage(storage_backend, db_path, clock, request):
+    """Opens storage on the test's own database (its SQLite file, or a new PostgreSQL database of the session's
+    cluster): `open_storage(**options)`; all closed after the test. The test module provides the `clock`."""
+    if storage_backend == "postgres":
+        from services.storage.postgres import PostgresStorage
+
+        url = request.getfixturevalue("postgres_url")
+        make = functools.partial(PostgresStorage, url, clock)
+    else:
+        from services.storage import Storage
+
+        make = functools.partial(Storage, db_path, clock)
+    opened = []
+
+    def open_(**options):
+        opened.append(make(**options))
+        return opened[-1]
+
+    yield open_
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def storage(open_storage):
+    """Storage on the test's own database, of each engine in turn (`storage_backend`)."""
+    return open_storage()
+
+
+@pytest.fixture
+def refused(storage_backend):
+    """What the database driver raises for data the schema refuses (a CHECK, a unique index, a column's type)."""
+    if storage_backend == "postgres":
+        import psycopg
+
+        return (psycopg.IntegrityError, psycopg.DataError)
+    return sqlite3.IntegrityError
 
 
 class WSClient:

@@ -141,12 +141,15 @@ def test_a_refused_token_is_refused_by_the_engine_through_the_gateway(cluster):
     asyncio.run(asyncio.wait_for(scenario(), 20))
 
 
+SECRET = "cluster-test-secret-" + "x" * 32  # one for every process: any leader checks the tokens of the last
+
+
 @pytest.fixture
-def two_engines(redis_server, start_server, tmp_path):
-    """Two engine candidates sharing one data folder, and a gateway: {"engines": [(process, port)], "gateway"}."""
+def two_engines(redis_server, postgres_url, start_server, tmp_path):
+    """Two engine candidates on one PostgreSQL database, and a gateway: {"engines": [(process, port)], "gateway"}."""
     common = ("--redis-url", redis_server.url, "--tick-ms", "100", "--log-level", "INFO")
-    data = tmp_path / "engine"
-    engines = [start_server("--role", "engine", *common, data_dir=data) for _ in range(2)]
+    engines = [start_server("--role", "engine", *common, "--database-url", postgres_url, "--jwt-secret", SECRET,
+                            data_dir=tmp_path / f"engine{i}") for i in range(2)]
     _, gateway = start_server("--role", "gateway", *common, data_dir=tmp_path / "gateway")
 
     async def elected():
@@ -163,7 +166,8 @@ def leader_of(engines):
     return leaders[0]
 
 
-def test_killing_the_engine_leader_mid_flood_loses_no_acknowledged_order_or_fill(two_engines, tmp_path):
+def test_killing_the_engine_leader_mid_flood_loses_no_acknowledged_order_or_fill(two_engines, tmp_path,
+                                                                                  postgres_url):
     """Orders flow through a gateway at 10 a second; the leader is killed (SIGKILL) after 20 acknowledgements. The
     standby takes over; every order acknowledged before or after is in the replayed event stream, with its fills."""
     gateway = two_engines["gateway"]
@@ -238,6 +242,9 @@ def test_killing_the_engine_leader_mid_flood_loses_no_acknowledged_order_or_fill
     assert fills.keys() <= stored_fills.keys()
     assert all(stored_fills[key]["fillQuantity"] == fill["fillQuantity"] for key, fill in fills.items())
     assert unavailable, "the orders sent while no engine ran were answered"
+    import psycopg
+    with psycopg.connect(postgres_url) as db:  # the new leader writes with its own, higher fencing token
+        assert db.execute("SELECT token FROM engine_fence").fetchone()[0] == 2
     assert "UNAVAILABLE" in statuses and statuses[-1] == "AVAILABLE"
     assert takeover_s < 15
     captured = tmp_path / "statuses.jsonl"  # as docs/asyncapi.yaml has them (its own test cannot see them)
@@ -428,3 +435,61 @@ def test_hostile_messages_through_a_gateway_get_the_same_errors_and_harm_nothing
         client.close()
     asyncio.run(asyncio.wait_for(scenario(), 60))
     assert health(cluster["engine"])["engine"] == "here"
+
+
+@pytest.fixture
+def own_postgres():
+    """A PostgreSQL cluster of this test's own, which it may stop and start."""
+    from tests.postgres_server import new_server
+    server = new_server()
+    yield server
+    server.remove()
+
+
+def test_with_postgresql_gone_orders_are_refused_internal_nothing_stored_is_damaged_and_trading_comes_back(
+        redis_server, own_postgres, start_server, tmp_path):
+    common = ("--redis-url", redis_server.url, "--tick-ms", "100", "--log-level", "INFO")
+    _, engine = start_server("--role", "engine", *common, "--database-url", own_postgres.url(), "--jwt-secret",
+                             SECRET, data_dir=tmp_path / "engine")
+    _, gateway = start_server("--role", "gateway", *common, data_dir=tmp_path / "gateway")
+    deadline = time.monotonic() + 15
+    while health(gateway)["engine"] != "elsewhere":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    status, account = post(gateway, "/api/auth/guest", {"nickname": "Dora"})
+    assert status == 201, account
+    order = {"portfolioId": account["portfolioIds"][0], "symbol": "NVTX", "side": "BUY", "orderType": "MARKET",
+             "quantity": 1}
+
+    async def scenario():
+        client = await connect(gateway, "/ws/orders", account["token"])
+        await client.expect("ACTIVE_ORDERS")
+        await client.send("SUBMIT_ORDER", {**order, "clientOrderId": "before"}, request_id="before")
+        before = (await client.wait_for("ORDER_SUBMITTED"))["data"]["order"]["orderId"]
+        await client.wait_for("EXECUTION_REPORT")
+
+        own_postgres.stop()
+        await client.send("SUBMIT_ORDER", {**order, "clientOrderId": "down"}, request_id="down")
+        refused = await client.wait_for("ERROR", timeout=15)
+        assert refused["requestId"] == "down" and refused["data"]["code"] == "INTERNAL", refused
+
+        own_postgres.start()
+        for attempt in range(100):  # the engine reloads from storage on a tick once the database answers
+            await client.send("SUBMIT_ORDER", {**order, "clientOrderId": f"after{attempt}"}, request_id=f"a{attempt}")
+            answer = await client.recv(timeout=15)
+            while answer["type"] not in ("ORDER_SUBMITTED", "ERROR"):
+                answer = await client.recv(timeout=15)
+            if answer["type"] == "ORDER_SUBMITTED":
+                break
+            assert answer["data"]["code"] == "INTERNAL", answer
+            await asyncio.sleep(0.2)
+        else:
+            raise AssertionError("trading never came back")
+
+        await client.send("REQUEST_ORDER_HISTORY", {"limit": 100}, request_id="h")
+        history = (await client.wait_for("ORDER_HISTORY"))["data"]["orders"]
+        ids = [o["clientOrderId"] for o in history]
+        assert "before" in ids and "down" not in ids  # the refused order was never stored
+        assert next(o for o in history if o["orderId"] == before)["status"] == "FILLED"
+        client.close()
+    asyncio.run(asyncio.wait_for(scenario(), 120))

@@ -1,4 +1,8 @@
-"""Storage: users and their first portfolio, durable across reopening, shared with other processes."""
+"""Storage: users and their first portfolio, durable across reopening, shared with other processes.
+
+A test taking `storage` or `open_storage` runs on SQLite and on PostgreSQL (`storage_backend`); `sqlite_only`
+narrows one to SQLite, and those opening a file (`db_path`) are about SQLite's own file.
+"""
 
 import dataclasses
 import multiprocessing
@@ -13,9 +17,11 @@ import pytest
 from domain.clock import FakeClock
 from domain.money import to_cents
 from domain.users import Role, UnknownUser, UsernameTaken
-from services.storage import SCHEMA_VERSION, PortfolioRow, Storage, StorageError
+from services.storage import SCHEMA_VERSION, FencedOut, PortfolioRow, Storage, StorageError, StorageFailure
 
 CASH = 10_000_000  # 100000.00
+
+sqlite_only = pytest.mark.parametrize("storage_backend", ["sqlite"])
 
 
 @pytest.fixture
@@ -74,8 +80,8 @@ def test_unknown_roles_are_refused(storage, role):
     assert storage.count_users() == 0
 
 
-def test_database_check_constraint_refuses_bad_role_even_bypassing_python(storage):
-    with pytest.raises(sqlite3.IntegrityError):
+def test_database_check_constraint_refuses_bad_role_even_bypassing_python(storage, refused):
+    with pytest.raises(refused):
         storage._db.execute(
             "INSERT INTO users (username, display_name, role, created_at) VALUES ('x', 'x', 'root', 0)"
         )
@@ -87,18 +93,15 @@ def test_starting_cash_must_be_non_negative_integer_cents(storage, cash):
         storage.create_user("ada", "Ada", None, Role.STUDENT, cash)
 
 
-def test_reopening_the_database_keeps_users_and_portfolios(db_path, clock):
-    first = Storage(db_path, clock)
+def test_reopening_the_database_keeps_users_and_portfolios(open_storage):
+    first = open_storage()
     user = first.create_user("ada", "Ada", "scrypt$x", Role.TEACHER, CASH)
     first.close()
-    again = Storage(db_path, clock)
-    try:
-        assert again.user_by_name("ada") == user
-        assert again.user_by_name("ada").password_hash == "scrypt$x"
-        assert again.portfolios_of(user.id)[0].cash_cents == CASH
-        assert again.count_users() == 1
-    finally:
-        again.close()
+    again = open_storage()
+    assert again.user_by_name("ada") == user
+    assert again.user_by_name("ada").password_hash == "scrypt$x"
+    assert again.portfolios_of(user.id)[0].cash_cents == CASH
+    assert again.count_users() == 1
 
 
 def _create_and_die(path):
@@ -135,6 +138,7 @@ def test_user_is_frozen(storage):
         user.role = Role.ADMIN
 
 
+@sqlite_only
 def test_database_uses_wal_and_foreign_keys(storage):
     assert storage._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert storage._db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
@@ -142,8 +146,8 @@ def test_database_uses_wal_and_foreign_keys(storage):
     assert storage._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
-def test_portfolio_for_unknown_owner_is_refused_by_foreign_key(storage):
-    with pytest.raises(sqlite3.IntegrityError):
+def test_portfolio_for_unknown_owner_is_refused_by_foreign_key(storage, refused):
+    with pytest.raises(refused):
         storage._db.execute(
             "INSERT INTO portfolios (owner_id, name, cash_cents, created_at) VALUES (999, 'x', 0, 0)"
         )
@@ -158,12 +162,12 @@ def test_database_from_a_newer_server_is_refused(db_path, clock):
         Storage(db_path, clock)
 
 
-def test_two_connections_see_each_others_writes(db_path, clock):
-    with Storage(db_path, clock) as server, Storage(db_path, clock) as operator:
-        operator.create_user("ada", "Ada", None, Role.STUDENT, CASH)
-        assert server.user_by_name("ada") is not None
-        server.set_role("ada", Role.ADMIN)
-        assert operator.user_by_name("ada").role is Role.ADMIN
+def test_two_connections_see_each_others_writes(open_storage):
+    server, operator = open_storage(), open_storage()
+    operator.create_user("ada", "Ada", None, Role.STUDENT, CASH)
+    assert server.user_by_name("ada") is not None
+    server.set_role("ada", Role.ADMIN)
+    assert operator.user_by_name("ada").role is Role.ADMIN
 
 
 def test_writer_waits_for_another_processes_transaction_instead_of_failing(db_path, clock):
@@ -184,7 +188,7 @@ def test_writer_waits_for_another_processes_transaction_instead_of_failing(db_pa
         other.close()
 
 
-@pytest.mark.parametrize("name", ["\ud800", "a\udfffb"])
+@pytest.mark.parametrize("name", ["\ud800", "a\udfffb", "ada\x00"])
 def test_lookup_of_unencodable_name_finds_nobody(storage, name):
     assert storage.user_by_name(name) is None
 
@@ -202,8 +206,8 @@ def test_hostile_names_are_stored_verbatim_not_interpreted(storage):
     assert storage.count_users() == 1
 
 
-def test_close_is_idempotent_and_closed_storage_refuses_use(db_path, clock):
-    store = Storage(db_path, clock)
+def test_close_is_idempotent_and_closed_storage_refuses_use(open_storage):
+    store = open_storage()
     store.close()
     store.close()
     with pytest.raises(StorageError):
@@ -253,3 +257,53 @@ def test_the_database_and_its_wal_files_are_readable_by_their_owner_only(tmp_pat
             assert {oct(f.stat().st_mode & 0o777) for f in data_dir.iterdir()} == {"0o600"}
     finally:
         os.umask(old_umask)
+
+
+# -- the fence ------------------------------------------------------------------------------------------------------
+
+
+def test_an_engine_fenced_out_by_a_newer_token_stores_nothing_more(open_storage):
+    old, new = open_storage(), open_storage()
+    old.fence(1)
+    user = old.create_user("ada", "Ada", None, Role.STUDENT, CASH)
+    new.fence(2)
+    new.set_role("ada", Role.TEACHER)
+    with pytest.raises(FencedOut, match="token 2, newer than ours"):
+        old.set_role("ada", Role.ADMIN)
+    with pytest.raises(FencedOut):
+        old.create_portfolio(user.id, "Second", CASH)
+    assert isinstance(FencedOut("x"), StorageFailure)  # what a refused write raises: callers already handle it
+    assert new.user_by_name("ada").role is Role.TEACHER and new.portfolio_ids_of(user.id) == ["1"]
+    assert new.create_portfolio(user.id, "Second", CASH).name == "Second"
+
+
+def test_a_fenced_engine_keeps_writing_with_its_token_and_a_later_one(open_storage):
+    store = open_storage()
+    assert store.stored_fence_token() == 0
+    store.fence(5)
+    store.create_user("ada", "Ada", None, Role.STUDENT, CASH)
+    store.set_role("ada", Role.TEACHER)  # the same token again
+    store.fence(6)
+    assert store.stored_fence_token() == 5  # recorded by a write, not by fence()
+    store.set_role("ada", Role.ADMIN)
+    assert store.stored_fence_token() == 6
+
+
+def test_an_unfenced_process_writes_without_the_check_and_a_stale_token_is_refused_at_once(open_storage):
+    engine, operator = open_storage(), open_storage()
+    engine.fence(7)
+    engine.create_user("ada", "Ada", None, Role.STUDENT, CASH)
+    assert operator.stored_fence_token() == 7
+    operator.create_user("bob", "Bob", None, Role.STUDENT, CASH)  # the command line: never fenced, never refused
+    assert operator.stored_fence_token() == 7
+    late = open_storage()
+    late.fence(3)
+    with pytest.raises(FencedOut):
+        late.create_user("cy", "Cy", None, Role.STUDENT, CASH)
+    assert late.count_users() == 2
+
+
+@pytest.mark.parametrize("token", [-1, 2**63, 1.0, True, "1", None])
+def test_a_fencing_token_is_a_non_negative_64_bit_int(storage, token):
+    with pytest.raises(ValueError):
+        storage.fence(token)

@@ -1,4 +1,7 @@
-"""Storage of trading: orders, fills, positions, ledgers, per-user order events, history paging, values, reconcile."""
+"""Storage of trading: orders, fills, positions, ledgers, per-user order events, history paging, values, reconcile.
+
+Tests taking `storage` or `open_storage` run on SQLite and on PostgreSQL; see tests/test_storage.py.
+"""
 
 import json
 import multiprocessing
@@ -33,6 +36,7 @@ from services.storage import (
     MIGRATIONS,
     SCHEMA,
     SCHEMA_VERSION,
+    FencedOut,
     Storage,
     StorageError,
     StorageFailure,
@@ -42,6 +46,8 @@ from services.storage.history import _encode_cursor
 
 CASH = 10_000_000  # 100000.00
 T0 = 1_764_126_000_000  # epoch ms
+
+sqlite_only = pytest.mark.parametrize("storage_backend", ["sqlite"])
 
 # The version-1 schema exactly as the first release created it, to test the upgrade from it.
 SCHEMA_V1 = """
@@ -150,13 +156,13 @@ def trade_scenario(storage, ada, bob):
 # -- round trip ---------------------------------------------------------------------------
 
 
-def test_saved_trading_comes_back_after_reopening(db_path, clock):
-    with Storage(db_path, clock) as first:
+def test_saved_trading_comes_back_after_reopening(open_storage):
+    with open_storage() as first:
         ada, bob = new_user(first, "ada"), new_user(first, "bob")
         events, ledgers, orders = trade_scenario(first, ada, bob)
         first.save_trading(events, ledgers, now_ms=T0)
 
-    with Storage(db_path, clock) as again:
+    with open_storage() as again:
         loaded, open_orders = again.load_trading(CASH)
         unreserved = [replace(book, positions={s: replace(p, reserved_quantity=0) for s, p in book.positions.items()})
                       for book in ledgers]
@@ -228,6 +234,7 @@ def test_positions_are_rewritten_whole_and_flat_ones_kept_only_with_realized_pnl
     assert book.positions == {"ACME": Position("ACME", 0, 0, 0, 120)}
 
 
+@sqlite_only
 def test_a_ledger_is_written_again_only_when_what_is_stored_of_it_changed(storage, ada):
     """Most orders change only a reservation, which is not stored: no UPDATE, DELETE or INSERT of the ledger."""
     statements = []
@@ -276,11 +283,11 @@ def test_event_ids_rise_by_one_per_user_and_users_are_independent(storage, ada, 
     assert storage.last_event_id("999") == 0 and storage.last_event_id("nobody") == 0
 
 
-def test_event_ids_continue_after_reopening(db_path, clock):
-    with Storage(db_path, clock) as first:
+def test_event_ids_continue_after_reopening(open_storage):
+    with open_storage() as first:
         ada = new_user(first, "ada")
         first.save_trading([submitted(make_order("O1", ada))], [], now_ms=T0)
-    with Storage(db_path, clock) as again:
+    with open_storage() as again:
         (_, event_id, _), = again.save_trading([submitted(make_order("O2", ada))], [], now_ms=T0)
         assert event_id == 2
 
@@ -327,24 +334,30 @@ def test_client_order_returns_the_order_now_with_its_first_event(storage, ada, b
     assert storage.client_order(ada[0], "c-2") is None and storage.client_order(ada[0], "\ud800") is None
 
 
-def test_a_second_order_with_the_same_client_order_id_is_refused_and_nothing_is_stored(storage, ada, bob):
+def test_a_second_order_with_the_same_client_order_id_is_refused_and_nothing_is_stored(storage, ada, bob, refused):
     storage.save_trading([submitted(make_order("O1", ada, client="c-1"))], [], now_ms=T0)
     before = table_counts(storage)
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(refused):
         storage.save_trading([submitted(make_order("O2", ada, client="c-1"))], [ledger(ada, 1)], now_ms=T0)
     assert table_counts(storage) == before and storage.last_event_id(ada[0]) == 1
     assert storage.load_trading(CASH)[0][0].cash_cents == CASH
     storage.save_trading([submitted(make_order("O3", bob, client="c-1"))], [], now_ms=T0)  # another user may
 
 
-def test_a_rejected_order_keeps_a_fractional_quantity_but_no_other_order_may_have_one(storage, ada):
+def test_a_rejected_order_keeps_a_fractional_quantity_but_no_other_order_may_have_one(storage, ada, refused):
     rejected = make_order("O1", ada, quantity=1.5, status=OrderStatus.REJECTED,
                           reject_reason=RejectReason.INVALID_QUANTITY, error="quantity must be a whole number")
     (_, _, payload), = storage.save_trading([TradeEvent(EventKind.ORDER_REJECTED, rejected.snapshot())], [], now_ms=T0)
     assert storage.order_by_id("O1") == rejected and json.loads(payload)["order"]["quantity"] == 1.5
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(refused):
         storage.save_trading([submitted(make_order("O2", ada, quantity=1.5))], [], now_ms=T0)
+    with pytest.raises(refused):  # a float even when whole, as SQLite keeps a REAL a REAL
+        storage.save_trading([submitted(make_order("O2", ada, quantity=2.0))], [], now_ms=T0)
     assert storage.order_by_id("O2") is None
+    whole = make_order("O3", ada, quantity=2.0, status=OrderStatus.REJECTED,
+                       reject_reason=RejectReason.INVALID_QUANTITY, error="x")
+    storage.save_trading([TradeEvent(EventKind.ORDER_REJECTED, whole.snapshot())], [], now_ms=T0)
+    assert type(storage.order_by_id("O3").quantity) is float and type(storage.order_by_id("O1").quantity) is float
 
 
 def test_order_by_id_finds_any_status_and_nothing_for_strangers(storage, ada):
@@ -473,6 +486,34 @@ def test_a_ledger_of_an_unknown_portfolio_stores_nothing(storage, ada):
         storage.save_trading([], [ledger(("1", "main"))], now_ms=T0)
 
 
+def test_an_engine_step_of_an_engine_fenced_out_stores_nothing(open_storage):
+    old = open_storage()
+    ada = new_user(old, "ada")
+    old.fence(1)
+    order = make_order("O1", ada)
+    old.save_trading([submitted(order)], [ledger(ada, CASH - 1)], now_ms=T0)
+    new = open_storage()
+    new.fence(2)
+    new.save_trading([], [ledger(ada, CASH - 2)], now_ms=T0)
+    before = table_counts(new)
+    with pytest.raises(FencedOut):
+        old.save_trading(fill_order(order, "E1", 10, 10_000), [ledger(ada, CASH - 100_000)], now_ms=T0)
+    assert table_counts(new) == before and new.last_event_id(ada[0]) == 1
+    assert new.load_trading(CASH)[0][0].cash_cents == CASH - 2
+
+
+def test_an_engine_fenced_again_writes_its_ledgers_again_as_another_may_have_changed_them(open_storage):
+    first, other = open_storage(), open_storage()
+    ada = new_user(first, "ada")
+    first.fence(1)
+    first.save_trading([], [ledger(ada, CASH - 5)], now_ms=T0)
+    other.fence(2)
+    other.save_trading([], [ledger(ada, CASH - 7)], now_ms=T0)
+    first.fence(3)  # leadership back: what it last wrote is no longer what is stored
+    first.save_trading([], [ledger(ada, CASH - 5)], now_ms=T0)
+    assert other.load_trading(CASH)[0][0].cash_cents == CASH - 5
+
+
 def _trade_and_die(path):
     store = Storage(path, FakeClock(T0 / 1000))
     ada = new_user(store, "ada")
@@ -552,8 +593,7 @@ def test_reconcile_agrees_with_consistent_data(storage, ada, bob):
 ])
 def test_reconcile_reports_what_was_tampered_with(storage, ada, tamper, difference):
     reconcile_scenario(storage, ada)
-    storage._db.execute("PRAGMA foreign_keys = OFF")
-    storage._db.execute(tamper, {"p": int(ada[1])})
+    storage._db.execute(tamper.replace(":p", ada[1]))
     report = storage.reconcile(ada[1])
     assert report["ok"] is False and difference in report["differences"]
 
@@ -617,8 +657,8 @@ def test_a_portfolio_needs_a_sensible_name(storage, ada, name):
 # -- value history ------------------------------------------------------------------------------
 
 
-def test_values_are_recorded_and_old_ones_pruned(db_path, clock, ada):
-    with Storage(db_path, clock, values_retention_ms=1_000) as store:
+def test_values_are_recorded_and_old_ones_pruned(open_storage, ada, refused):
+    with open_storage(values_retention_ms=1_000) as store:
         store.record_values([(ada[1], T0, 60 * T0, CASH, CASH), ("SQX", T0, 60 * T0, 500_000, 0)])
         store.record_values([(ada[1], T0 + 500, 1, CASH + 1, CASH), (ada[1], T0 + 500, 2, CASH + 2, CASH)])
         assert store.values_of(ada[1]) == [ValuePoint(T0, 60 * T0, CASH, CASH), ValuePoint(T0 + 500, 2, CASH + 2, CASH)]
@@ -626,7 +666,7 @@ def test_values_are_recorded_and_old_ones_pruned(db_path, clock, ada):
         assert [p.time_ms for p in store.values_of(ada[1])] == [T0 + 500, T0 + 1_200]
         assert [p.time_ms for p in store.values_of(ada[1], since_ms=T0 + 501)] == [T0 + 1_200]
         assert store.values_of("SQX") == [ValuePoint(T0, 60 * T0, 500_000, 0)]  # another series is pruned by its own
-        with pytest.raises(sqlite3.IntegrityError):
+        with pytest.raises(refused):
             store.record_values([(ada[1], T0 + 2_000, 4, 1.5, CASH)])
         assert len(store.values_of(ada[1])) == 2
 
@@ -634,14 +674,18 @@ def test_values_are_recorded_and_old_ones_pruned(db_path, clock, ada):
 # -- schema -------------------------------------------------------------------------------------
 
 
-def test_money_columns_are_integers_and_refuse_floats(storage, ada):
+@sqlite_only
+def test_money_columns_are_integers(storage):
     for table in ("portfolios", "positions", "orders", "fills", "portfolio_values"):
         for _, column, kind, *_ in storage._db.execute(f"PRAGMA table_info({table})"):
             if column.endswith("_cents"):
                 assert kind == "INTEGER", (table, column)
-    order = make_order("O1", ada, limit_price=100.5)
-    with pytest.raises(sqlite3.IntegrityError):
-        storage.save_trading([submitted(order)], [], now_ms=T0)
+
+
+def test_a_fraction_in_a_money_column_is_refused_not_rounded(storage, ada, refused):
+    with pytest.raises(refused):
+        storage.save_trading([submitted(make_order("O1", ada, limit_price=100.5))], [], now_ms=T0)
+    assert storage.order_by_id("O1") is None
 
 
 def _columns(db, table):

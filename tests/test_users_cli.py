@@ -171,3 +171,42 @@ def test_cli_in_another_process_works_while_the_server_process_has_the_database(
             input="correct horse\n", capture_output=True, text=True, cwd=ROOT, timeout=60, check=False,
         )
         assert again.returncode != 0 and again.stdout == "" and len(again.stderr.splitlines()) == 1
+
+
+# -- PostgreSQL (--database-url) --------------------------------------------------------------------------------
+
+
+def test_add_and_set_role_work_on_a_postgresql_database(postgres_url):
+    from services.storage.postgres import PostgresStorage
+
+    added = Run(["user", "add", "ada", "--role", "teacher", "--database-url", postgres_url], "correct horse\n")
+    assert (added.status, added.out_lines, added.err_lines) == (0, ["created user ada (teacher)"], [])
+    changed = Run(["user", "set-role", "ADA", "--role", "student", "--database-url", postgres_url])
+    assert (changed.status, changed.out_lines) == (0, ["user ada is now student"])
+    taken = Run(["user", "add", "Ada", "--role", "admin", "--database-url", postgres_url], "correct horse\n")
+    assert taken.status == 1 and len(taken.err_lines) == 1 and "taken" in taken.err_lines[0]
+    with PostgresStorage(postgres_url, FakeClock()) as storage:
+        user = storage.user_by_name("ada")
+        assert user.role is Role.STUDENT and verify_password("correct horse", user.password_hash)
+        assert [(p.name, p.cash_cents) for p in storage.portfolios_of(user.id)] == [("Main", 10_000_000)]
+
+
+def test_stockquest_user_add_in_another_process_writes_to_postgresql(postgres_url):
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "stockquest.py"), "user", "add", "ada", "--role", "admin", "--database-url",
+         postgres_url], input="correct horse\n", capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "created user ada (admin)\n", "")
+
+
+def test_an_unreachable_postgresql_fails_with_one_line_naming_it_without_the_password(free_port):
+    url = f"postgresql://sq:s3cret@127.0.0.1:{free_port()}/stockquest"
+    result = Run(["user", "add", "ada", "--role", "admin", "--database-url", url], "correct horse\n")
+    assert result.status == 1 and len(result.err_lines) == 1
+    assert "cannot reach PostgreSQL at postgresql://sq:***@127.0.0.1" in result.err_lines[0]
+    assert "s3cret" not in result.stderr.getvalue()
+
+
+def test_a_command_names_a_data_dir_or_a_database_url_not_both(data_dir):
+    result = Run(["user", "add", "ada", "--role", "admin", "--data-dir", str(data_dir), "--database-url",
+                  "postgresql://h/db"], "correct horse\n")
+    assert result.status == 2 and len(result.err_lines) == 1 and "not allowed with" in result.err_lines[0]

@@ -182,6 +182,8 @@ class Leadership:
                     await self._campaign()
                 except (RedisError, OSError) as error:
                     log.debug("engine lease: Redis error %s", error)
+                except Exception as error:  # noqa: BLE001 (the floor's storage unreachable: try again later)
+                    log.warning("engine lease: cannot campaign now: %s", error)
             wait = interval
             if self.is_leader:  # wake in time to give up before the lease can have expired
                 wait = max(0.0, min(interval, self._deadline() - self._monotonic()))
@@ -192,13 +194,21 @@ class Leadership:
         return self._renewed_at + self.lease.ttl_ms * self._safety / 1000
 
     async def _campaign(self) -> None:
+        if await self.lease.leader() is not None:
+            return  # held: storage (the floor) is read only when there is a lease to take
         started = self._monotonic()
         token = await self.lease.try_acquire(self._floor())
         if token is None:
             return
         self.token, self._renewed_at = token, started
         log.info("engine lease taken (fencing token %d): this process runs the engine", token)
-        await _call(self._on_elected, token)
+        try:
+            await _call(self._on_elected, token)
+        except Exception:  # its storage cannot be opened, say: let another candidate try
+            log.exception("the engine could not start here; giving the lease up")
+            self.token = None
+            await _call(self._on_deposed, "the engine could not start")
+            await self.lease.release(token)
 
     async def _keep(self) -> None:
         started = self._monotonic()

@@ -1,8 +1,9 @@
-"""Durable state in one SQLite file: users, portfolios and their positions, orders, fills, order events, values.
+"""Durable state: users, portfolios and their positions, orders, fills, order events, values, risk limits and alerts.
 
-`Storage` is the one object callers hold; each part of the file has its own module and mixin over the
-same connection: `database` (connection, transactions, schema), `users`, `trading` (what an engine
-step writes, start-up, reconciliation), `history` (trading reads), `values`, `risk`.
+`Stores` is what callers hold: `Storage` (one SQLite file, the default) or `PostgresStorage` (with a database URL;
+`services.storage.postgres`, which alone imports psycopg). `open_storage` picks one. Each part of the data has its
+own module and mixin over the same `Database`: `database` (transactions, the fence, the SQLite engine), `users`,
+`trading` (what an engine step writes, start-up, reconciliation), `history` (trading reads), `values`, `risk`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from services.storage.database import (
     MIGRATIONS,
     SCHEMA,
     SCHEMA_VERSION,
+    DatabaseUnreachable,
+    FencedOut,
+    SQLiteDatabase,
     StorageError,
     StorageFailure,
 )
@@ -37,19 +41,32 @@ __all__ = [
     "SCHEMA",
     "SCHEMA_VERSION",
     "VALUES_RETENTION_MS",
+    "DatabaseUnreachable",
+    "FencedOut",
     "PortfolioRow",
     "Storage",
     "StorageError",
     "StorageFailure",
+    "Stores",
     "ValuePoint",
+    "open_storage",
 ]
 
 
-class Storage(UserStore, TradingStore, HistoryStore, ValueStore, RiskStore):
-    """Owns the SQLite connection and everything that must survive a restart (see `Database` for how).
+class Stores(UserStore, TradingStore, HistoryStore, ValueStore, RiskStore):
+    """Everything that must survive a restart, over one database of either engine (see `Database` for how).
 
     Ids are opaque strings to everyone else (``"17"``); portfolios and users keep
     their integer keys here, and an id that is not one of ours simply finds nothing.
+    """
+
+    def __init__(self, target, clock: Clock, *, values_retention_ms: int = VALUES_RETENTION_MS):
+        self.values_retention_ms = values_retention_ms
+        super().__init__(target, clock)
+
+
+class Storage(Stores, SQLiteDatabase):
+    """`Stores` in one SQLite file (or ``":memory:"``), which the operator command line may open at the same time.
 
     >>> from domain.clock import FakeClock
     >>> from domain.users import Role
@@ -58,6 +75,17 @@ class Storage(UserStore, TradingStore, HistoryStore, ValueStore, RiskStore):
     'ada'
     """
 
-    def __init__(self, path: Path | str, clock: Clock, *, values_retention_ms: int = VALUES_RETENTION_MS):
-        self.values_retention_ms = values_retention_ms
-        super().__init__(path, clock)
+
+def open_storage(clock: Clock, *, data_dir: Path | str | None = None, database_url: str | None = None) -> Stores:
+    """The PostgreSQL database at `database_url` when one is given, else the SQLite file in `data_dir`.
+
+    Raises StorageError when it cannot be used (`DatabaseUnreachable`, naming the URL without its password, when
+    PostgreSQL cannot be reached).
+    """
+    if database_url:
+        from services.storage.postgres import PostgresStorage
+
+        return PostgresStorage(database_url, clock)
+    if data_dir is None:
+        raise ValueError("open_storage needs a data_dir or a database_url")
+    return Storage.in_dir(data_dir, clock)

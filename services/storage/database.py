@@ -1,13 +1,19 @@
-"""The SQLite connection: pragmas, transactions, the schema and its migrations, and the id helpers the stores share."""
+"""The database under the stores: the engine-neutral `Database` (transactions and the fence) and the SQLite one
+(pragmas, the schema and its migrations), and the id helpers the stores share.
+
+The stores write one SQL for every engine: `?` placeholders, ``ON CONFLICT`` upserts, ``RETURNING`` instead of
+``lastrowid``, rows read by index or by column name. `services.storage.postgres` is the other engine.
+"""
 
 from __future__ import annotations
 
 import os
 import sqlite3
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from domain.clock import Clock
 
@@ -18,7 +24,11 @@ __all__ = [
     "SCHEMA",
     "SCHEMA_VERSION",
     "Database",
+    "DatabaseUnreachable",
+    "FencedOut",
+    "SQLiteDatabase",
     "StorageError",
+    "StorageFailure",
 ]
 
 DB_FILENAME = "stockquest.db"
@@ -31,7 +41,7 @@ BUSY_TIMEOUT_S = 10.0
 # integer cents in columns named *_cents; no money column is REAL.
 # Order and execution ids ("O12", "E345") sort by (length(id), id), which is their issue order as
 # long as the prefix is fixed; that is the tie-break wherever two rows share a millisecond.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SCHEMA = """
 -- AUTOINCREMENT: ids are never reused, so a token's sub can never come to name a later user.
 CREATE TABLE IF NOT EXISTS users (
@@ -42,6 +52,9 @@ CREATE TABLE IF NOT EXISTS users (
     role          TEXT    NOT NULL CHECK (role IN ('student', 'teacher', 'admin')),
     created_at    REAL    NOT NULL
 ) STRICT;
+-- Lookups compare lower() on both sides, as on PostgreSQL (whose unique index is on lower(username)); SQLite's
+-- lower() folds ASCII only, as NOCASE does. Version 4.
+CREATE INDEX IF NOT EXISTS users_by_lower_name ON users (lower(username));
 
 -- starting_cash_cents and commissions_cents came in version 2 (appended by ALTER TABLE there,
 -- so they are declared identically here, defaults included).
@@ -167,6 +180,14 @@ CREATE TABLE IF NOT EXISTS risk_alerts (
     payload       TEXT    NOT NULL
 ) STRICT;
 CREATE INDEX IF NOT EXISTS risk_alerts_by_portfolio ON risk_alerts (portfolio_id, created_at_ms);
+
+-- The fencing token of the engine that last wrote (Database.fence): one row, checked and advanced by every
+-- write transaction of a fenced process. Version 4.
+CREATE TABLE IF NOT EXISTS engine_fence (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    token INTEGER NOT NULL
+) STRICT;
+INSERT INTO engine_fence (id, token) VALUES (1, 0) ON CONFLICT DO NOTHING;
 """
 
 # MIGRATIONS[n] upgrades a version-n database to version n + 1; SCHEMA then adds the new tables.
@@ -178,6 +199,7 @@ ALTER TABLE portfolios ADD COLUMN commissions_cents INTEGER NOT NULL DEFAULT 0;
 UPDATE portfolios SET starting_cash_cents = cash_cents;
 """,
     2: "-- version 3 only adds tables (risk_limits, risk_alerts), which SCHEMA creates.\n",
+    3: "-- version 4 only adds engine_fence and users_by_lower_name, which SCHEMA creates.\n",
 }
 
 
@@ -186,7 +208,89 @@ class StorageError(Exception):
 
 
 class StorageFailure(StorageError):
-    """A write the database refused (a full or read-only disk, a lock held too long): nothing of it was stored."""
+    """A write the database refused (a full or read-only disk, a lock held too long, a lost connection to
+    PostgreSQL): nothing of it was stored. On PostgreSQL a read that cannot be answered raises it too."""
+
+
+class DatabaseUnreachable(StorageFailure):
+    """The database server cannot be reached; the message names it, without a password. At start-up this stops the
+    server; later, each use tries to connect again."""
+
+
+class FencedOut(StorageFailure):
+    """A fenced write refused because another engine has written with a newer fencing token (see `Database.fence`)."""
+
+
+Connection = Any
+"""What `Database._db` gives the stores: a sqlite3.Connection, or PostgreSQL's look-alike (`execute`, `executemany`,
+rows by index and by column name, `rowcount`)."""
+
+_FENCE_SQL = "UPDATE engine_fence SET token = ? WHERE token <= ?"
+
+
+class Database(ABC):
+    """Owns one connection to the database, whatever its engine: its transactions and the fencing token they check.
+
+    Use it from one thread (the IOLoop's). Each write method is one transaction
+    (``with self._transaction() as db:``): it is stored whole or not at all, or raises `StorageFailure`.
+    An engine (`SQLiteDatabase`, `PostgresDatabase`) opens the connection and upgrades the schema (`_open`),
+    hands it out (`_db`), runs a transaction (`_begin`) and closes.
+    """
+
+    def __init__(self, target: Any, clock: Clock):
+        self._clock = clock
+        self._fence_token: int | None = None
+        self._open(target)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def fence(self, token: int) -> None:
+        """Write with this fencing token from now on: every write transaction first checks that no engine has written
+        with a greater one (else `FencedOut`, nothing of it stored) and records ours. Tokens come from the engine
+        lease and only grow; a process never fenced writes without the check (one process, the default).
+
+        The check is in the transaction it guards, so an engine that lost its lease cannot write once the next
+        holder has written, however late its own write arrives.
+        """
+        if type(token) is not int or not 0 <= token < 2**63:
+            raise ValueError(f"a fencing token is an int from 0 to 2**63 - 1, not {token!r}")
+        self._fence_token = token
+
+    def stored_fence_token(self) -> int:
+        """The greatest fencing token any engine has written with (0 before any): a new lease's token must be above
+        it (the lease's `floor`), even when the lease's own counter was lost."""
+        return self._db.execute("SELECT token FROM engine_fence").fetchone()[0]
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """One write transaction; StorageFailure when the database refuses it (then nothing of it is stored)."""
+        with self._begin() as db:
+            token = self._fence_token
+            if token is not None and db.execute(_FENCE_SQL, (token, token)).rowcount == 0:
+                (stored,) = db.execute("SELECT token FROM engine_fence").fetchone()
+                raise FencedOut(f"fenced out: another engine wrote with token {stored}, newer than ours ({token})")
+            yield db
+
+    @abstractmethod
+    def _open(self, target: Any) -> None:
+        """Connect to `target` (a path, a URL) and bring the schema up to date; StorageError when it cannot be used."""
+
+    @property
+    @abstractmethod
+    def _db(self) -> Connection:
+        """The open connection; StorageError once closed."""
+
+    @abstractmethod
+    def _begin(self) -> AbstractContextManager[Connection]:
+        """BEGIN, then COMMIT, or ROLLBACK when the block raises; the database's refusals raised as StorageFailure."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close the connection; calling it again does nothing."""
 
 
 def _private_file(path: Path) -> None:
@@ -199,24 +303,20 @@ def _private_file(path: Path) -> None:
             file.chmod(0o600)
 
 
-class Database:
+class SQLiteDatabase(Database):
     """Owns the SQLite connection: opening, pragmas, the schema upgrade, transactions and closing.
 
     WAL mode with ``synchronous=NORMAL``: a committed transaction survives the
     process being killed (not necessarily a power cut). Other processes, such as
     the operator command line, may open the same file while the server runs;
     writers wait for each other up to the busy timeout.
-
-    Use it from one thread (the IOLoop's). Each write method is one transaction
-    (``with self._transaction() as db:``): it is stored whole or not at all.
     """
 
-    def __init__(self, path: Path | str, clock: Clock):
-        self._clock = clock
+    def _open(self, path: Path | str) -> None:
         self.path = path if path == ":memory:" else Path(path)
         if isinstance(self.path, Path):
             _private_file(self.path)
-        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves (see _transaction).
+        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves (see _begin).
         self._conn: sqlite3.Connection | None = sqlite3.connect(
             str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None, cached_statements=256
         )
@@ -236,12 +336,6 @@ class Database:
     def in_dir(cls, data_dir: Path | str, clock: Clock) -> Self:
         """Open the server's database in `data_dir` (the file the server and the CLI share)."""
         return cls(Path(data_dir) / DB_FILENAME, clock)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
 
     def close(self) -> None:
         """Fold the WAL back into the database file and close; calling it again does nothing."""
@@ -263,8 +357,7 @@ class Database:
         return self._conn
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; StorageFailure when the database refuses it (then nothing of it is stored)."""
+    def _begin(self) -> Iterator[sqlite3.Connection]:
         # IMMEDIATE takes the write lock up front, so a concurrent writer waits on the
         # busy timeout instead of failing when a read transaction tries to upgrade.
         db = self._db
@@ -309,8 +402,9 @@ class Database:
 
 
 def _encodable(text: object) -> bool:
-    # SQLite stores UTF-8; a str holding a lone surrogate (valid JSON "\\ud800") cannot be bound.
-    if not isinstance(text, str):
+    """Whether `text` is a str every engine can store: UTF-8 (a str holding a lone surrogate, valid JSON "\\ud800",
+    cannot be bound) without a NUL, which PostgreSQL's text cannot hold."""
+    if not isinstance(text, str) or "\x00" in text:
         return False
     try:
         text.encode("utf-8")

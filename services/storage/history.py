@@ -8,7 +8,6 @@ from collections.abc import Sequence
 
 from domain.errors import BadRequest
 from domain.trading import Fill, Order, OrderStatus
-from realtime.protocol import encode_data
 from services.storage.database import Database, _encodable, _key
 from services.storage.trading import _FILL_COLUMNS, _LAST_EVENT_SQL, _ORDER_COLUMNS, _fill, _order
 
@@ -96,12 +95,8 @@ class HistoryStore(Database):
             keys = sorted({key for key in map(_key, user_ids) if key is not None})
             if not keys:
                 return [], None
-            if len(keys) == 1:
-                terms.append("user_id = ?")
-                params.append(keys[0])
-            else:
-                terms.append("user_id IN (SELECT value FROM json_each(?))")
-                params.append(encode_data(keys))
+            terms.append(f"user_id IN ({', '.join('?' * len(keys))})")
+            params += keys
         if portfolio_id is not None:
             portfolio_key = _key(portfolio_id)
             if portfolio_key is None:

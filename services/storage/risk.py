@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import ujson
 
 from realtime.protocol import encode_data
-from services.storage.database import Database, _key
+from services.storage.database import Database, _encodable, _key
+from services.storage.trading import numbered_max
 
 __all__ = ["RiskStore"]
 
@@ -32,8 +33,10 @@ class RiskStore(Database):
         if not alerts:
             return
         with self._transaction() as db:
-            db.executemany("INSERT OR REPLACE INTO risk_alerts (alert_id, portfolio_id, created_at_ms, acknowledged,"
-                           " payload) VALUES (?, ?, ?, ?, ?)",
+            db.executemany("INSERT INTO risk_alerts (alert_id, portfolio_id, created_at_ms, acknowledged, payload)"
+                           " VALUES (?, ?, ?, ?, ?) ON CONFLICT (alert_id) DO UPDATE SET"
+                           " portfolio_id = excluded.portfolio_id, created_at_ms = excluded.created_at_ms,"
+                           " acknowledged = excluded.acknowledged, payload = excluded.payload",
                            [(aid, _key(pid), at, int(bool(data.get("acknowledged"))), encode_data(data))
                             for aid, pid, at, data in alerts])
 
@@ -45,18 +48,19 @@ class RiskStore(Database):
 
     def acknowledge_alert(self, alert_id: str) -> str | None:
         """Mark an alert acknowledged; returns its portfolio id, None if there is no such alert."""
+        if not _encodable(alert_id):
+            return None
         with self._transaction() as db:
-            row = db.execute("SELECT portfolio_id FROM risk_alerts WHERE alert_id = ?", (alert_id,)).fetchone()
-            if row is None:
-                return None
-            db.execute("UPDATE risk_alerts SET acknowledged = 1 WHERE alert_id = ?", (alert_id,))
-        return str(row[0])
+            row = db.execute("UPDATE risk_alerts SET acknowledged = 1 WHERE alert_id = ? RETURNING portfolio_id",
+                             (alert_id,)).fetchone()
+        return None if row is None else str(row[0])
 
     def alert_portfolio(self, alert_id: str) -> str | None:
+        if not _encodable(alert_id):
+            return None
         row = self._db.execute("SELECT portfolio_id FROM risk_alerts WHERE alert_id = ?", (alert_id,)).fetchone()
         return None if row is None else str(row[0])
 
     def last_alert_number(self) -> int:
         """The highest numeric part of stored alert ids ("A12"), to seed the id sequence."""
-        row = self._db.execute("SELECT max(CAST(substr(alert_id, 2) AS INTEGER)) FROM risk_alerts").fetchone()
-        return row[0] or 0
+        return self._db.execute(f"SELECT {numbered_max('alert_id', 'A')} FROM risk_alerts").fetchone()[0]

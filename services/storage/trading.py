@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Sequence
 
 from domain.errors import NotFound
@@ -22,7 +21,7 @@ from domain.trading import (
 )
 from realtime.protocol import encode_data
 from realtime.wire import orders as wire_orders
-from services.storage.database import Database, StorageError, _key, _need_key
+from services.storage.database import Connection, Database, StorageError, _key, _need_key
 
 __all__ = ["EXECUTION_ID_PREFIX", "ORDER_ID_PREFIX", "TradingStore"]
 
@@ -55,6 +54,16 @@ _FILL_COLUMNS = (
 _INSERT_FILL_SQL = f"INSERT INTO fills ({_FILL_COLUMNS}) VALUES ({', '.join('?' * 11)})"
 
 
+def numbered_max(column: str, prefix: str) -> str:
+    """SQL for the highest number in `column`'s ids made of `prefix` and digits ("O123"), 0 when there is none.
+
+    Only such ids are cast (another id would make PostgreSQL's CAST fail), on any engine.
+    """
+    digits = f"substr({column}, {len(prefix) + 1})"
+    return (f"coalesce(max(CASE WHEN substr({column}, 1, {len(prefix)}) = '{prefix}' AND {digits} <> ''"
+            f" AND ltrim({digits}, '0123456789') = '' THEN CAST({digits} AS BIGINT) END), 0)")
+
+
 class TradingStore(Database):
     """Owns what trading writes: orders, fills, order events, positions, and each portfolio's cash and commissions.
 
@@ -65,8 +74,14 @@ class TradingStore(Database):
         super().__init__(*args, **kwargs)
         # What this process last committed of each portfolio (cash, commissions, positions): most orders change
         # only a reservation, which is not stored, and their ledger need not be written again. Only
-        # `_write_ledgers` writes these columns, so what it committed is what the file holds.
+        # `_write_ledgers` writes these columns, so what it committed is what the database holds, as long as this
+        # process is the only engine writing (see `fence`).
         self._ledgers_committed: dict[int, tuple] = {}
+
+    def fence(self, token: int) -> None:
+        """`Database.fence`; forgets what this process committed, as another engine may have written since."""
+        super().fence(token)
+        self._ledgers_committed.clear()
 
     # -- the hot path: one engine step ------------------------------------------------
 
@@ -134,7 +149,7 @@ class TradingStore(Database):
         self._ledgers_committed.update(written)  # committed: nothing of it is remembered when it failed
         return saved
 
-    def _write_ledgers(self, db: sqlite3.Connection, ledgers: Iterable[PortfolioLedger]) -> dict[int, tuple]:
+    def _write_ledgers(self, db: Connection, ledgers: Iterable[PortfolioLedger]) -> dict[int, tuple]:
         """Write each ledger's stored columns unless they are what this process last committed; returns what it
         wrote, by portfolio key, for the caller to remember once the transaction has committed."""
         money, keys, positions, written = [], [], [], {}
@@ -173,14 +188,8 @@ class TradingStore(Database):
     def trading_ids(self) -> tuple[int, int]:
         """The highest numbers in stored order ids ("O123") and execution ids ("E45"), to seed `IdSequence`."""
         db = self._db
-        orders = db.execute(
-            "SELECT coalesce(max(CAST(substr(order_id, 2) AS INTEGER)), 0) FROM orders"
-            f" WHERE order_id GLOB '{ORDER_ID_PREFIX}[0-9]*'"
-        ).fetchone()[0]
-        fills = db.execute(
-            "SELECT coalesce(max(CAST(substr(execution_id, 2) AS INTEGER)), 0) FROM fills"
-            f" WHERE execution_id GLOB '{EXECUTION_ID_PREFIX}[0-9]*'"
-        ).fetchone()[0]
+        orders = db.execute(f"SELECT {numbered_max('order_id', ORDER_ID_PREFIX)} FROM orders").fetchone()[0]
+        fills = db.execute(f"SELECT {numbered_max('execution_id', EXECUTION_ID_PREFIX)} FROM fills").fetchone()[0]
         return orders, fills
 
     def load_trading(self, starting_cash_default_cents: int) -> tuple[list[PortfolioLedger], list[Order]]:
@@ -290,7 +299,7 @@ def _order_params(order: Order, first_event_id: int) -> tuple:
     )
 
 
-def _order(row: sqlite3.Row) -> Order:
+def _order(row) -> Order:
     (order_id, client_order_id, portfolio_id, user_id, symbol, side, order_type, quantity, limit_price,
      stop_price, time_in_force, status, created_at_ms, updated_at_ms, day_index, filled_quantity,
      filled_notional_cents, commission_cents, reserved_cash_cents, stop_triggered, reject_reason,
@@ -314,7 +323,7 @@ def _fill_params(fill: Fill) -> tuple:
     )
 
 
-def _fill(row: sqlite3.Row) -> Fill:
+def _fill(row) -> Fill:
     (execution_id, order_id, portfolio_id, user_id, symbol, side, quantity, price_cents, commission_cents,
      time_ms, market_time_ms) = tuple(row)
     return Fill(execution_id, order_id, str(portfolio_id), str(user_id), symbol, Side(side), quantity,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
 from domain.errors import BadRequest, LimitExceeded
@@ -51,23 +50,21 @@ class UserStore(Database):
         if type(starting_cash_cents) is not int or starting_cash_cents < 0:
             raise ValueError("starting_cash_cents must be a non-negative int")
         now = self._clock.now()
-        try:
-            with self._transaction() as db:
-                cur = db.execute(
-                    "INSERT INTO users (username, display_name, password_hash, role, created_at)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (username, display_name, password_hash, role.value, now),
-                )
-                user_id = cur.lastrowid
-                db.execute(
-                    "INSERT INTO portfolios (owner_id, name, cash_cents, starting_cash_cents, created_at)"
-                    " VALUES (?, 'Main', ?, ?, ?)",
-                    (user_id, starting_cash_cents, starting_cash_cents, now),
-                )
-        except sqlite3.IntegrityError as exc:
-            if "users.username" in str(exc):
-                raise UsernameTaken(f"username {username!r} is taken") from None
-            raise
+        with self._transaction() as db:
+            # The username is the users table's only unique value besides the id: a conflict is a taken name.
+            row = db.execute(
+                "INSERT INTO users (username, display_name, password_hash, role, created_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
+                (username, display_name, password_hash, role.value, now),
+            ).fetchone()
+            if row is None:
+                raise UsernameTaken(f"username {username!r} is taken")
+            user_id = row[0]
+            db.execute(
+                "INSERT INTO portfolios (owner_id, name, cash_cents, starting_cash_cents, created_at)"
+                " VALUES (?, 'Main', ?, ?, ?)",
+                (user_id, starting_cash_cents, starting_cash_cents, now),
+            )
         return User(user_id, username, display_name, role, now, password_hash)
 
     def user_by_id(self, user_id: int) -> User | None:
@@ -81,7 +78,7 @@ class UserStore(Database):
         """The user with this name in any letter case, or None."""
         if not _encodable(username):
             return None
-        row = self._db.execute("SELECT * FROM users WHERE username = ?", (username,)).fetchone()
+        row = self._db.execute("SELECT * FROM users WHERE lower(username) = lower(?)", (username,)).fetchone()
         return _user(row)
 
     def set_role(self, username: str, role: Role | str) -> User:
@@ -90,10 +87,10 @@ class UserStore(Database):
         if not _encodable(username):
             raise UnknownUser(f"no user named {username!r}")
         with self._transaction() as db:
-            cur = db.execute("UPDATE users SET role = ? WHERE username = ?", (role.value, username))
-            if cur.rowcount == 0:
+            row = db.execute("UPDATE users SET role = ? WHERE lower(username) = lower(?) RETURNING *",
+                             (role.value, username)).fetchone()
+            if row is None:
                 raise UnknownUser(f"no user named {username!r}")
-            row = db.execute("SELECT * FROM users WHERE username = ?", (username,)).fetchone()
         return _user(row)
 
     def count_users(self) -> int:
@@ -151,15 +148,15 @@ class UserStore(Database):
             count = db.execute("SELECT count(*) FROM portfolios WHERE owner_id = ?", (key,)).fetchone()[0]
             if count >= MAX_PORTFOLIOS_PER_USER:
                 raise LimitExceeded(f"at most {MAX_PORTFOLIOS_PER_USER} portfolios per user")
-            cur = db.execute(
+            (portfolio_key,) = db.execute(
                 "INSERT INTO portfolios (owner_id, name, cash_cents, starting_cash_cents, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?) RETURNING id",
                 (key, name, starting_cash_cents, starting_cash_cents, self._clock.now()),
-            )
-        return PortfolioLedger(str(cur.lastrowid), str(key), name, starting_cash_cents, starting_cash_cents)
+            ).fetchone()
+        return PortfolioLedger(str(portfolio_key), str(key), name, starting_cash_cents, starting_cash_cents)
 
 
-def _user(row: sqlite3.Row | None) -> User | None:
+def _user(row) -> User | None:
     if row is None:
         return None
     return User(

@@ -40,8 +40,10 @@ class ValueStore(Database):
             newest[series] = max(time_ms, newest.get(series, time_ms))
         with self._transaction() as db:
             db.executemany(
-                "INSERT OR REPLACE INTO portfolio_values (portfolio_id, time_ms, market_time_ms, value_cents,"
-                " cash_cents) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO portfolio_values (portfolio_id, time_ms, market_time_ms, value_cents, cash_cents)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (portfolio_id, time_ms) DO UPDATE SET"
+                " market_time_ms = excluded.market_time_ms, value_cents = excluded.value_cents,"
+                " cash_cents = excluded.cash_cents",
                 params,
             )
             db.executemany(
