@@ -461,7 +461,8 @@ def start_timers(services: Services) -> list[PeriodicCallback]:
     config, hub = services.config, services.hub
 
     def heartbeat():
-        hub.broadcast("HEARTBEAT", {"serverTime": iso_timestamp(services.clock.now())})
+        hub.broadcast("HEARTBEAT", {"serverTime": iso_timestamp(services.clock.now())},
+                      [conn for conn in hub.connections() if conn.is_open])
 
     def sweep_idle():
         for conn in hub.idle(config.idle_timeout_s):
@@ -481,7 +482,6 @@ def start_timers(services: Services) -> list[PeriodicCallback]:
     def log_stats():
         log.info("connection stats %s", hub.stats())
 
-    status = ServiceStatus(services)
 
     def tell_engine():
         link = services.engine_link
@@ -494,7 +494,7 @@ def start_timers(services: Services) -> list[PeriodicCallback]:
         link.tell(message)
 
     return _periodic([
-        (status.check, 500),
+        (lambda: announce_service_status(services), 500),
         (tell_engine, 1_000),
         (heartbeat, config.heartbeat_ms),
         (sweep_idle, min(5_000, config.idle_timeout_s * 250)),
@@ -527,28 +527,21 @@ def start_engine_timers(services: Services) -> list[PeriodicCallback]:
     return [*timers, warming]
 
 
-class ServiceStatus:
-    """Tells every connection when the service is degraded and when it is whole again (SERVICE_STATUS), so that
-    a client whose requests would fail is told why instead of meeting silence: past one process, when this process
-    has lost Redis or has not heard the engine for two seconds."""
-
-    def __init__(self, services: Services):
-        self._services = services
-        self.current = {"status": "OK", "broker": "CONNECTED", "engine": "AVAILABLE"}
-
-    def check(self) -> None:
-        link = self._services.engine_link
-        if link is None:
-            return
-        broker = "CONNECTED" if self._services.broker.connected else "DISCONNECTED"
-        engine = "AVAILABLE" if link.engine_heard else "UNAVAILABLE"
-        status = {"status": "OK" if broker == "CONNECTED" and engine == "AVAILABLE" else "DEGRADED",
-                  "broker": broker, "engine": engine}
-        if status != self.current:
-            self.current = status
-            log.warning("service %s (broker %s, engine %s)", status["status"], broker, engine)
-            self._services.hub.broadcast("SERVICE_STATUS", {
-                **status, "time": iso_timestamp(self._services.clock.now())})
+def announce_service_status(services: Services) -> None:
+    """Tell every open connection when the service becomes degraded and when it is whole again (SERVICE_STATUS),
+    so that a client whose requests would fail is told why instead of meeting silence: past one process, when
+    this process has lost Redis or has not heard the engine for two seconds. A connection opened meanwhile hears
+    the degraded status once it is established (Endpoint._open)."""
+    link = services.engine_link
+    if link is None:
+        return
+    status = link.service_status()
+    if status == link.announced:
+        return
+    link.announced = status
+    log.warning("service %s (broker %s, engine %s)", status["status"], status["broker"], status["engine"])
+    services.hub.broadcast("SERVICE_STATUS", {**status, "time": iso_timestamp(services.clock.now())},
+                           [conn for conn in services.hub.connections() if conn.is_open])
 
 
 def review_connection_roles(services: Services) -> None:

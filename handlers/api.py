@@ -22,9 +22,9 @@ class HealthHandler(JsonHandler):
         if services.market is not None:
             health.update(marketStatus=services.market.status, signalsWarmingUp=services.signals.cold_symbols)
         if services.engine_link is not None:
-            link = services.engine_link
-            health.update(role=services.config.role,
-                          engine="here" if link.local else "elsewhere" if link.engine_heard else "unavailable")
+            link = services.engine_link  # as the connections were last told (SERVICE_STATUS)
+            health.update(role=services.config.role, engine="here" if link.local else
+                          "elsewhere" if link.announced["engine"] == "AVAILABLE" else "unavailable")
         self.write_json({**health, "uptimeSeconds": round(services.clock.now() - services.started_at, 3),
                          "timestamp": iso_timestamp(services.clock.now())})
 

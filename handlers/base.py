@@ -189,6 +189,9 @@ class Endpoint:
             "serverTime": iso_timestamp(self.services.clock.now()),
             "heartbeatInterval": self.config.heartbeat_ms,
         })
+        link = self.services.engine_link
+        if link is not None and link.announced["status"] != "OK":  # what the open connections were told
+            self.send("SERVICE_STATUS", {**link.announced, "time": iso_timestamp(self.services.clock.now())})
         if self.user is None and self.auth_required:
             self._arm_timer("auth", self.config.auth_timeout_s, self._auth_timed_out)
         else:

@@ -25,6 +25,7 @@ class Connection(Protocol):
     user_id: str | None
     opened_at: float
     last_inbound: float
+    is_open: bool  # greeted (CONNECTION_ESTABLISHED sent) and not yet closing: what broadcasts go to
 
     def send_json(self, message_type: str, data_json: str, request_id: str | None = None, *,
                   backlog: int | None = None) -> bool: ...

@@ -493,3 +493,29 @@ def test_with_postgresql_gone_orders_are_refused_internal_nothing_stored_is_dama
         assert next(o for o in history if o["orderId"] == before)["status"] == "FILLED"
         client.close()
     asyncio.run(asyncio.wait_for(scenario(), 120))
+
+
+def test_a_client_connecting_while_the_engine_is_away_is_told_so_right_after_it_is_greeted(
+        redis_server, start_server, tmp_path):
+    common = ("--redis-url", redis_server.url, "--tick-ms", "100")
+    engine, _ = start_server("--role", "engine", *common, data_dir=tmp_path / "engine")
+    _, gateway = start_server("--role", "gateway", *common, data_dir=tmp_path / "gateway")
+    deadline = time.monotonic() + 15
+    while health(gateway)["engine"] != "elsewhere":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    engine.kill()
+    while health(gateway)["engine"] != "unavailable":
+        assert time.monotonic() < deadline + 10
+        time.sleep(0.05)
+
+    async def scenario():
+        client = await connect(gateway, "/ws/market-data")  # CONNECTION_ESTABLISHED first, always
+        status = await client.recv()
+        assert status["type"] == "SERVICE_STATUS" and status["seq"] == 2
+        assert status["data"]["status"] == "DEGRADED" and status["data"]["engine"] == "UNAVAILABLE"
+        await client.send("REQUEST_QUOTE", {"symbol": "NVTX"}, request_id="q")
+        refused = await client.wait_for("ERROR")
+        assert refused["requestId"] == "q" and refused["data"]["code"] == "UNAVAILABLE"
+        client.close()
+    asyncio.run(asyncio.wait_for(scenario(), 30))

@@ -273,7 +273,7 @@ class Listener:
     """The hub's view of one WebSocket connection on a node: what was delivered to it."""
 
     def __init__(self, session_id):
-        self.session_id, self.endpoint, self.user_id = session_id, "orders", None
+        self.session_id, self.endpoint, self.user_id, self.is_open = session_id, "orders", None, True
         self.opened_at = self.last_inbound = time.time()
         self.delivered = []
 

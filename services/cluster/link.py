@@ -73,6 +73,7 @@ class EngineLink:
         self.leader: dict | None = None  # the last beat: {"node", "token", "url"}
         self._beat_at: float | None = None
         self.view = None  # the engine's ClusterView, while the engine runs here
+        self.announced = self.service_status()  # the SERVICE_STATUS this process's connections were last told
         self.new_leader = False  # a leader this process has not yet told its signed-in connections
         broker.subscribe(node_channel(node), self._on_reply)
         broker.subscribe(BEATS, self._on_beat)
@@ -81,6 +82,13 @@ class EngineLink:
     def engine_heard(self) -> bool:
         """The engine runs here, or its beat came within SILENT_S."""
         return self.local or (self._beat_at is not None and self._monotonic() - self._beat_at < SILENT_S)
+
+    def service_status(self) -> dict:
+        """SERVICE_STATUS's data now (without its time): DEGRADED while the broker is down or the engine silent."""
+        broker = "CONNECTED" if self._broker.connected else "DISCONNECTED"
+        engine = "AVAILABLE" if self.engine_heard else "UNAVAILABLE"
+        return {"status": "OK" if broker == "CONNECTED" and engine == "AVAILABLE" else "DEGRADED",
+                "broker": broker, "engine": engine}
 
     def beat(self, token: int, url: str) -> None:
         """From the leader, every BEAT_MS."""
