@@ -1,8 +1,8 @@
 """The shipped cluster site (deploy/nginx/cluster.conf) in front of three real server processes: Debian's nginx on
 loopback keeps each SockJS session on one process, spreads native WebSockets, and skips a process that died.
 
-The processes are independent (each runs its own market) until the gateway and engine roles land: here they only
-show where nginx sends each request. Which process served a connection is read from that process's own log (at
+The processes are independent (each runs its own market; tests/test_cluster.py tests the gateways of one engine):
+here they only show where nginx sends each request. Which process served a connection is read from that process's own log (at
 INFO it names the sessionId of every CONNECTION_ESTABLISHED it sends), so the routing is seen by the servers, not
 taken from nginx. The site runs as in tests/test_nginx.py: the shipped file and its snippet, only their ports,
 folder and certificate substituted.
