@@ -1,8 +1,8 @@
 """The shipped cluster site (deploy/nginx/cluster.conf) in front of three real server processes: Debian's nginx on
 loopback keeps each SockJS session on one process, spreads native WebSockets, and skips a process that died.
 
-The processes are independent (each runs its own market; tests/test_cluster.py tests the gateways of one engine):
-here they only show where nginx sends each request. Which process served a connection is read from that process's own log (at
+Most tests run independent processes (each its own market): they only show where nginx sends each request; the
+last runs real gateways of one engine. Which process served a connection is read from that process's own log (at
 INFO it names the sessionId of every CONNECTION_ESTABLISHED it sends), so the routing is seen by the servers, not
 taken from nginx. The site runs as in tests/test_nginx.py: the shipped file and its snippet, only their ports,
 folder and certificate substituted.
@@ -11,6 +11,7 @@ folder and certificate substituted.
 import asyncio
 import re
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -228,3 +229,34 @@ def test_when_a_gateway_dies_its_clients_reconnect_through_the_others(tmp_path, 
         if proxy is not None:
             proxy.stop()
         stop_all(gateways)
+
+
+def test_sockjs_sessions_through_nginx_reach_one_engine_through_whichever_gateway_holds_them(
+        tmp_path, node_trusts, redis_server):
+    """The real thing: three gateways of one engine leader behind the shipped site. Every SockJS session's quote is
+    answered by the engine, through the gateway its requests stick to; the quotes agree (one market)."""
+    common = ("--redis-url", redis_server.url, "--log-level", "INFO")
+    engine = start_app(tmp_path / "engine", "--role", "engine", *common)
+    gateways = []
+    try:
+        gateways = [start_app(tmp_path / f"gateway{n}", "--role", "gateway", *common) for n in range(3)]
+        deadline = time.monotonic() + 15
+        while not all(heard_engine(gateway.port) for gateway in gateways):
+            assert time.monotonic() < deadline, "the gateways never heard the engine"
+            time.sleep(0.05)
+        proxy = start_cluster_nginx(tmp_path / "nginx", gateways)
+        node_trusts(proxy)
+        try:
+            transports = XHR_TRANSPORTS * 4
+            results = asyncio.run(quotes_over_sockjs(proxy, transports))
+        finally:
+            proxy.stop()
+        sessions = [assert_quoted(result, transport) for result, transport in zip(results, transports, strict=True)]
+        assert len({served_by(gateways, session) for session in sessions}) > 1
+    finally:
+        stop_all([*gateways, engine])
+
+
+def heard_engine(port: int) -> bool:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+        return ujson.loads(response.read()).get("engine") == "elsewhere"
