@@ -29,6 +29,10 @@ PREFIX = "stockquest:"
 BATCH = 512
 """At most this many messages go to Redis in one pipeline (one round trip)."""
 
+MAX_QUEUED = 100_000
+"""Messages waiting for the writer past this (Redis too slow to take them): the oldest are dropped and counted, as
+pub/sub is at most once anyway, rather than the process growing without bound."""
+
 
 def safe_url(url: str) -> str:
     """`url` without its password, for logs and error messages."""
@@ -50,13 +54,14 @@ class RedisBroker(Broker):
     """
 
     def __init__(self, url: str, *, prefix: str = PREFIX, retry_initial_s: float = 0.1, retry_max_s: float = 5.0,
-                 connect_timeout_s: float = 5.0):
+                 connect_timeout_s: float = 5.0, max_queued: int = MAX_QUEUED):
         super().__init__()
         self.url = url
         self._prefix = prefix
         self._retry_initial_s, self._retry_max_s = retry_initial_s, retry_max_s
         self._connect_timeout_s = connect_timeout_s
         self._outgoing: deque[tuple[str, bytes]] = deque()
+        self._max_queued = max_queued
         self._client: aioredis.Redis | None = None
         self._pubsub = None
         self._subscribed: set[str] = set()  # channels (without the prefix) asked for on the current connection
@@ -106,6 +111,9 @@ class RedisBroker(Broker):
         if self._dropping:
             self._drop(1)
             return
+        if len(self._outgoing) >= self._max_queued:
+            self._outgoing.popleft()
+            self._drop(1)
         self._outgoing.append((channel, message))
         self._wake_writer.set()
 

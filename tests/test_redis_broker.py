@@ -316,3 +316,20 @@ def test_two_servers_sharing_a_redis_hear_each_others_hub_publications_and_the_e
     first = stockquest.build_services(config("a"), rng=random.Random(7))
     second = stockquest.build_services(config("b"), rng=random.Random(8))
     run(scenario(first, second))
+
+
+def test_a_queue_redis_cannot_take_fast_enough_drops_its_oldest_messages_and_counts_them(redis_server):
+    """Published faster than the writer sends (here: all before the loop lets it run), past the cap the oldest go."""
+    async def scenario():
+        broker = RedisBroker(redis_server.url, max_queued=100)
+        await broker.start()
+        received = collect(broker, "c")
+        await ready(broker, "c")
+        for number in range(250):
+            broker.publish("c", str(number).encode())
+        await until(lambda: len(received) == 100)
+        await asyncio.sleep(0.1)
+        await broker.stop()
+        assert [int(message) for _, message in received] == list(range(150, 250))
+        assert broker.dropped == 150
+    run(scenario())
