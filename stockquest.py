@@ -144,6 +144,7 @@ def build_services(config: Config, *, clock: Clock | None = None, rng: random.Ra
         build_engine(services, rng=rng or random.Random(config.seed))
     else:
         services.engine_link = EngineLink(broker, node=node_id(), timeout_s=config.engine_timeout_s)
+        hub.channel_changes = set()  # told to the engine, whose services publish only to channels someone holds
     return services
 
 
@@ -488,9 +489,14 @@ def start_timers(services: Services) -> list[PeriodicCallback]:
         if link is None or link.local:
             return
         message = {"kind": "alive", "stats": hub.stats(), "counters": hub.counters()}
-        if link.new_leader:  # a new leader counts every signed-in connection afresh
+        changed, hub.channel_changes = hub.channel_changes, set()
+        if link.new_leader:  # a new leader learns every signed-in connection and every channel afresh
             link.new_leader = False
             message["sessions"] = [[c.session_id, c.user_id, c.endpoint] for c in hub.connections() if c.user_id]
+            message["channels"] = {"all": hub.held_channels()}
+        elif changed:
+            message["channels"] = {"held": [c for c in changed if hub.held(c)],
+                                   "dropped": [c for c in changed if not hub.held(c)]}
         link.tell(message)
 
     return _periodic([

@@ -131,6 +131,7 @@ class EngineDesk:
         """Start answering (this process was elected): with a view of the cluster that the gateways fill again."""
         self.view = ClusterView(max_per_user=self._services.config.max_connections_per_user)
         self._services.engine_link.view = self.view
+        self._services.hub.remote_channels = self.view.channels  # the gateways' subscribers are published to too
         for conn in self._services.hub.connections():  # this process's own signed-in connections count too
             if conn.user_id is not None:
                 self.view.bind(self._services.engine_link.node, conn.session_id, conn.user_id, conn.endpoint)
@@ -139,6 +140,7 @@ class EngineDesk:
 
     def close(self) -> None:
         self._services.engine_link.view = self.view = None
+        self._services.hub.remote_channels = None
         if self._subscription is not None:
             self._subscription.cancel()
             self._subscription = None
@@ -161,7 +163,8 @@ class EngineDesk:
 
     def _told(self, message: dict) -> None:
         if message["kind"] == "alive":
-            self.view.heard(message["node"], message["stats"], message["counters"], message.get("sessions"))
+            self.view.heard(message["node"], message["stats"], message["counters"], message.get("sessions"),
+                            message.get("channels"))
         elif message["kind"] == "unbind":
             self.view.unbind(message["session"])
 
@@ -179,6 +182,9 @@ class EngineDesk:
         else:
             message = Inbound(call["type"], call["data"], call["requestId"])
             endpoint._guarded(message.request_id, message.type, lambda: endpoint.dispatch(message))
+        for op in ops:  # published to from now, not only once the gateway's next report says so
+            if op[0] == "sub":
+                self.view.hold(call["node"], op[1])
         return {"ops": ops, "grants": sorted(endpoint.role_grants),
                 "attributes": {name: getattr(endpoint, name) for name in endpoint.remote_attributes}}
 

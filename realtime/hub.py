@@ -85,6 +85,8 @@ class ConnectionHub:
         self._subscriptions: dict[str, set[str]] = {}  # session id -> channels
         self._under: dict[str, set[str]] = {}  # "portfolio:17:" -> the channels named under it
         self._holders: list[ConnectionHolder] = []
+        self.channel_changes: set[str] | None = None  # when set: the channels whose first subscriber came or last went
+        self.remote_channels = None  # when set: prefix -> the channels other processes' connections hold under it
         broker.subscribe(PUBLICATIONS, self._deliver)
         self.messages_sent = 0
         self.messages_failed = 0
@@ -164,8 +166,10 @@ class ConnectionHub:
         subscribers = self._subscribers.get(channel)
         if subscribers is None:
             subscribers = self._subscribers[channel] = set()
-            for prefix in _prefixes(channel):
+            for prefix in channel_prefixes(channel):
                 self._under.setdefault(prefix, set()).add(channel)
+            if self.channel_changes is not None:
+                self.channel_changes.add(channel)
         subscribers.add(conn)
         return True
 
@@ -186,7 +190,9 @@ class ConnectionHub:
         if subscribers:
             return
         del self._subscribers[channel]
-        for prefix in _prefixes(channel):
+        if self.channel_changes is not None:
+            self.channel_changes.add(channel)
+        for prefix in channel_prefixes(channel):
             names = self._under[prefix]
             names.discard(channel)
             if not names:
@@ -197,8 +203,20 @@ class ConnectionHub:
         return sorted(c for c in self._subscriptions.get(conn.session_id, ()) if c.startswith(prefix))
 
     def channels(self, prefix: str) -> list[str]:
-        """The channels named under `prefix` (up to and including a ':') that a connection of this node holds."""
-        return sorted(self._under.get(prefix, ()))
+        """The channels named under `prefix` (up to and including a ':') that a connection holds: of this node, and
+        past one process, where the engine runs, of every node (`remote_channels`)."""
+        here = self._under.get(prefix, ())
+        if self.remote_channels is None:
+            return sorted(here)
+        return sorted(set(here).union(self.remote_channels(prefix)))
+
+    def held(self, channel: str) -> bool:
+        """Whether a connection of this node holds `channel`."""
+        return channel in self._subscribers
+
+    def held_channels(self) -> list[str]:
+        """Every channel a connection of this node holds."""
+        return list(self._subscribers)
 
     def publish(self, channels: str | Iterable[str], message_type: str, data_json: str, *,
                 reply_to: tuple[str, str | None] | None = None, offset: int | None = None) -> None:
@@ -292,6 +310,6 @@ class ConnectionHub:
         }
 
 
-def _prefixes(channel: str) -> list[str]:
+def channel_prefixes(channel: str) -> list[str]:
     """"portfolio:17:positions" -> ["portfolio:", "portfolio:17:"]."""
     return [channel[:i + 1] for i, char in enumerate(channel) if char == ":"]

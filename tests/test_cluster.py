@@ -519,3 +519,43 @@ def test_a_client_connecting_while_the_engine_is_away_is_told_so_right_after_it_
         assert refused["requestId"] == "q" and refused["data"]["code"] == "UNAVAILABLE"
         client.close()
     asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_the_engines_periodic_pushes_reach_subscribers_on_the_gateways(cluster):
+    """The engine computes a push only for channels someone holds: the gateways' subscriptions count (they are
+    told to the engine), so PORTFOLIO_UPDATE, RISK_UPDATE and SIGNAL_UPDATE reach clients on a gateway, and a fill
+    brings its POSITION_UPDATE at once."""
+    gateway = cluster["gateways"][1]
+    status, account = post(gateway, "/api/auth/guest", {"nickname": "Pushy"})
+    assert status == 201, account
+    token, portfolio = account["token"], account["portfolioIds"][0]
+
+    async def scenario():
+        folio = await connect(gateway, "/ws/portfolio", token)
+        await folio.expect("PORTFOLIO_LIST")
+        await folio.send("SUBSCRIBE_PORTFOLIO", {"portfolioId": portfolio, "updateInterval": 500})
+        await folio.wait_for("PORTFOLIO_SNAPSHOT")
+        update = await folio.wait_for("PORTFOLIO_UPDATE", timeout=5)
+        assert update["data"]["portfolioId"] == portfolio
+
+        risk = await connect(gateway, "/ws/risk-monitoring", token)
+        await risk.send("SUBSCRIBE_RISK", {"portfolioId": portfolio})
+        await risk.wait_for("RISK_SNAPSHOT")
+        signals = await connect(gateway, "/ws/ml-signals")
+        await signals.send("SUBSCRIBE_SIGNALS", {"symbols": ["NVTX"]})
+        await signals.wait_for("SUBSCRIPTION_CONFIRMED")
+        assert (await risk.wait_for("RISK_UPDATE", timeout=12))["data"]["portfolioId"] == portfolio
+        assert (await signals.wait_for("SIGNAL_UPDATE", timeout=12))["data"]["signals"]
+
+        orders = await connect(gateway, "/ws/orders", token)
+        await orders.expect("ACTIVE_ORDERS")
+        await orders.send("SUBMIT_ORDER", {"portfolioId": portfolio, "symbol": "NVTX", "side": "BUY",
+                                           "orderType": "MARKET", "quantity": 4})
+        await orders.wait_for("EXECUTION_REPORT")
+        while True:
+            positions = await folio.wait_for("POSITION_UPDATE", timeout=5)
+            if any(p["symbol"] == "NVTX" and p["quantity"] == 4 for p in positions["data"]["positions"]):
+                break
+        for client in (folio, risk, signals, orders):
+            client.close()
+    asyncio.run(asyncio.wait_for(scenario(), 60))

@@ -67,3 +67,19 @@ def test_stats_add_up_every_live_process():
     assert total["errorRate"] == 0.05 and total["averageResponseTimeMs"] == 3.5
     assert total["uniqueUsers"] == 2
     assert [n["node"] for n in total["nodes"]] == ["engine", "a", "b"]
+
+
+def test_channels_held_on_any_process_are_listed_under_their_prefixes_until_the_last_holder_drops_them():
+    clock = Clock()
+    view = ClusterView(max_per_user=1, silent_s=5, monotonic=clock)
+    view.heard("a", stats(0, {}), counters(), channels={"held": ["risk:7", "portfolio:7:positions"]})
+    view.hold("b", "risk:7")
+    assert view.channels("risk:") == {"risk:7"} and view.channels("portfolio:7:") == {"portfolio:7:positions"}
+    view.heard("a", stats(0, {}), counters(), channels={"dropped": ["risk:7"]})
+    assert view.channels("risk:") == {"risk:7"}  # b still holds it
+    view.heard("b", stats(0, {}), counters(), channels={"all": ["signals:NVTX:*"]})  # b told a new leader afresh
+    assert view.channels("risk:") == set() and view.channels("signals:") == {"signals:NVTX:*"}
+    clock.now += 6
+    view.heard("b", stats(0, {}), counters())
+    view.sweep()  # a went silent: its channels go with it
+    assert view.channels("portfolio:") == set() and view.channels("signals:NVTX:") == {"signals:NVTX:*"}

@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from realtime.hub import DURATION_BUCKETS
+from realtime.hub import DURATION_BUCKETS, channel_prefixes
 
 __all__ = ["ClusterView"]
 
@@ -23,6 +23,7 @@ class _Node:
     stats: dict | None = None
     counters: dict | None = None
     sessions: dict[str, tuple[str, str]] = field(default_factory=dict)  # session -> (user id, endpoint)
+    channels: set[str] = field(default_factory=set)  # the hub channels its connections hold
 
 
 class ClusterView:
@@ -31,6 +32,8 @@ class ClusterView:
         self._nodes: dict[str, _Node] = {}
         self._node_of: dict[str, str] = {}  # session -> node
         self._by_user: dict[tuple[str, str], set[str]] = defaultdict(set)  # (user id, endpoint) -> sessions
+        self._holders: dict[str, set[str]] = {}  # channel -> the nodes holding it
+        self._under: dict[str, set[str]] = {}  # "portfolio:17:" -> the channels named under it, on any node
 
     def _node(self, node: str) -> _Node:
         entry = self._nodes.get(node)
@@ -59,9 +62,11 @@ class ClusterView:
         if not sessions:
             del self._by_user[(user_id, endpoint)]
 
-    def heard(self, node: str, stats: dict, counters: dict, sessions: list | None = None) -> None:
+    def heard(self, node: str, stats: dict, counters: dict, sessions: list | None = None,
+              channels: dict | None = None) -> None:
         """A process's statistics; with `sessions` ([session, user id, endpoint] each), all its signed-in
-        connections, which replace what was known of it (sent to a new leader)."""
+        connections, which replace what was known of it (sent to a new leader). `channels`: {"held": [...],
+        "dropped": [...]} since it last told, or {"all": [...]} to a new leader."""
         entry = self._node(node)
         entry.heard_at, entry.stats, entry.counters = self._monotonic(), stats, counters
         if sessions is not None:
@@ -69,6 +74,50 @@ class ClusterView:
                 self.unbind(session)
             for session, user_id, endpoint in sessions:
                 self.bind(node, session, user_id, endpoint)
+        if channels is not None:
+            if "all" in channels:
+                for channel in entry.channels - set(channels["all"]):
+                    self._release(node, channel)
+                held = channels["all"]
+            else:
+                for channel in channels.get("dropped", ()):
+                    self._release(node, channel)
+                held = channels.get("held", ())
+            for channel in held:
+                self.hold(node, channel)
+
+    def hold(self, node: str, channel: str) -> None:
+        """`node`'s connections hold `channel`: the engine's services publish to it (see `channels`)."""
+        entry = self._node(node)
+        if channel in entry.channels:
+            return
+        entry.channels.add(channel)
+        nodes = self._holders.get(channel)
+        if nodes is None:
+            nodes = self._holders[channel] = set()
+            for prefix in channel_prefixes(channel):
+                self._under.setdefault(prefix, set()).add(channel)
+        nodes.add(node)
+
+    def _release(self, node: str, channel: str) -> None:
+        entry = self._nodes.get(node)
+        if entry is None or channel not in entry.channels:
+            return
+        entry.channels.discard(channel)
+        nodes = self._holders[channel]
+        nodes.discard(node)
+        if nodes:
+            return
+        del self._holders[channel]
+        for prefix in channel_prefixes(channel):
+            names = self._under[prefix]
+            names.discard(channel)
+            if not names:
+                del self._under[prefix]
+
+    def channels(self, prefix: str) -> set[str]:
+        """The channels under `prefix` that some other process's connections hold."""
+        return self._under.get(prefix, set())
 
     def sweep(self) -> list[str]:
         """Forget the processes not heard from for `silent_s`, with their connections; returns their ids."""
@@ -77,6 +126,8 @@ class ClusterView:
         for node in gone:
             for session in list(self._nodes[node].sessions):
                 self.unbind(session)
+            for channel in list(self._nodes[node].channels):
+                self._release(node, channel)
             del self._nodes[node]
         return gone
 
