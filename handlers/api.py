@@ -25,6 +25,8 @@ class HealthHandler(JsonHandler):
             link = services.engine_link  # as the connections were last told (SERVICE_STATUS)
             health.update(role=services.config.role, engine="here" if link.local else
                           "elsewhere" if link.announced["engine"] == "AVAILABLE" else "unavailable")
+            if link.local and services.candidate is not None:
+                health["fencingToken"] = services.candidate.leadership.token
         self.write_json({**health, "uptimeSeconds": round(services.clock.now() - services.started_at, 3),
                          "timestamp": iso_timestamp(services.clock.now())})
 
