@@ -20,7 +20,7 @@ from services.container import Services
 
 from .http import ApiError, JsonHandler, user_to_wire
 
-__all__ = ["AUTH_ROUTES", "GuestHandler", "LoginHandler", "RegisterHandler"]
+__all__ = ["AUTH_ROUTES", "GuestHandler", "LoginHandler", "PasswordHandler", "RegisterHandler"]
 
 LOGIN_FAILED = "invalid username or password"
 _GUEST_NAME_ATTEMPTS = 5
@@ -97,6 +97,30 @@ class GuestHandler(_TokenHandler):
         self.send_token(user, 201)
 
 
+class PasswordHandler(_TokenHandler):
+    """POST /api/auth/password {currentPassword, newPassword} (Bearer token) -> 200 {token, user, portfolioIds}.
+
+    The current password is checked like a login (and counts against the same throttle), so a token left signed in
+    on a classroom laptop cannot take the account over; a guest has no password to change (403)."""
+
+    async def post(self) -> None:
+        user = self.bearer_user()
+        body = self.json_body()
+        current = self.field(body, "currentPassword")
+        new = validate_password(self.field(body, "newPassword"))
+        if user.password_hash is None:
+            raise ApiError(403, "a guest has no password: register an account instead", code="FORBIDDEN")
+        self.services.sign_in.login_started(user.username, self.request.remote_ip)
+        n = self.services.config.password_hash_n
+        if not await IOLoop.current().run_in_executor(None, functools.partial(check_login, current, user.password_hash,
+                                                                              n=n)):
+            raise ApiError(401, "the current password is wrong", code="UNAUTHORIZED")
+        self.services.sign_in.login_succeeded(user.username)
+        password_hash = await IOLoop.current().run_in_executor(None, functools.partial(hash_password, new, n=n))
+        self.services.users.set_password_hash(user, password_hash)
+        self.send_token(user, 200)
+
+
 def AUTH_ROUTES(services: Services) -> list:
     """The auth routes, each handed `services`."""
     kwargs = {"services": services}
@@ -104,4 +128,5 @@ def AUTH_ROUTES(services: Services) -> list:
         (r"/api/auth/register", RegisterHandler, kwargs),
         (r"/api/auth/login", LoginHandler, kwargs),
         (r"/api/auth/guest", GuestHandler, kwargs),
+        (r"/api/auth/password", PasswordHandler, kwargs),
     ]

@@ -38,6 +38,9 @@ class UserDirectory:
         """A new user with a first portfolio holding the starting cash; UsernameTaken if the name exists."""
         return self._storage.create_user(username, display_name, password_hash, role, self.starting_cash_cents)
 
+    def set_password_hash(self, user: User, password_hash: str) -> None:
+        self._storage.set_password_hash(user.id, password_hash)
+
     def role_of(self, user: User) -> Role:
         """The role as stored now, not as it was when the connection or token began (unknown users: student)."""
         current = self._storage.user_by_id(int(user.id))

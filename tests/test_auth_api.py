@@ -544,3 +544,54 @@ async def test_one_address_gets_a_burst_of_new_accounts_then_one_every_so_often(
     services.clock.advance(20)
     assert (await call("/api/auth/register", {"username": "ada", "password": "correct horse"}))[0] == 201
     assert services.users.by_name("ada") is not None
+
+
+# -- password change ---------------------------------------------------------------------
+
+
+@pytest.mark.gen_test
+async def test_a_user_changes_their_password_with_the_current_one_and_only_the_new_one_logs_in(call):
+    _, registered, _ = await call("/api/auth/register", {"username": "ada", "password": "correct horse"})
+    status, body, _ = await call("/api/auth/password", {"currentPassword": "correct horse",
+                                                        "newPassword": "battery staple"}, token=registered["token"])
+    assert status == 200 and body["user"] == registered["user"] and body["token"]
+    status, _, _ = await call("/api/auth/login", {"username": "ada", "password": "correct horse"})
+    assert status == 401
+    status, _, _ = await call("/api/auth/login", {"username": "ada", "password": "battery staple"})
+    assert status == 200
+
+
+@pytest.mark.gen_test
+async def test_a_wrong_current_password_changes_nothing(call, services):
+    _, registered, _ = await call("/api/auth/register", {"username": "ada", "password": "correct horse"})
+    before = services.storage.user_by_name("ada").password_hash
+    status, body, headers = await call("/api/auth/password", {"currentPassword": "wrong horse",
+                                                              "newPassword": "battery staple"},
+                                       token=registered["token"])
+    assert_json_error(status, body, headers, 401, "UNAUTHORIZED")
+    assert services.storage.user_by_name("ada").password_hash == before
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("body, expected", [
+    ({"currentPassword": "correct horse", "newPassword": "short"}, 400),
+    ({"currentPassword": "correct horse"}, 400),
+    ({"currentPassword": 7, "newPassword": "battery staple"}, 400),
+    ({"currentPassword": "correct horse", "newPassword": "x" * 10_000}, 400),
+])
+async def test_a_bad_new_password_or_body_is_400_and_changes_nothing(call, services, body, expected):
+    _, registered, _ = await call("/api/auth/register", {"username": "ada", "password": "correct horse"})
+    before = services.storage.user_by_name("ada").password_hash
+    status, answer, headers = await call("/api/auth/password", body, token=registered["token"])
+    assert_json_error(status, answer, headers, expected)
+    assert services.storage.user_by_name("ada").password_hash == before
+
+
+@pytest.mark.gen_test
+async def test_a_password_change_needs_a_token_and_a_guest_has_no_password_to_change(call):
+    status, body, headers = await call("/api/auth/password", {"currentPassword": "a" * 8, "newPassword": "b" * 8})
+    assert_json_error(status, body, headers, 401, "UNAUTHORIZED")
+    _, guest, _ = await call("/api/auth/guest", {"nickname": "Kim"})
+    status, body, headers = await call("/api/auth/password", {"currentPassword": "a" * 8, "newPassword": "b" * 8},
+                                       token=guest["token"])
+    assert_json_error(status, body, headers, 403, "FORBIDDEN")

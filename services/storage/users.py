@@ -93,6 +93,14 @@ class UserStore(Database):
                 raise UnknownUser(f"no user named {username!r}")
         return _user(row)
 
+    def set_password_hash(self, user_id: int, password_hash: str) -> None:
+        """Replace a user's password hash (a password change); raises `UnknownUser`."""
+        with self._transaction() as db:
+            row = db.execute("UPDATE users SET password_hash = ? WHERE id = ? RETURNING id",
+                             (password_hash, int(user_id))).fetchone()
+            if row is None:
+                raise UnknownUser(f"no user with id {user_id}")
+
     def count_users(self) -> int:
         return self._db.execute("SELECT count(*) FROM users").fetchone()[0]
 
