@@ -18,6 +18,7 @@ from .metrics import Metrics
 from .portfolio_book import PortfolioBook
 from .portfolios import PortfolioFeed
 from .risk import RiskService
+from .scenarios import ScenarioService
 from .signals import SignalService
 from .storage import Storage
 from .throttle import SignInThrottle
@@ -60,4 +61,5 @@ class Services:
     portfolios: PortfolioFeed | None = None
     risk: RiskService | None = None
     signals: SignalService | None = None
+    scenarios: ScenarioService | None = None
     exchange: Exchange | None = None
