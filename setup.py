@@ -1,6 +1,6 @@
-"""What setup.cfg cannot declare: the wheel carries the dashboard (static/), the docs, the deploy files and the
-browser libraries from node_modules/ in stockquest_files/, laid out as in the checkout, where the installed
-stockquest.py looks for them. The libraries are npm's (package.json), never committed: a build without
+"""What setup.cfg cannot declare: the wheel carries the dashboard (static/), the docs, the deploy files, the shipped
+scenarios and the browser libraries from node_modules/ in stockquest_files/, laid out as in the checkout, where the
+installed stockquest.py looks for them. The libraries are npm's (package.json), never committed: a build without
 `npm ci` first still works, warns here, and the installed server names what is missing at every start."""
 
 import json
@@ -12,7 +12,7 @@ from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
 FILES_PACKAGE = "stockquest_files"  # must match stockquest.py's PACKAGED_FILES
-FOLDERS = ("static", "docs", "deploy")
+FOLDERS = ("static", "docs", "deploy", "scenarios")
 LIBRARY_FILES = ("dist", "LICENSE", "package.json")  # what the page loads, plus the licence and version
 
 

@@ -63,9 +63,11 @@ from services.exchange import Exchange
 from services.logstream import LogStream, redact
 from services.market import MarketService
 from services.metrics import Metrics
+from services.news import NewsBoard
 from services.portfolio_book import PortfolioBook
 from services.portfolios import PortfolioFeed
 from services.risk import RiskLimitBook, RiskService
+from services.scenarios import STATE_FILE, ScenarioService, load_scenarios
 from services.signals import PUSH_EVERY_MS, SignalService
 from services.storage import DatabaseUnreachable, StorageError, open_storage
 from services.throttle import SignInThrottle
@@ -84,6 +86,7 @@ ROOT = Path(__file__).resolve().parent
 PACKAGED_FILES = ROOT / "stockquest_files"
 FILES = PACKAGED_FILES if PACKAGED_FILES.is_dir() else ROOT
 STATIC_DIR = FILES / "static"
+SCENARIOS_DIR = FILES / "scenarios"  # the scenarios a teacher may play (docs/scenarios.md)
 VENDOR_DIR = FILES / "node_modules"  # npm's layout: <library>/dist/
 # The file the page (static/index.html) loads from each browser library, at /vendor/<library>/<file>.
 BROWSER_LIBRARIES = {"sockjs-client": "sockjs.min.js",
@@ -138,7 +141,7 @@ def build_services(config: Config, *, clock: Clock | None = None, rng: random.Ra
         broker=broker, hub=hub, fanout=fanout, metrics=metrics,
         logs=LogStream(clock=clock, rate_per_s=config.log_stream_rate_per_s,
                        backlog_bytes=config.log_stream_backlog_bytes),
-        started_at=clock.now(),
+        news=NewsBoard(broker), started_at=clock.now(),
     )
     if config.redis_url is None:
         build_engine(services, rng=rng or random.Random(config.seed))
@@ -150,7 +153,7 @@ def build_services(config: Config, *, clock: Clock | None = None, rng: random.Ra
 
 def build_engine(services: Services, *, rng: random.Random, resume: MarketResume | None = None,
                  fence_token: int | None = None) -> None:
-    """The engine's part of `services`: storage, accounts, the market, orders, portfolios, risk and signals.
+    """The engine's part of `services`: storage, accounts, the market, orders, portfolios, risk, signals, scenarios.
 
     `resume`: the market as the last leader published it, so that prices go on from there. `fence_token`: the
     engine lease's token, which storage checks on every write from the first (restoring may write).
@@ -192,10 +195,14 @@ def build_engine(services: Services, *, rng: random.Random, resume: MarketResume
                        lookback=config.risk_lookback_days)
     risk.restore()
     signals = SignalService(market=market, book=book, clock=clock, hub=hub, warmup_bars=config.signal_warmup_bars)
+    scenarios = ScenarioService(market=market, hub=hub, clock=clock, state_path=data_dir / STATE_FILE,
+                                shipped=load_scenarios(SCENARIOS_DIR, market.specs()), board=services.news)
+    scenarios.restore()
+    scenarios.announce_history()
     services.storage, services.tokens, services.users = storage, tokens, users
     services.market, services.book, services.trading, services.portfolios = market, book, trading, portfolios
-    services.risk, services.signals = risk, signals
-    services.exchange = Exchange(market=market, trading=trading, risk=risk, signals=signals)
+    services.risk, services.signals, services.scenarios = risk, signals, scenarios
+    services.exchange = Exchange(scenarios=scenarios, market=market, trading=trading, risk=risk, signals=signals)
 
 
 def commission(config: Config) -> Commission:
@@ -212,7 +219,7 @@ def drop_engine(services: Services) -> None:
     if services.storage is not None:
         services.storage.close()
     for name in ("storage", "tokens", "users", "market", "book", "trading", "portfolios", "risk", "signals",
-                 "exchange"):
+                 "scenarios", "exchange"):
         setattr(services, name, None)
 
 
@@ -522,6 +529,7 @@ def start_engine_timers(services: Services) -> list[PeriodicCallback]:
         (services.risk.push_updates, config.risk_update_ms),
         (services.signals.push_all, PUSH_EVERY_MS),
         (market.publish_overview, config.overview_interval_s * 1000),
+        (services.scenarios.announce_history, 5_000),
     ])
 
     def warm_signals():

@@ -110,6 +110,7 @@ class Endpoint:
     handlers: dict[str, tuple[Callable, bool, dict]] = {}
     remote_attributes: tuple[str, ...] = ()  # per-connection state the engine's copy of an endpoint reads and sets
     runs_on_gateway = False  # True: handled where the connection is, even when the engine runs in another process
+    ready_on_gateway = False  # True: `ready()` runs where the connection is (it reads nothing of the engine's)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -220,7 +221,9 @@ class Endpoint:
         """The client is known (or anonymous and allowed): send what this endpoint sends on open."""
 
     def _ready(self) -> None:
-        if type(self).ready is not Endpoint.ready:
+        if self.ready_on_gateway:
+            self.ready()
+        elif type(self).ready is not Endpoint.ready:
             self._run_or_forward("ready", None, self.ready)
 
     # auth -------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Classroom REST: the leaderboard (any signed-in user) and market controls (teacher or admin)."""
+"""Classroom REST: the leaderboard (any signed-in user), market controls and scenarios (teacher or admin)."""
 
 from domain.users import CLASS_ROLES
 from realtime.protocol import ProtocolError, iso_timestamp
@@ -7,6 +7,7 @@ from realtime.wire import portfolio as wire
 from services.container import Services
 
 from .http import ApiError, JsonHandler
+from .scenarios import SCENARIO_ROUTES
 
 __all__ = ["LeaderboardHandler", "MarketControlHandler", "CLASSROOM_ROUTES"]
 
@@ -61,4 +62,5 @@ class MarketControlHandler(JsonHandler):
 
 def CLASSROOM_ROUTES(services: Services) -> list:
     return [(r"/api/leaderboard", LeaderboardHandler, dict(services=services)),
-            (r"/api/market/control", MarketControlHandler, dict(services=services))]
+            (r"/api/market/control", MarketControlHandler, dict(services=services)),
+            *SCENARIO_ROUTES(services)]

@@ -50,12 +50,14 @@ _CODE_BY_STATUS = {
 
 
 class ApiError(tornado.web.HTTPError):
-    """An HTTP error with the JSON body's `error` text and `code`; raise it from a handler."""
+    """An HTTP error with the JSON body's `error` text and `code`, and `details` (more fields of the body, such as a
+    scenario's `problems`); raise it from a handler."""
 
-    def __init__(self, status_code: int, message: str, *, code: str | None = None):
+    def __init__(self, status_code: int, message: str, *, code: str | None = None, details: dict | None = None):
         super().__init__(status_code)
         self.message = message
         self.code = code or _CODE_BY_STATUS.get(status_code, "BAD_REQUEST" if status_code < 500 else "INTERNAL")
+        self.details = details or {}
 
 
 def user_to_wire(user: User) -> dict:
@@ -183,8 +185,9 @@ class JsonHandler(tornado.web.RequestHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         error = kwargs.get("exc_info", (None, None, None))[1]
+        details = {}
         if isinstance(error, ApiError):
-            message, code = error.message, error.code
+            message, code, details = error.message, error.code, error.details
         elif isinstance(error, DomainError):
             status_code = _STATUS_BY_CODE.get(error.code, 400)
             message, code = error.message, error.code
@@ -200,7 +203,7 @@ class JsonHandler(tornado.web.RequestHandler):
             self.set_header("WWW-Authenticate", "Bearer")
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.set_header("Cache-Control", "no-store")
-        self.finish(ujson.dumps({"error": message, "code": code}, ensure_ascii=False))
+        self.finish(ujson.dumps({**details, "error": message, "code": code}, ensure_ascii=False))
 
     def log_exception(self, typ, value, tb) -> None:
         # Refusals are the client's mistake and already in the access log; only bugs get a traceback.

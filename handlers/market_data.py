@@ -18,22 +18,38 @@ INTERVAL_NAMES = tuple(INTERVALS)
 class MarketDataEndpoint(Endpoint):
     """One connection's market-data session: its quote subscriptions and requests.
 
-    Quotes go through the fan-out (coalesced per connection); MARKET_STATUS and MARKET_OVERVIEW come on
-    the hub's market channel, which every market-data connection hears.
+    Quotes go through the fan-out (coalesced per connection); MARKET_STATUS, MARKET_OVERVIEW and a scenario's
+    NEWS come on the hub's market channel, which every market-data connection hears. A connection is first sent
+    the latest news (NEWS_HISTORY), so that a student who joins late reads what has happened.
     """
 
     name = "market-data"
     standing_channels = (channels.MARKET,)
-    remote_attributes = ("_overview_sent",)
+    remote_attributes = ("_overview_sent", "_news_through")
+    ready_on_gateway = True  # the news every process knows (services.news): no call to the engine per connection
 
     def __init__(self, services, transport, request):
         super().__init__(services, transport, request)
         self.auth_required = not self.config.anonymous_market_data
         self._overview_sent = False
+        self._news_through = 0  # the id of the latest news item NEWS_HISTORY sent this connection
 
     @property
     def market(self):
         return self.services.market
+
+    def ready(self) -> None:
+        history = self.services.news.latest()
+        if history is not None:
+            self._news_through, data_json = history
+            self.send_json("NEWS_HISTORY", data_json)
+
+    def deliver(self, message_type, data_json, request_id, offset) -> bool:
+        """NEWS carries its id as the publication's offset: one published before NEWS_HISTORY was sent but
+        delivered after it is in the history already."""
+        if offset is not None and offset <= self._news_through:
+            return True
+        return self.send_json(message_type, data_json, request_id)
 
     def _quotes(self, symbols) -> list[dict]:
         return [wire.quote(self.market.quote(symbol)) for symbol in symbols]

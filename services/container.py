@@ -15,9 +15,11 @@ from .exchange import Exchange
 from .logstream import LogStream
 from .market import MarketService
 from .metrics import Metrics
+from .news import NewsBoard
 from .portfolio_book import PortfolioBook
 from .portfolios import PortfolioFeed
 from .risk import RiskService
+from .scenarios import ScenarioService
 from .signals import SignalService
 from .storage import Stores
 from .throttle import SignInThrottle
@@ -48,6 +50,7 @@ class Services:
     fanout: QuoteFanout
     metrics: Metrics
     logs: LogStream
+    news: NewsBoard
     started_at: float
     engine_link: EngineLink | None = None  # None: one process, the engine always here
     candidate: object | None = None  # past one process, the stockquest.EngineCandidate when this one may run it
@@ -60,4 +63,5 @@ class Services:
     portfolios: PortfolioFeed | None = None
     risk: RiskService | None = None
     signals: SignalService | None = None
+    scenarios: ScenarioService | None = None
     exchange: Exchange | None = None

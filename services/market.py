@@ -2,12 +2,21 @@
 publishes what changed (quotes on the broker, status changes on the hub's market channel)."""
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from domain.bars import Bar
 from domain.errors import BadRequest
-from domain.market import MarketSimulator, Quote, SymbolAnalytics, index_levels, market_overview, symbol_analytics
+from domain.market import (
+    FactorWindow,
+    MarketSimulator,
+    Quote,
+    SymbolAnalytics,
+    index_levels,
+    market_overview,
+    symbol_analytics,
+)
+from domain.scenarios import Sessions
 from domain.trading import MarketState
 from domain.universe import SymbolSpec
 from realtime import channels
@@ -67,6 +76,11 @@ class MarketService:
                           result.day_index, market_ms)
         self._broker.publish(QUOTES, encode_quotes(tick.version, tick.quotes, wall_ms))
         return tick
+
+    def set_factor_windows(self, windows: Iterable[FactorWindow]) -> None:
+        """A scenario's moves and volatility changes, which the simulator's ticks carry from the next one on (see
+        MarketSimulator.set_factor_windows); () ends them."""
+        self._simulator.set_factor_windows(windows)
 
     def publish_quotes(self) -> None:
         """Every current quote on the broker: what a fan-out that starts now learns prices from."""
@@ -138,6 +152,11 @@ class MarketService:
     @property
     def day_length_ms(self) -> int:
         return self._simulator.day_length_ms
+
+    def sessions(self) -> Sessions:
+        """The market's trading sessions (the current day's open, the day's length, open to open): a scenario's
+        clock."""
+        return Sessions(self._simulator.day_start_ms, self._simulator.day_length_ms, self._simulator.cycle_ms)
 
     def status_data(self, event: dict | None = None) -> dict:
         return wire.status(self.status, speed=self.clock.speed, market_time=self.market_ms, event=event)

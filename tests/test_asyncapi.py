@@ -36,6 +36,7 @@ SENDING_MODULES = {
     "stockquest.py": ALL,  # the HEARTBEAT broadcast
     "realtime/fanout.py": ("market-data",),
     "services/market.py": ("market-data",),
+    "services/scenarios.py": ("market-data",),  # NEWS, on the market channel
     "services/trading.py": ("orders",),
     "services/portfolios.py": ("portfolio",),
     "services/risk.py": ("risk-monitoring",),
@@ -287,6 +288,11 @@ async def test_messages_from_a_running_server_match_the_spec_schemas(ws, make_us
     services.market.resume()
     await market.wait_for("MARKET_STATUS")
     await market.wait_for("MARKET_OVERVIEW")
+    services.scenarios.start("crash-and-recovery")
+    services.scenarios.skip()  # its first event now, whatever the time of the market's day
+    await market.wait_for("NEWS")
+    late = await ws("/ws/market-data")
+    await late.expect("NEWS_HISTORY")
 
     orders = await ws("/ws/orders", token=token)
     await orders.wait_for("ACTIVE_ORDERS")
@@ -383,8 +389,8 @@ async def test_messages_from_a_running_server_match_the_spec_schemas(ws, make_us
     await ops.send("UNSUBSCRIBE_LOGS")
     await ops.wait_for("SUBSCRIPTION_CONFIRMED")
 
-    clients = {"market-data": [market], "orders": [orders], "portfolio": [folio], "risk-monitoring": [risk, teacher],
-               "ml-signals": [signals], "admin": [ops, staff]}
+    clients = {"market-data": [market, late], "orders": [orders], "portfolio": [folio],
+               "risk-monitoring": [risk, teacher], "ml-signals": [signals], "admin": [ops, staff]}
     for group in clients.values():
         for client in group:
             await client.drain(0.3)

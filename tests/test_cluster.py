@@ -564,3 +564,30 @@ def test_the_engines_periodic_pushes_reach_subscribers_on_the_gateways(cluster):
         for client in (folio, risk, signals, orders):
             client.close()
     asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_a_scenario_started_through_a_gateway_is_news_on_every_gateway_and_history_for_a_late_joiner(cluster,
+                                                                                                     tmp_path):
+    first, second = cluster["gateways"]
+    name, password = add_teacher(tmp_path / "engine")
+    status, teacher = post(first, "/api/auth/login", {"username": name, "password": password})
+    assert status == 200, teacher
+
+    async def scenario():
+        clients = [await connect(port, "/ws/market-data") for port in (first, second)]
+        status, started = post(second, "/api/scenarios/start", {"name": "crash-and-recovery"}, teacher["token"])
+        assert status == 200 and started["current"]["name"] == "crash-and-recovery", started
+        status, skipped = post(first, "/api/scenarios/skip", {}, teacher["token"])
+        assert status == 200 and skipped["current"]["timeline"][0]["happened"], skipped
+        for client in clients:
+            news = await client.wait_for("NEWS", timeout=5)
+            assert (news["data"]["id"], news["data"]["scenario"]) == (1, "Crash and recovery")
+        late = await connect(second, "/ws/market-data")  # its NEWS_HISTORY comes from the engine
+        history = await late.expect("NEWS_HISTORY")
+        assert [item["id"] for item in history["data"]["items"]] == [1]
+        assert get(first, "/api/scenarios/current", teacher["token"])["current"]["happened"] == 1
+        for client, heard in ((clients[0], [1]), (clients[1], [1]), (late, [])):  # each item once, either way
+            await client.drain(0.5)
+            assert [m["data"]["id"] for m in client.received if m["type"] == "NEWS"] == heard
+            client.close()
+    asyncio.run(asyncio.wait_for(scenario(), 30))

@@ -4,7 +4,7 @@ from services.exchange import Exchange
 
 
 class Recorder:
-    """Stands in for the market, trading, risk and signal services, logging each call in one shared list."""
+    """Stands in for the scenario, market, trading, risk and signal services, logging each call in one shared list."""
 
     def __init__(self, log, tick=None, triggers=()):
         self.log, self._tick, self._triggers = log, tick, list(triggers)
@@ -27,6 +27,9 @@ class Recorder:
     def on_tick(self, tick):
         self.log.append(("on_tick", tick))
 
+    def due(self):
+        self.log.append("scenarios.due")
+
 
 def exchange_with(tick, triggers=()):
     log = []
@@ -34,23 +37,24 @@ def exchange_with(tick, triggers=()):
     risk, signals = Recorder(log), Recorder(log)
     risk.on_tick = lambda t: log.append(("risk.on_tick", t))
     signals.on_tick = lambda t: log.append(("signals.on_tick", t))
-    return Exchange(market=market, trading=trading, risk=risk, signals=signals), log
+    return Exchange(scenarios=Recorder(log), market=market, trading=trading, risk=risk, signals=signals), log
 
 
-def test_a_tick_moves_prices_then_fills_then_tells_risk_of_the_levels_reached_then_the_day_then_signals():
+def test_a_tick_publishes_scenario_news_moves_prices_then_fills_then_tells_risk_then_the_day_then_signals():
     exchange, log = exchange_with("tick-7", triggers=["stop-loss NVTX"])
     exchange.tick()
-    assert log == ["market.tick", ("trading.match", "tick-7"), ("risk.on_triggers", ["stop-loss NVTX"]),
-                   ("risk.on_tick", "tick-7"), ("signals.on_tick", "tick-7")]
+    assert log == ["scenarios.due", "market.tick", ("trading.match", "tick-7"),
+                   ("risk.on_triggers", ["stop-loss NVTX"]), ("risk.on_tick", "tick-7"), ("signals.on_tick", "tick-7")]
 
 
 def test_a_tick_that_changed_nothing_goes_no_further_than_the_market():
     exchange, log = exchange_with(None)
     exchange.tick()
-    assert log == ["market.tick"]
+    assert log == ["scenarios.due", "market.tick"]
 
 
 def test_a_shock_is_followed_at_once_by_a_tick_and_answers_with_the_market_status():
     exchange, log = exchange_with("tick-8")
     assert exchange.shock(-20, symbols=["NVTX"]) == {"status": "OPEN"}
-    assert log[:3] == [("market.shock", -20, ("NVTX",), None), "market.tick", ("trading.match", "tick-8")]
+    assert log[:4] == [("market.shock", -20, ("NVTX",), None), "scenarios.due", "market.tick",
+                       ("trading.match", "tick-8")]

@@ -1,6 +1,7 @@
 """`pip install` gives a working `stockquest`: the wheel built from this checkout, installed in a fresh venv and
-run from an empty folder, serves the dashboard, its files and its browser libraries, and manages accounts. Every
-check runs the installed copy (its modules are asserted to load from the venv), never this checkout."""
+run from an empty folder, serves the dashboard, its files and its browser libraries and the shipped scenarios, and
+manages accounts. Every check runs the installed copy (its modules are asserted to load from the venv), never this
+checkout."""
 
 import json
 import re
@@ -67,6 +68,7 @@ def test_the_wheel_carries_the_code_the_dashboard_its_browser_libraries_docs_and
     assert {str(path.relative_to(ROOT)) for path in (ROOT / "static").rglob("*") if path.is_file()} <= files
     assert {"docs/deployment.md", "docs/protocol.md", "deploy/systemd/stockquest.service",
             "deploy/nginx/stockquest.conf"} <= files
+    assert {str(path.relative_to(ROOT)) for path in (ROOT / "scenarios").glob("*.toml")} <= files
     for library, page_file in stockquest.BROWSER_LIBRARIES.items():
         assert {f"node_modules/{library}/dist/{page_file}", f"node_modules/{library}/LICENSE"} <= files
     assert not any(name.startswith(("tests/", "bench/", "examples/", "node_modules/")) for name in names)
@@ -119,7 +121,7 @@ def test_the_installed_server_serves_the_dashboard_and_every_file_the_page_loads
         assert body == checkout_file(url_path).read_bytes(), url_path
 
 
-def test_stockquest_user_add_from_the_installed_command_makes_a_teacher_who_can_log_in(
+def test_stockquest_user_add_from_the_installed_command_makes_a_teacher_who_can_log_in_and_list_scenarios(
         installed_package, installed_server):
     """The operator's command, while the server runs on the same data (docs/deployment.md does just that)."""
     base, data_dir, _ = installed_server
@@ -130,6 +132,12 @@ def test_stockquest_user_add_from_the_installed_command_makes_a_teacher_who_can_
     status, _, body = get(base + "/api/auth/login", json.dumps({"username": "msmith", "password": PASSWORD}).encode())
     assert status == 200, body
     assert json.loads(body)["user"]["role"] == "teacher"
+    # the teacher finds the scenarios the package ships
+    request = urllib.request.Request(base + "/api/scenarios",
+                                     headers={"Authorization": f"Bearer {json.loads(body)['token']}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        listed = json.loads(response.read())
+    assert [s["name"] for s in listed["scenarios"]] == sorted(path.stem for path in (ROOT / "scenarios").glob("*.toml"))
 
 
 # --vendor-dir and the warning, on this checkout (no install needed) ----------------------------------------------

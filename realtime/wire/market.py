@@ -1,14 +1,18 @@
-"""Market data on the wire: quotes, bars, symbol analytics, index levels, the market overview and the symbol list.
+"""Market data on the wire: quotes, bars, symbol analytics, index levels, the market overview, the symbol list, news.
 
 Money is `round(cents / 100, 2)` and a percent change `round(change / base * 100, 2)`, the formulas these
-objects have always used; analytics round to 4 decimals (RSI to 2) and keep a negative zero as it is.
+objects have always used; analytics round to 4 decimals (RSI to 2) and keep a negative zero as it is. A scenario's
+news carries its market time as the protocol's ISO-8601 timestamps are written.
 """
 
 from domain.bars import Bar
 from domain.market import IndexLevel, MarketOverview, Quote, SymbolAnalytics
+from domain.scenarios import NewsItem
 from domain.universe import SymbolSpec
 
-__all__ = ["quote", "bar", "analytics", "index_level", "mover", "overview", "listed_symbol", "status"]
+from . import iso_ms
+
+__all__ = ["quote", "bar", "analytics", "index_level", "mover", "overview", "listed_symbol", "status", "news"]
 
 
 def _money(cents: int) -> float:
@@ -128,3 +132,16 @@ def status(state: str, *, speed: float, market_time: int, event: dict | None = N
     if event is not None:
         data["event"] = event
     return data
+
+
+def news(item: NewsItem, *, news_id: int, scenario: str) -> dict:
+    """NEWS (and each item of NEWS_HISTORY): `time` is the market time of the scenario event that brought it, `id`
+    counts the server's news items 1, 2, 3..., `scenario` is the name of the scenario it comes from."""
+    return {
+        "id": news_id,
+        "headline": item.headline,
+        "body": item.body,
+        "symbols": list(item.symbols),
+        "time": iso_ms(item.time_ms),
+        "scenario": scenario,
+    }

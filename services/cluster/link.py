@@ -8,7 +8,7 @@ order (Redis delivers a subscriber's messages in the order their PUBLISHes ran).
 A call not answered within the timeout is answered None: the engine may be gone (its standby takes over within a
 few seconds), and the caller tells its client so rather than leaving it waiting. For a second after a timeout, new
 calls are answered None at once instead of each waiting out its own timeout; so are calls made while the broker
-is disconnected.
+is disconnected or no engine has been heard for two seconds.
 """
 
 import asyncio
@@ -108,7 +108,7 @@ class EngineLink:
     def call(self, call: dict, answered: Callable[[dict | None], None]) -> None:
         """Send `call` to the engine; `answered(reply)` runs on the loop later, with None if it did not answer."""
         loop = asyncio.get_running_loop()
-        if self._monotonic() < self._failing_until or not self._broker.connected:
+        if self._monotonic() < self._failing_until or not self._broker.connected or not self.engine_heard:
             loop.call_soon(answered, None)  # no waiting out a timeout when nothing can answer
             return
         call_id = next(self._ids)

@@ -1,4 +1,4 @@
-/* REST calls: sign-in, leaderboard, market controls and statistics, with the tab's bearer token. */
+/* REST calls: sign-in, leaderboard, market controls, scenarios and statistics, with the tab's bearer token. */
 
 import { store } from "./store.js";
 
@@ -38,4 +38,13 @@ export const classroom = {
   control: (body) => api("POST", "/api/market/control", body),
   stats: () => api("GET", "/api/stats"),
   metrics: (since) => api("GET", since == null ? "/api/metrics" : `/api/metrics?since=${encodeURIComponent(since)}`),
+};
+
+export const scenarios = {
+  list: () => api("GET", "/api/scenarios"),
+  preview: (name) => api("GET", `/api/scenarios/${encodeURIComponent(name)}/preview`),
+  current: () => api("GET", "/api/scenarios/current"),
+  start: (name) => api("POST", "/api/scenarios/start", { name }),
+  skip: () => api("POST", "/api/scenarios/skip", {}),
+  stop: () => api("POST", "/api/scenarios/stop", {}),
 };

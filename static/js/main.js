@@ -7,6 +7,7 @@ import { toast } from "./toasts.js";
 import { CLASS_ROLES } from "./server.js";
 import * as signin from "./panels/signin.js";
 import * as market from "./panels/market.js";
+import * as news from "./panels/news.js";
 import * as chart from "./panels/chart.js";
 import * as orders from "./panels/orders.js";
 import * as ticket from "./panels/ticket.js";
@@ -175,7 +176,7 @@ function boot() {
     });
   }
   setInterval(renderConnection, 1000);
-  for (const panel of [signin, market, chart, orders, ticket, portfolio, risk, signals, leaderboard, teacher, metrics]) {
+  for (const panel of [signin, market, news, chart, orders, ticket, portfolio, risk, signals, leaderboard, teacher, metrics]) {
     panel.init(app);
   }
   $("#sign-out").addEventListener("click", () => endSession());

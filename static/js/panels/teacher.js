@@ -1,25 +1,39 @@
-/* The teacher's view: market controls, live connection statistics (/api/stats), the class leaderboard and each
-   student's portfolio, read-only. The class risk feed is filled by risk.js. */
+/* The teacher's view: market controls, the scenario (choose, preview, start, skip, stop), live connection statistics
+   (/api/stats), the class leaderboard and each student's portfolio, read-only. The class risk feed is filled by
+   risk.js. */
 
 import { store, subscribe } from "../store.js";
-import { $, el, money, signedMoney, integer, fraction, number, direction, fillKv } from "../format.js";
-import { classroom } from "../api.js";
+import { $, el, money, signedMoney, integer, fraction, number, direction, fillKv, clock } from "../format.js";
+import { classroom, scenarios } from "../api.js";
 import { loadLeaderboard, leaderboardRows } from "./leaderboard.js";
 import { summaryRows } from "./portfolio.js";
 
 const STATS_MS = 3000;
 const CLASS_MS = 10000;
+const SCENARIO_MS = 5000;
 let appRef;
 let statsTimer = 0;
 let classTimer = 0;
+let scenarioTimer = 0;
+let catalogue = [];   // GET /api/scenarios: {name, title, description, events, days, uploaded}
+let previewing = null;  // the name of the scenario whose preview is shown instead of the current run's timeline
 let student = null;   // {portfolioId, name, portfolio, positions: Map}
 
 export function init(app) {
   appRef = app;
   const channel = app.channels.portfolio;
 
-  app.onView("teacher", () => { refreshStats(); refreshClass(); });
+  app.onView("teacher", () => { refreshStats(); refreshClass(); loadScenarios(); });
   $("#class-refresh").addEventListener("click", refreshClass);
+  $("#scenario-select").addEventListener("change", describeScenario);
+  $("#scenario-preview").addEventListener("click", previewScenario);
+  $("#scenario-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    scenarioAction(() => scenarios.start($("#scenario-select").value), "Started");
+  });
+  $("#scenario-skip").addEventListener("click", () => scenarioAction(scenarios.skip, "Skipped to the next event"));
+  $("#scenario-stop").addEventListener("click", () => scenarioAction(scenarios.stop, "Stopped"));
+  app.channels.market.on("NEWS", () => { if (appRef.view === "teacher") refreshScenario(); });
   $("#control-pause").addEventListener("click", () => control({ action: "PAUSE" }));
   $("#control-resume").addEventListener("click", () => control({ action: "RESUME" }));
   $("#control-speed").addEventListener("submit", (event) => {
@@ -72,6 +86,8 @@ export function init(app) {
 export function signedOut() {
   clearTimeout(statsTimer);
   clearTimeout(classTimer);
+  clearTimeout(scenarioTimer);
+  previewing = null;
   student = null;
   $("#student-summary").replaceChildren();
   $("#student-positions tbody").replaceChildren();
@@ -145,4 +161,116 @@ function renderStudent() {
     el("th", { scope: "row" }, p.symbol), el("td", {}, integer(p.quantity)), el("td", {}, money(p.averageCost)),
     el("td", {}, money(p.marketPrice)), el("td", {}, money(p.marketValue)),
     el("td", { class: direction(p.unrealizedPnL) }, signedMoney(p.unrealizedPnL)), el("td", { class: "wide" }, fraction(p.weight, 1)))));
+}
+
+/* Scenarios ------------------------------------------------------------------------------------------------- */
+
+async function loadScenarios() {
+  try {
+    const listed = await scenarios.list();
+    catalogue = listed.scenarios || [];
+    const select = $("#scenario-select");
+    const chosen = select.value || listed.current || (catalogue[0] && catalogue[0].name) || "";
+    select.replaceChildren(...catalogue.map((s) => el("option", { value: s.name }, s.title)));
+    select.value = catalogue.some((s) => s.name === chosen) ? chosen : (catalogue[0] ? catalogue[0].name : "");
+    describeScenario();
+  } catch (failure) {
+    showResult(`Scenarios unavailable: ${failure.message}`, "error");
+  }
+  refreshScenario();
+}
+
+function describeScenario() {
+  const chosen = catalogue.find((s) => s.name === $("#scenario-select").value);
+  $("#scenario-description").textContent = chosen
+    ? `${chosen.events} events over ${chosen.days} day${chosen.days === 1 ? "" : "s"}. ${chosen.description}` : "";
+}
+
+async function previewScenario() {
+  const name = $("#scenario-select").value;
+  if (!name) return;
+  try {
+    const preview = await scenarios.preview(name);
+    previewing = name;
+    renderTimeline(`Preview: ${preview.scenario.title}`, preview.timeline);
+  } catch (failure) {
+    showResult(`Refused: ${failure.message}`, "error");
+  }
+}
+
+async function scenarioAction(call, done) {
+  showResult("Sending…", "");
+  try {
+    const answer = await call();
+    previewing = null;
+    renderCurrent(answer);
+    showResult(done, "ok");
+  } catch (failure) {
+    showResult(`Refused: ${failure.message}`, "error");
+  }
+}
+
+async function refreshScenario() {
+  clearTimeout(scenarioTimer);
+  if (appRef.view !== "teacher") return;
+  try {
+    renderCurrent(await scenarios.current());
+  } catch (failure) {
+    fillKv($("#scenario-current"), [["Scenario", `unavailable: ${failure.message}`]]);
+  }
+  scenarioTimer = setTimeout(refreshScenario, SCENARIO_MS);
+}
+
+function showResult(text, state) {
+  const out = $("#scenario-result");
+  out.dataset.state = state;
+  out.textContent = text;
+}
+
+function renderCurrent(answer) {
+  const run = answer.current;
+  $("#scenario-card").dataset.running = run && !run.finished ? "yes" : "no";
+  $("#scenario-skip").disabled = !run || !run.nextEvent;
+  $("#scenario-stop").disabled = !run;
+  if (!run) {
+    fillKv($("#scenario-current"), [["Playing", "no scenario"]]);
+    if (!previewing) renderTimeline("", []);
+    return;
+  }
+  const next = run.nextEvent;
+  fillKv($("#scenario-current"), [
+    ["Playing", run.finished ? `${run.title} (finished)` : run.title],
+    ["Events", `${run.happened} of ${run.events} happened`],
+    ["Next event", next ? `${describeWhen(next)}: ${next.news ? next.news.headline : describeEffects(next)}` : "none left"],
+  ]);
+  if (!previewing) renderTimeline(`Timeline: ${run.title}`, run.timeline);
+}
+
+function describeWhen(event) {
+  return `Day ${event.day} ${event.time}${event.at ? ` (market ${clock(event.at)})` : ""}`;
+}
+
+function describeTarget(effect) {
+  if (effect.market) return "the market";
+  if (effect.sector) return effect.sector;
+  return (effect.symbols || []).join(", ");
+}
+
+function describeEffects(event) {
+  const moves = (event.move || []).map((m) => `${describeTarget(m)} ${m.percent > 0 ? "+" : ""}${m.percent}% over ${m.over}`);
+  const volatility = (event.volatility || []).map((v) => `volatility of ${describeTarget(v)} ×${v.multiplier} for ${v.over}`);
+  return [...moves, ...volatility].join("; ");
+}
+
+function renderTimeline(title, events) {
+  const heading = $("#scenario-timeline-title");
+  heading.textContent = title;
+  heading.hidden = !title;
+  const nextNumber = (events.find((e) => !e.happened) || {}).number;
+  $("#scenario-timeline").replaceChildren(...events.map((event) => el("li", {
+      dataset: { number: String(event.number), happened: event.happened ? "yes" : "no",
+                 next: event.at && event.number === nextNumber ? "yes" : "no" } },
+    el("span", { class: "when" }, describeWhen(event)), " ",
+    event.news ? el("span", { class: "headline" }, event.news.headline) : null,
+    describeEffects(event) ? el("span", { class: "effects" }, describeEffects(event)) : null)));
 }
