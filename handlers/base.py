@@ -379,8 +379,12 @@ class Endpoint:
     def receive(self, text: str) -> None:
         """Handle one client frame; never raises."""
         if not self.is_open:
-            if self.state is ConnectionState.CONNECTING and self._in_call:
-                self._waiting.append(text)  # sent before the engine has checked the token: read once it has
+            if self.state is ConnectionState.CONNECTING and self._in_call:  # the engine is checking the token
+                if len(self._waiting) >= self.config.rate_limit_burst:  # read later, rate limited then: bounded now
+                    self.refuse(ErrorCode.RATE_LIMITED, "too many messages before the connection was open",
+                                CloseCode.TOO_MANY)
+                    return
+                self._waiting.append(text)
             return
         started = self.received_at = time.perf_counter()
         self.touch()
