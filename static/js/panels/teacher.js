@@ -6,6 +6,7 @@ import { $, el, money, signedMoney, integer, fraction, number, direction, fillKv
 import { classroom } from "../api.js";
 import { loadLeaderboard, leaderboardRows } from "./leaderboard.js";
 import { summaryRows } from "./portfolio.js";
+import { showJournal } from "./journal.js";
 
 const STATS_MS = 3000;
 const CLASS_MS = 10000;
@@ -75,6 +76,7 @@ export function signedOut() {
   student = null;
   $("#student-summary").replaceChildren();
   $("#student-positions tbody").replaceChildren();
+  showJournal(null);
 }
 
 async function control(body) {
@@ -136,6 +138,7 @@ function view(entry) {
   $("#student-title").textContent = `${entry.name}'s portfolio`;
   $("#student-hint").textContent = "Read-only.";
   channel.send("SUBSCRIBE_PORTFOLIO", { portfolioId: entry.portfolioId, updateType: "ALL", updateInterval: 2000 });
+  showJournal(entry);
 }
 
 function renderStudent() {
