@@ -1,15 +1,18 @@
-"""Classroom REST: the leaderboard (any signed-in user), market controls and scenarios (teacher or admin)."""
+"""Classroom REST: the leaderboard (any signed-in user), market controls, scenarios and students' journals
+(teacher or admin)."""
 
 from domain.users import CLASS_ROLES
 from realtime.protocol import ProtocolError, iso_timestamp
-from realtime.schema import Number, Str, Symbols, validate
+from realtime.schema import Id, Int, Number, Str, Symbols, validate
+from realtime.wire import orders as wire_orders
 from realtime.wire import portfolio as wire
 from services.container import Services
+from services.trading import ORDER_HISTORY_LIMIT
 
 from .http import ApiError, JsonHandler
 from .scenarios import SCENARIO_ROUTES
 
-__all__ = ["LeaderboardHandler", "MarketControlHandler", "CLASSROOM_ROUTES"]
+__all__ = ["LeaderboardHandler", "MarketControlHandler", "JournalHandler", "CLASSROOM_ROUTES"]
 
 CONTROL_FIELDS = {
     "action": Str(required=True, upper=True, choices=("PAUSE", "RESUME", "SPEED", "SHOCK")),
@@ -60,7 +63,48 @@ class MarketControlHandler(JsonHandler):
         self.write_json(status)
 
 
+JOURNAL_FIELDS = {
+    "userId": Id(required=True),
+    "limit": Int(default=100, min=1, max=ORDER_HISTORY_LIMIT),
+    "before": Str(max_len=200),
+}
+
+
+class JournalHandler(JsonHandler):
+    """GET /api/journal?userId=ID[&limit=N][&before=CURSOR]: a student's trade journal, newest first, for teachers.
+
+    Each entry is an order the student placed with a note (docs/protocol.md, Classroom); pages as ORDER_HISTORY
+    does. Students get 403, whoever's journal they ask for; an id that names no user is 404.
+    """
+
+    engine_bound = True
+
+    def get(self):
+        reader = self.require_role(*CLASS_ROLES)
+        query = {}
+        for name in JOURNAL_FIELDS:
+            values = self.get_query_arguments(name, strip=False)  # tornado turns controls to spaces: refused
+            if len(values) > 1:
+                raise ApiError(400, f"{name} is given more than once", code="BAD_REQUEST")
+            if values:
+                query[name] = _query_number(values[0]) if name == "limit" else values[0]
+        try:
+            request = validate(query, JOURNAL_FIELDS)
+        except ProtocolError as error:
+            raise ApiError(400, error.message, code=error.code) from None
+        student, orders, cursor = self.services.trading.journal(reader, request["user_id"], limit=request["limit"],
+                                                                before=request["before"])
+        self.write_json({"userId": str(student.id), "name": student.display_name,
+                         "entries": [wire_orders.journal_entry(order) for order in orders], "nextCursor": cursor})
+
+
+def _query_number(text: str) -> int | str:
+    """A query argument as the integer it spells ("20"), else as given, for the field's validator to refuse."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 15 else text
+
+
 def CLASSROOM_ROUTES(services: Services) -> list:
     return [(r"/api/leaderboard", LeaderboardHandler, dict(services=services)),
             (r"/api/market/control", MarketControlHandler, dict(services=services)),
+            (r"/api/journal", JournalHandler, dict(services=services)),
             *SCENARIO_ROUTES(services)]

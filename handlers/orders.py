@@ -4,7 +4,8 @@ from dataclasses import dataclass
 
 from domain.errors import BadRequest
 from domain.money import price_to_cents
-from domain.trading import OrderRequest, OrderStatus, OrderType, Side, TimeInForce
+from domain.orders.checks import note_problem
+from domain.trading import MAX_NOTE_LENGTH, OrderRequest, OrderStatus, OrderType, Side, TimeInForce
 from realtime import channels
 from realtime.schema import Id, Int, Money, Number, Str, Symbol
 from realtime.wire import orders as wire
@@ -146,15 +147,19 @@ class OrdersEndpoint(Endpoint):
              orderType=Str(required=True, upper=True, choices=tuple(OrderType)),
              quantity=Number(required=True), limitPrice=Money(), stopPrice=Money(),
              timeInForce=Str(default="DAY", upper=True, choices=tuple(TimeInForce)),
-             clientOrderId=Str(max_len=64))
+             clientOrderId=Str(max_len=64), note=Str(max_len=MAX_NOTE_LENGTH))
     def submit_order(self, portfolio_id, symbol, side, order_type, quantity, limit_price, stop_price,
-                     time_in_force, client_order_id):
+                     time_in_force, client_order_id, note):
+        problem = note_problem(note)  # the engine's own rule, here so that nothing of a bad note is ever stored
+        if problem is not None:
+            raise BadRequest(problem)
         limit_cents, limit_error = price_to_cents(limit_price)
         stop_cents, stop_error = price_to_cents(stop_price)
         request = OrderRequest(portfolio_id=portfolio_id, symbol=symbol, side=Side(side),
                                order_type=OrderType(order_type), quantity=_whole(quantity),
                                limit_price=limit_cents, stop_price=stop_cents,
-                               time_in_force=TimeInForce(time_in_force), client_order_id=client_order_id or None)
+                               time_in_force=TimeInForce(time_in_force), client_order_id=client_order_id or None,
+                               note=note or None)
         self.trading.submit(self.user, request, origin=self.origin, price_error=limit_error or stop_error)
 
     @handles("CANCEL_ORDER", orderId=Id(required=True))

@@ -131,6 +131,23 @@ class TradingService:
         return self._stored().order_history(user_ids=[owner], portfolio_id=portfolio_id, symbol=symbol,
                                            status=status, limit=limit, before=before)
 
+    def journal(self, reader: User, user_id: str, *, limit: int,
+                before: str | None) -> tuple[User, list[Order], str | None]:
+        """A page of `user_id`'s trade journal, newest first: their orders placed with a note, in every portfolio.
+
+        For teachers and admins only (Forbidden for anyone else, even about themselves); NotFound for an id that
+        names no user. Returns the user, the page and the next page's cursor (None: no more).
+        """
+        if not self._book.reads_everyone(reader):
+            raise Forbidden("only teachers and admins read students' journals")
+        canonical = user_id.isascii() and user_id.isdigit() and str(int(user_id)) == user_id  # "17", not "017"
+        owner = self._stored().user_by_id(int(user_id)) if canonical else None
+        if owner is None:
+            raise NotFound(f"user {user_id} not found")
+        orders, cursor = self._storage.order_history(user_ids=[str(owner.id)], with_note=True, limit=limit,
+                                                     before=before)
+        return owner, orders, cursor
+
     def last_event_id(self, user_id: str) -> int:
         return self._stored().last_event_id(user_id)
 
@@ -149,8 +166,9 @@ class TradingService:
         """
         user_id = str(user.id)
         self._book.tradable(user, request.portfolio_id)
-        if "\x00" in request.symbol or "\x00" in (request.client_order_id or ""):  # even a rejection is stored
-            raise BadRequest("symbol and clientOrderId cannot hold a NUL character (PostgreSQL's text cannot)")
+        if any("\x00" in (text or "") for text in (request.symbol, request.client_order_id, request.note)):
+            # even a rejection is stored
+            raise BadRequest("symbol, clientOrderId and note cannot hold a NUL character (PostgreSQL's text cannot)")
         now_ms = self._clock.now_ms()
         day_index = self._market.day_index
         if request.client_order_id is not None:
@@ -322,6 +340,6 @@ def _without_client_id(request: OrderRequest) -> OrderRequest:
 def _same_request(order: Order, request: OrderRequest) -> bool:
     """Whether a repeat of a clientOrderId asks for exactly the original order."""
     return (order.portfolio_id, order.symbol, order.side, order.order_type, order.quantity, order.limit_price,
-            order.stop_price, order.time_in_force) == (
+            order.stop_price, order.time_in_force, order.note) == (
         request.portfolio_id, request.symbol, request.side, request.order_type, request.quantity,
-        request.limit_price, request.stop_price, request.time_in_force)
+        request.limit_price, request.stop_price, request.time_in_force, request.note)

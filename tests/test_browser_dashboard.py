@@ -6,6 +6,7 @@ STOCKQUEST_UPDATE_SCREENSHOT=1 the desktop symbol page is also copied to docs/sc
 """
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -115,7 +116,8 @@ def volumes(page):
         "r.querySelector('[data-f=price]').textContent)")
 
 
-def place_order(page, symbol, side="BUY", order_type="MARKET", quantity=1, limit=None, stop=None, tif="DAY"):
+def place_order(page, symbol, side="BUY", order_type="MARKET", quantity=1, limit=None, stop=None, tif="DAY",
+                note=None):
     page.goto(page.url.split("#")[0] + f"#/trade/{symbol}")
     expect(page.locator("#ticket-symbol")).to_have_value(symbol)
     page.check(f"#ticket input[name=side][value={side}]")
@@ -126,6 +128,8 @@ def place_order(page, symbol, side="BUY", order_type="MARKET", quantity=1, limit
     if stop is not None:
         page.fill("#ticket-stop", str(stop))
     page.select_option("#ticket-tif", tif)
+    if note is not None:
+        page.fill("#ticket-note", note)
     page.click("#ticket-submit")
 
 
@@ -223,6 +227,96 @@ def test_market_buy_shows_up_as_fill_and_position(new_page, base_url):
     assert page.errors == []
 
 
+def test_market_buy_shows_filled_on_the_ticket_and_a_journal_note_is_checked_and_counted(new_page, base_url):
+    page = new_page()
+    sign_in_as_guest(page, base_url, "Hal")
+    watch_volume_changes(page)
+    page.goto(page.url.split("#")[0] + "#/trade/NVTX")
+    counter = page.locator("#ticket-note-count")
+    expect(counter).to_have_text("0 / 500")
+    page.fill("#ticket-note", "bell\x07 in my note")
+    expect(counter).to_have_text("16 / 500")
+    page.click("#ticket-submit")  # refused here, as the server would: nothing is sent
+    expect(page.locator("#ticket-error")).to_have_attribute("data-reason", "INVALID_NOTE")
+    expect(page.locator("#ticket-error")).to_contain_text("control characters")
+    expect(page.locator("#ticket-result")).to_have_text("")
+
+    place_order(page, "NVTX", quantity=30, note="Breaking out on volume.\nSmall size.")
+    result = page.locator("#ticket-result")
+    expect(result).to_contain_text("Order placed: BUY 30 NVTX market")
+    expect(result).to_have_attribute("data-status", "FILLED")  # it follows the order's events until closed
+    expect(result).to_contain_text(re.compile(r"\(filled: 30 at [\d,]+\.\d\d average\)"))
+    expect(page.locator("#ticket-note")).to_have_value("")  # a note goes with one order
+    expect(counter).to_have_text("0 / 500")
+    order_id = result.get_attribute("data-order-id")
+    history_row = page.locator(f'#order-history tr[data-order-id="{order_id}"]')
+    expect(history_row).to_have_attribute("data-status", "FILLED")
+
+    # an IOC limit far under the ask cannot fill: cancelled at once, with the server's reason
+    far = (ask_of(page, "NVTX") / 2).quantize(Decimal("0.01"), rounding=ROUND_DOWN)
+    place_order(page, "NVTX", order_type="LIMIT", quantity=2, limit=far, tif="IOC")
+    expect(result).to_have_attribute("data-status", "CANCELLED")
+    expect(result).to_contain_text("Order placed: BUY 2 NVTX limit (cancelled — immediate or cancel:")
+    assert page.errors == []
+
+
+HISTORY_DIRECTLY = """
+async ([url, symbol, interval]) => {
+  const socket = new WebSocket(url);
+  return await new Promise((resolve, reject) => {
+    setTimeout(() => reject(new Error("no HISTORICAL_DATA")), 15000);
+    socket.onopen = () => socket.send(JSON.stringify({type: "REQUEST_HISTORICAL", requestId: "h",
+                                                      data: {symbol, interval, limit: 300}}));
+    socket.onmessage = (event) => {
+      const message = JSON.parse(event.data);
+      if (message.type === "ERROR") reject(new Error(event.data));
+      if (message.type === "HISTORICAL_DATA") { socket.close(); resolve(message.data.bars); }
+    };
+  });
+}
+"""
+
+
+def test_symbol_page_analytics_follow_the_chart_interval_and_volume_is_drawn_under_the_candles(new_page, base_url):
+    page = new_page()
+    sign_in_as_guest(page, base_url, "Ivy")
+    page.goto(base_url + "/#/symbol/NVTX")
+    page.wait_for_function("() => Number(document.querySelector('#chart').dataset.bars || 0) > 20", timeout=WAIT)
+    analytics = page.locator("#analytics")
+    expect(analytics).to_have_attribute("data-interval", "5m")
+    expect(analytics.locator('[data-key="Interval"] dd')).to_have_text("5m bars, as on the chart")
+    page.select_option("#chart-interval", "15m")
+    expect(analytics).to_have_attribute("data-interval", "15m")  # asked again, for the chart's new interval
+    expect(analytics.locator('[data-key="Interval"] dd')).to_have_text("15m bars, as on the chart")
+    expect(analytics.locator('[data-key="RSI 14"] dd')).not_to_have_text("")
+    expect(page.locator("#chart-status")).to_contain_text("· 15m")
+
+    # the volume series, read back from the chart library: its own pane, one bar per candle, the server's volumes
+    page.wait_for_function("() => window.stockquest.chartSeries('volume').data.length > 20", timeout=WAIT)
+    candles, volume = page.evaluate("['candles', 'volume'].map((name) => window.stockquest.chartSeries(name))")
+    assert (candles["pane"], volume["pane"]) == (0, 1)
+    assert [p["time"] for p in volume["data"]] == [p["time"] for p in candles["data"]]
+    other = new_page()
+    other.goto(base_url + "/healthz")
+    bars = other.evaluate(HISTORY_DIRECTLY, [base_url.replace("http", "ws") + "/ws/market-data", "NVTX", "15m"])
+    server = {bar["time"] / 1000: bar["volume"] for bar in bars[:-2]}  # closed bars: they no longer change
+    drawn = {p["time"]: p["value"] for p in volume["data"]}
+    common = server.keys() & drawn.keys()
+    assert len(common) >= len(server) - 2 and len(common) > 20
+    assert {t: drawn[t] for t in common} == {t: server[t] for t in common}
+    assert any(value > 0 for value in drawn.values())
+    assert all(p["color"] in ("rgba(10,125,50,.45)", "rgba(179,38,30,.45)") for p in volume["data"])
+
+    page.select_option("#chart-interval", "5m")
+    expect(analytics).to_have_attribute("data-interval", "5m")
+    page.wait_for_function("() => window.stockquest.chartSeries('volume').data.length > 20", timeout=WAIT)
+    page.mouse.move(0, 0)  # no crosshair in the picture
+    path = screenshot(page, "symbol-volume-desktop")
+    if os.environ.get("STOCKQUEST_UPDATE_SCREENSHOT"):
+        shutil.copyfile(path, ROOT / "docs" / "symbol-volume.png")
+    assert page.errors == [] and other.errors == []
+
+
 def test_far_limit_order_is_modified_then_cancelled(new_page, base_url):
     page = new_page()
     sign_in_as_guest(page, base_url, "Cy")
@@ -246,8 +340,11 @@ def test_far_limit_order_is_modified_then_cancelled(new_page, base_url):
     expect(row.locator("[data-f=limit]")).to_have_text(f"{lower:,.2f}")
     screenshot(page, "open-orders-desktop")
 
+    expect(page.locator("#ticket-result")).to_have_attribute("data-status", "NEW")
     row.get_by_role("button", name="Cancel BUY QBIT order").click()
     expect(row).to_have_count(0)
+    expect(page.locator("#ticket-result")).to_have_attribute("data-status", "CANCELLED")  # the ticket follows it
+    expect(page.locator("#ticket-result")).to_contain_text("Order placed: BUY 5 QBIT limit (cancelled)")
     expect(page.locator("[data-empty-for=open-orders]")).to_be_visible()
     expect(page.locator(f'#order-history tr[data-order-id="{order_id}"]')).to_have_attribute("data-status", "CANCELLED")
     assert page.errors == []
@@ -278,6 +375,9 @@ def test_phone_width_views_fit_the_screen(new_page, base_url):
     assert page.errors == []
 
 
+JOURNAL_NOTE = "Earnings next week <b>and</b> momentum;\nsmall size first."
+
+
 def add_teacher(data_dir, name="msmith"):
     result = subprocess.run([sys.executable, str(ROOT / "stockquest.py"), "user", "add", name, "--role", "teacher",
                              "--data-dir", str(data_dir)], input=TEACHER_PASSWORD + "\n", capture_output=True,
@@ -293,8 +393,9 @@ def test_teacher_pauses_market_and_student_prices_stop(new_page, start_server, t
 
     student = new_page()
     sign_in_as_guest(student, base, "Eve")
-    place_order(student, "NVTX", quantity=4)
+    place_order(student, "NVTX", quantity=4, note=JOURNAL_NOTE)
     expect(student.locator("#fills tbody tr").first).to_be_visible()
+    place_order(student, "QBIT", quantity=1)  # no note: not in the journal
     student.click("#nav a[data-view=market]")
     watch_volume_changes(student)
 
@@ -310,6 +411,13 @@ def test_teacher_pauses_market_and_student_prices_stop(new_page, start_server, t
     expect(board_row).to_have_count(1)
     board_row.get_by_role("button", name="View Eve's portfolio").click()
     expect(teacher.locator('#student-positions tr[data-symbol="NVTX"]')).to_contain_text("4")
+    # her trade journal: the noted order only, its note shown as the text she wrote (markup not interpreted)
+    journal = teacher.locator("#student-journal tbody tr[data-order-id]")
+    expect(journal).to_have_count(1)
+    expect(journal).to_contain_text("BUY 4 NVTX")
+    note = teacher.locator(f'#student-journal tr[data-note-for="{journal.get_attribute("data-order-id")}"] td.note')
+    expect(note).to_have_text(JOURNAL_NOTE)
+    assert note.locator("b").count() == 0
 
     # the class-wide risk feed ranks every student's portfolio
     expect(teacher.locator("#class-risk-ranking tbody tr").filter(has_text="Eve")).to_have_count(1)

@@ -248,3 +248,113 @@ async def test_a_write_the_database_refuses_is_answered_internal_and_changes_not
     second = (await client.expect("ORDER_SUBMITTED"))["data"]["order"]["orderId"]
     assert [order.order_id for order in services.trading.open_orders(str(user.id))] == [first, second]
     assert services.storage.reconcile(portfolio_id)["ok"]
+
+
+# -- the trade journal note -------------------------------------------------------------------------------------
+
+NOTE = "Earnings beat <b>&amp;</b> \"quotes\"; buying the dip.\nSecond line\twith a tab, ünïcödé ✓"
+
+
+async def replay(client, since_event_id):
+    """The events a SUBSCRIBE_ORDERS {sinceEventId} replays, up to its confirmation."""
+    await client.send("SUBSCRIBE_ORDERS", {"sinceEventId": since_event_id}, request_id="replay")
+    replayed = []
+    while (message := await client.recv())["type"] != "SUBSCRIPTION_CONFIRMED":
+        replayed.append(message)
+    return replayed
+
+
+async def test_a_note_goes_with_its_order_everywhere_orders_go_and_survives_modify_and_cancel(trader, ws):
+    client, _, portfolio_id, token = await trader()
+    await client.send("SUBMIT_ORDER", order_message(portfolio_id, orderType="LIMIT", limitPrice=1.0,
+                                                    timeInForce="GTC", note=f"  {NOTE}\n "), request_id="s")
+    submitted = (await client.expect("ORDER_SUBMITTED"))["data"]["order"]
+    assert submitted["note"] == NOTE  # trimmed, otherwise exactly as sent
+    assert submitted["placedBy"] is None
+    order_id = submitted["orderId"]
+    await client.send("MODIFY_ORDER", {"orderId": order_id, "quantity": 12})
+    modified = (await client.expect("ORDER_MODIFIED"))["data"]["order"]
+    assert (modified["quantity"], modified["note"]) == (12, NOTE)
+    await client.send("REQUEST_ORDER_STATUS", {"orderId": order_id})
+    assert (await client.expect("ORDER_STATUS"))["data"]["order"]["note"] == NOTE
+    again = await ws(ORDERS, token=token)
+    assert [o["note"] for o in (await again.expect("ACTIVE_ORDERS"))["data"]["orders"]] == [NOTE]
+    await client.send("CANCEL_ORDER", {"orderId": order_id})
+    assert (await client.expect("ORDER_CANCELLED"))["data"]["order"]["note"] == NOTE
+    await client.send("REQUEST_ORDER_HISTORY", {"portfolioId": portfolio_id})
+    history = (await client.expect("ORDER_HISTORY"))["data"]["orders"]
+    assert [(o["orderId"], o["status"], o["note"]) for o in history] == [(order_id, "CANCELLED", NOTE)]
+    replayed = await replay(again, 0)
+    assert [m["type"] for m in replayed] == ["ORDER_SUBMITTED", "ORDER_MODIFIED", "ORDER_CANCELLED"]
+    assert {m["data"]["order"]["note"] for m in replayed} == {NOTE}
+
+
+async def test_the_fills_of_a_market_order_carry_its_note(trader):
+    client, _, portfolio_id, _ = await trader()
+    await client.send("SUBMIT_ORDER", order_message(portfolio_id, quantity=3, note="momentum"))
+    assert (await client.expect("ORDER_SUBMITTED"))["data"]["order"]["note"] == "momentum"
+    filled = await client.wait_for("ORDER_FILLED", timeout=10)
+    assert filled["data"]["order"]["note"] == "momentum" and filled["data"]["order"]["placedBy"] is None
+
+
+@pytest.mark.parametrize("extra", [{}, {"note": None}, {"note": ""}, {"note": " \n\t "}])
+async def test_an_order_without_a_note_has_a_null_note(trader, extra):
+    client, _, portfolio_id, _ = await trader()
+    await client.send("SUBMIT_ORDER", order_message(portfolio_id, orderType="LIMIT", limitPrice=1.0, **extra))
+    order = (await client.expect("ORDER_SUBMITTED"))["data"]["order"]
+    assert "note" in order and order["note"] is None and order["placedBy"] is None
+    await client.send("REQUEST_ORDER_HISTORY", {})
+    assert (await client.expect("ORDER_HISTORY"))["data"]["orders"][0]["note"] is None
+
+
+@pytest.mark.parametrize("note", ["x" * 500, "é" * 500, "✓" * 499 + "\n", "line\r\nbreaks\tand tabs",
+                                  "'; DROP TABLE orders; --", "<script>alert(1)</script>"])
+async def test_a_note_of_up_to_500_characters_with_line_breaks_and_tabs_is_kept_verbatim(trader, services, note):
+    client, _, portfolio_id, _ = await trader()
+    await client.send("SUBMIT_ORDER", order_message(portfolio_id, orderType="LIMIT", limitPrice=1.0, note=note))
+    order = (await client.expect("ORDER_SUBMITTED"))["data"]["order"]
+    assert order["note"] == note.strip()
+    assert services.storage.order_by_id(order["orderId"]).note == note.strip()
+
+
+@pytest.mark.parametrize("note, code, words", [
+    ("x" * 501, "BAD_REQUEST", "longer than 500 characters"),
+    ("é" * 501, "BAD_REQUEST", "longer than 500 characters"),
+    ("buy\x00now", "BAD_REQUEST", "control characters"),
+    ("bell\x07", "BAD_REQUEST", "control characters"),
+    ("\x1b[31mred\x1b[0m", "BAD_REQUEST", "control characters"),
+    ("back\x08space", "BAD_REQUEST", "control characters"),
+    ("form\x0cfeed", "BAD_REQUEST", "control characters"),
+    ("del\x7f", "BAD_REQUEST", "control characters"),
+    ("next\x85line", "BAD_REQUEST", "control characters"),  # C1 controls are control characters too
+    (42, "INVALID_MESSAGE", "note must be a string"),
+    (["why"], "INVALID_MESSAGE", "note must be a string"),
+    ({"why": "because"}, "INVALID_MESSAGE", "note must be a string"),
+    (True, "INVALID_MESSAGE", "note must be a string"),
+])
+async def test_a_note_too_long_or_with_control_characters_is_refused_and_places_nothing(trader, services, note,
+                                                                                       code, words):
+    client, user, portfolio_id, _ = await trader()
+    cash = services.book.ledger(portfolio_id).buying_power_cents
+    await client.send("SUBMIT_ORDER", order_message(portfolio_id, note=note, clientOrderId="n1"), request_id="bad")
+    error = await client.expect("ERROR")
+    assert (error["requestId"], error["data"]["code"]) == ("bad", code)
+    assert words in error["data"]["error"] and error["data"]["requestType"] == "SUBMIT_ORDER"
+    assert services.storage.last_event_id(str(user.id)) == 0 and services.trading.open_orders(str(user.id)) == []
+    assert services.book.ledger(portfolio_id).buying_power_cents == cash
+    await client.send("SUBMIT_ORDER", order_message(portfolio_id, clientOrderId="n1", orderType="LIMIT",
+                                                    limitPrice=1.0), request_id="ok")
+    assert (await client.expect("ORDER_SUBMITTED"))["data"]["eventId"] == 1  # the clientOrderId was never used
+
+
+async def test_a_repeated_client_order_id_is_the_same_order_only_with_the_same_note(trader):
+    client, _, portfolio_id, _ = await trader()
+    far = order_message(portfolio_id, orderType="LIMIT", limitPrice=1.0, clientOrderId="j1", note="first reason")
+    await client.send("SUBMIT_ORDER", far)
+    first = await client.expect("ORDER_SUBMITTED")
+    await client.send("SUBMIT_ORDER", far)
+    assert (await client.expect("ORDER_SUBMITTED"))["data"] == first["data"]
+    await client.send("SUBMIT_ORDER", {**far, "note": "another reason"})
+    different = await client.expect("ORDER_REJECTED")
+    assert different["data"]["reason"] == "DUPLICATE_CLIENT_ORDER_ID"
+    assert different["data"]["order"]["note"] == "another reason"

@@ -133,6 +133,25 @@ def test_an_older_database_is_upgraded_by_the_steps_it_lacks_keeping_its_data(po
         assert upgraded.user_by_name("ada").role is Role.TEACHER
 
 
+def test_a_database_from_before_the_journal_gets_its_columns_and_its_orders_stay_readable(postgres_url, clock,
+                                                                                         monkeypatch, admin):
+    monkeypatch.setattr(postgres, "MIGRATIONS", postgres.MIGRATIONS[:1])
+    monkeypatch.setattr(postgres, "SCHEMA_VERSION", 1)
+    with PostgresStorage(postgres_url, clock) as old:
+        user_id, portfolio_id = owner(old)
+    admin.execute(  # an order as a version-1 server stored it: no note, no placed_by
+        "INSERT INTO orders VALUES ('O1', NULL, %s, %s, 'ACME', 'BUY', 'LIMIT', 5, 100, NULL, 'GTC', 'NEW', %s, %s, 0,"
+        " 0, 0, 0, 0, 0, NULL, NULL, 1)", (portfolio_id, user_id, T0, T0))
+    monkeypatch.undo()
+    with PostgresStorage(postgres_url, clock) as upgraded:
+        assert upgraded._db.execute("SELECT version FROM schema_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert upgraded.order_by_id("O1") == resting_order("O1", user_id, portfolio_id)
+        assert upgraded.order_by_id("O1").note is None and upgraded.order_by_id("O1").placed_by is None
+        noted = replace(resting_order("O2", user_id, portfolio_id), note="after the upgrade")
+        upgraded.save_trading([submitted(noted)], [], now_ms=T0)
+        assert upgraded.order_history(user_ids=[user_id], with_note=True) == ([noted], None)
+
+
 def test_servers_opening_an_empty_database_together_create_the_schema_once(postgres_url, clock):
     opened, failed = [], []
 
@@ -293,7 +312,8 @@ def test_an_order_naming_a_nul_character_is_a_bad_request_and_stores_nothing(pos
         user = services.users.create("ada", "Ada", None)
         portfolio_id = services.storage.portfolio_ids_of(user.id)[0]
         far = OrderRequest(portfolio_id, "NVTX", Side.BUY, OrderType.LIMIT, 1, 100, None, TimeInForce.GTC)
-        for request in (replace(far, client_order_id="c\x00"), replace(far, symbol="NV\x00X")):
+        for request in (replace(far, client_order_id="c\x00"), replace(far, symbol="NV\x00X"),
+                        replace(far, note="why\x00")):  # the engine would record a rejection INVALID_NOTE
             with pytest.raises(BadRequest):
                 services.trading.submit(user, request, origin=None)
         services.trading.submit(user, replace(far, client_order_id="c"), origin=None)

@@ -368,6 +368,71 @@ def test_order_by_id_finds_any_status_and_nothing_for_strangers(storage, ada):
     assert storage.order_by_id(1) is None
 
 
+# -- the trade journal: notes and who placed an order ---------------------------------------
+
+
+def test_a_note_and_who_placed_an_order_are_stored_and_read_back_everywhere(open_storage):
+    note = "Earnings beat; buying the dip.\nSecond line\twith a tab, ünïcödé ✓ '; DROP TABLE orders; --"
+    with open_storage() as first:
+        ada, bob = new_user(first, "ada"), new_user(first, "bob")
+        order = make_order("O1", ada, client="c-1", note=note, placed_by=bob[0], reserved_cash_cents=100_000)
+        saved = first.save_trading([submitted(order)], [], now_ms=T0)
+        assert json.loads(saved[0][2])["order"]["note"] == note
+        assert json.loads(saved[0][2])["order"]["placedBy"] == bob[0]
+    with open_storage() as again:  # after a restart
+        assert again.order_by_id("O1") == order and again.order_by_id("O1").placed_by == bob[0]
+        assert again.load_trading(CASH)[1] == [order]
+        assert again.client_order(ada[0], "c-1")[0].note == note
+        assert again.order_history(user_ids=[ada[0]])[0] == [order]
+        (_, _, payload), = again.events_after(ada[0], 0, limit=10)
+        assert json.loads(payload)["order"]["note"] == note
+
+
+def test_an_order_without_a_note_reads_back_with_none_placed_by_its_owner(storage, ada):
+    order = make_order("O1", ada)
+    (_, _, payload), = storage.save_trading([submitted(order)], [], now_ms=T0)
+    stored = storage.order_by_id("O1")
+    assert (stored.note, stored.placed_by, stored.placer) == (None, None, ada[0])
+    assert json.loads(payload)["order"]["note"] is None and json.loads(payload)["order"]["placedBy"] is None
+
+
+def test_the_note_and_the_placer_are_fixed_when_the_order_is_first_stored(storage, ada, bob):
+    order = make_order("O1", ada, quantity=10, note="the first reason")
+    storage.save_trading([submitted(order)], [], now_ms=T0)
+    order.quantity, order.updated_at_ms = 12, T0 + 5
+    storage.save_trading([TradeEvent(EventKind.ORDER_MODIFIED, order.snapshot())], [], now_ms=T0 + 5)
+    storage.save_trading(fill_order(order, "E1", 12, 10_000, at=T0 + 6), [], now_ms=T0 + 6)
+    assert storage.order_by_id("O1") == order and storage.order_by_id("O1").note == "the first reason"
+    rewritten = replace(order, note="rewritten later", placed_by=bob[0], updated_at_ms=T0 + 7)
+    storage.save_trading([], [], now_ms=T0 + 7, orders=[rewritten])  # no later snapshot changes either
+    stored = storage.order_by_id("O1")
+    assert (stored.note, stored.placed_by, stored.updated_at_ms) == ("the first reason", None, T0 + 7)
+
+
+def test_an_order_placed_by_someone_who_is_not_a_user_is_refused_and_nothing_is_stored(storage, ada, refused):
+    with pytest.raises(refused):
+        storage.save_trading([submitted(make_order("O1", ada, placed_by="999"))], [ledger(ada, 1)], now_ms=T0)
+    assert table_counts(storage) == {"orders": 0, "fills": 0, "positions": 0, "order_events": 0}
+    with pytest.raises(ValueError):
+        storage.save_trading([submitted(make_order("O2", ada, placed_by="not-an-id"))], [], now_ms=T0)
+    assert storage.order_by_id("O2") is None
+
+
+def test_history_with_note_pages_through_only_the_orders_placed_with_a_note(storage, ada, bob):
+    second = (ada[0], storage.create_portfolio(ada[0], "Second", CASH).portfolio_id)
+    orders = [make_order(f"O{n}", second if n % 4 == 0 else ada, created=T0 + (5 if n in (7, 8) else n * 10),
+                         note=f"reason {n}" if n % 3 else None) for n in range(1, 13)]
+    orders.append(make_order("O13", bob, created=T0 + 500, note="bob's reason"))
+    storage.save_trading([submitted(order) for order in orders], [], now_ms=T0)
+    noted = [o.order_id for o in newest_first(orders) if o.user_id == ada[0] and o.note is not None]
+    pages = page_through(storage, user_ids=[ada[0]], with_note=True, limit=3)
+    assert [len(page) for page in pages] == [3, 3, 2] and sum(pages, []) == noted
+    assert {"O4", "O7", "O8"} <= set(noted)  # both portfolios; two in one millisecond
+    every = sum(page_through(storage, user_ids=[ada[0]], limit=5), [])
+    assert len(every) == 12  # without with_note, every order
+    assert storage.order_history(user_ids=[bob[0]], with_note=True)[0][0].note == "bob's reason"
+
+
 # -- history ------------------------------------------------------------------------------
 
 
@@ -717,6 +782,43 @@ def test_a_version_1_database_is_upgraded_keeping_users_and_portfolios(db_path, 
             assert store._db.execute(indexes).fetchall() == fresh._db.execute(indexes).fetchall()
     with Storage(db_path, clock) as again:  # and opening it again changes nothing
         assert again.order_by_id("O1") is not None
+
+
+# Version 4, the last before the trade journal: the orders table without note and placed_by.
+_JOURNAL_COLUMNS = """,
+    note                  TEXT    NULL,
+    placed_by             INTEGER NULL REFERENCES users (id)
+) STRICT;"""
+SCHEMA_V4 = SCHEMA.replace(_JOURNAL_COLUMNS, "\n) STRICT;")
+
+
+def test_a_version_4_database_gets_the_journal_columns_and_its_orders_stay_readable(db_path, clock):
+    assert SCHEMA_V4 != SCHEMA and "placed_by             INTEGER" not in SCHEMA_V4
+    db_path.parent.mkdir(parents=True)
+    with Storage(db_path, clock) as current:  # users and portfolios as a version-4 server made them
+        ada = new_user(current, "ada")
+    raw = sqlite3.connect(db_path)
+    raw.executescript("DROP TABLE order_events; DROP TABLE fills; DROP TABLE orders;" + SCHEMA_V4 + f"""
+        INSERT INTO orders VALUES ('O1', 'c-1', {ada[1]}, {ada[0]}, 'ACME', 'BUY', 'LIMIT', 10, 10000, NULL, 'GTC',
+                                   'NEW', {T0}, {T0}, 0, 0, 0, 0, 100000, 0, NULL, NULL, 1);
+        INSERT INTO order_events VALUES ({ada[0]}, 1, {ada[1]}, 'O1', 'ORDER_SUBMITTED', '{{"old": true}}', {T0});
+        PRAGMA user_version = 4;
+    """)
+    raw.close()
+    with Storage(db_path, clock) as store:
+        assert store._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+        old = store.order_by_id("O1")
+        assert (old.note, old.placed_by, old.client_order_id, old.reserved_cash_cents) == (None, None, "c-1", 100_000)
+        assert store.load_trading(CASH)[1] == [old]
+        assert store.client_order(ada[0], "c-1") == (old, 1, '{"old": true}')  # stored events stay as stored
+        noted = make_order("O2", ada, note="after the upgrade")
+        (_, event_id, payload), = store.save_trading([submitted(noted)], [], now_ms=T0 + 1)
+        assert event_id == 2 and json.loads(payload)["order"]["note"] == "after the upgrade"
+        assert store.order_history(user_ids=[ada[0]], with_note=True) == ([noted], None)
+        with Storage(":memory:", clock) as fresh:
+            assert _columns(store._db, "orders") == _columns(fresh._db, "orders")
+    with Storage(db_path, clock) as again:  # and opening it again changes nothing
+        assert again.order_by_id("O2").note == "after the upgrade"
 
 
 def _statements(script):

@@ -1,10 +1,10 @@
-"""The orders family on the wire: the Order object, a trade in POSITION_DETAILS, and the order events' `data`."""
+"""The orders family on the wire: the Order object, a journal entry, a POSITION_DETAILS trade, order events."""
 
 from domain.orders import OrderRules
 from domain.trading import EventKind, Fill, Order, TradeEvent
 from realtime.wire import iso_ms, money
 
-__all__ = ["order", "trade", "event", "rules"]
+__all__ = ["order", "journal_entry", "trade", "event", "rules"]
 
 
 def order(o: Order) -> dict:
@@ -29,6 +29,26 @@ def order(o: Order) -> dict:
         "rejectReason": None if o.reject_reason is None else str(o.reject_reason),
         "createdAt": iso_ms(o.created_at_ms),
         "updatedAt": iso_ms(o.updated_at_ms),
+        "note": o.note,
+        "placedBy": o.placed_by,
+    }
+
+
+def journal_entry(o: Order) -> dict:
+    """One entry of a student's trade journal (GET /api/journal): an order as placed, where it got to, and why."""
+    return {
+        "orderId": o.order_id,
+        "portfolioId": o.portfolio_id,
+        "time": iso_ms(o.created_at_ms),
+        "symbol": o.symbol,
+        "side": str(o.side),
+        "orderType": str(o.order_type),
+        "quantity": o.quantity,
+        "filledQuantity": o.filled_quantity,
+        "averageFillPrice": money(o.average_fill_price),
+        "status": str(o.status),
+        "note": o.note,
+        "placedBy": o.placed_by,
     }
 
 

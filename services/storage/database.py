@@ -8,6 +8,7 @@ The stores write one SQL for every engine: `?` placeholders, ``ON CONFLICT`` ups
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -41,7 +42,7 @@ BUSY_TIMEOUT_S = 10.0
 # integer cents in columns named *_cents; no money column is REAL.
 # Order and execution ids ("O12", "E345") sort by (length(id), id), which is their issue order as
 # long as the prefix is fixed; that is the tie-break wherever two rows share a millisecond.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 SCHEMA = """
 -- AUTOINCREMENT: ids are never reused, so a token's sub can never come to name a later user.
 CREATE TABLE IF NOT EXISTS users (
@@ -88,6 +89,8 @@ CREATE TABLE IF NOT EXISTS positions (
 -- Quantity and prices are not range-checked because a rejected order keeps what was sent; its
 -- quantity may even be a fraction (INVALID_QUANTITY), hence ANY, which only it may use.
 -- first_event_id: the order's first eventId (ORDER_SUBMITTED or ORDER_REJECTED), for a repeated clientOrderId.
+-- note (the trade journal: why, in the student's words) and placed_by (a team member who placed it for the owner;
+-- NULL: the owner) came in version 5, appended by ALTER TABLE there; both are fixed when the order is placed.
 CREATE TABLE IF NOT EXISTS orders (
     order_id              TEXT    PRIMARY KEY,
     client_order_id       TEXT    NULL,
@@ -113,7 +116,9 @@ CREATE TABLE IF NOT EXISTS orders (
     stop_triggered        INTEGER NOT NULL CHECK (stop_triggered IN (0, 1)),
     reject_reason         TEXT    NULL,
     error                 TEXT    NULL,
-    first_event_id        INTEGER NOT NULL
+    first_event_id        INTEGER NOT NULL,
+    note                  TEXT    NULL,
+    placed_by             INTEGER NULL REFERENCES users (id)
 ) STRICT;
 
 -- The query in Storage.load_trading repeats this WHERE exactly, so the planner uses the index.
@@ -190,7 +195,9 @@ CREATE TABLE IF NOT EXISTS engine_fence (
 INSERT INTO engine_fence (id, token) VALUES (1, 0) ON CONFLICT DO NOTHING;
 """
 
-# MIGRATIONS[n] upgrades a version-n database to version n + 1; SCHEMA then adds the new tables.
+# MIGRATIONS[n] upgrades a version-n database to version n + 1; SCHEMA then adds the new tables. A table added after
+# version 1 only comes with SCHEMA, at the end, in its latest shape: so a step's ALTER TABLE of a table the database
+# does not have yet is left out (see SQLiteDatabase._upgrade_steps).
 MIGRATIONS = {
     1: """
 ALTER TABLE portfolios ADD COLUMN starting_cash_cents INTEGER NOT NULL DEFAULT 0;
@@ -200,6 +207,11 @@ UPDATE portfolios SET starting_cash_cents = cash_cents;
 """,
     2: "-- version 3 only adds tables (risk_limits, risk_alerts), which SCHEMA creates.\n",
     3: "-- version 4 only adds engine_fence and users_by_lower_name, which SCHEMA creates.\n",
+    4: """
+-- Orders stored before version 5 had neither: they read back with no note, placed by their owner.
+ALTER TABLE orders ADD COLUMN note TEXT NULL;
+ALTER TABLE orders ADD COLUMN placed_by INTEGER NULL REFERENCES users (id);
+""",
 }
 
 
@@ -384,7 +396,7 @@ class SQLiteDatabase(Database):
         if version == SCHEMA_VERSION:
             return
         # A new file (version 0) gets SCHEMA as it is; an older one its upgrade steps first.
-        steps = "".join(MIGRATIONS[v] for v in range(version, SCHEMA_VERSION)) if version else ""
+        steps = self._upgrade_steps(version) if version else ""
         try:
             # executescript commits anything pending first, so the transaction is inside the script.
             self._db.executescript(
@@ -399,6 +411,23 @@ class SQLiteDatabase(Database):
             if isinstance(exc, sqlite3.OperationalError) and upgraded:
                 return
             raise
+
+    def _upgrade_steps(self, version: int) -> str:
+        """The steps from `version` to SCHEMA_VERSION as one script, without the ALTER TABLE statements of tables
+        this database does not have: SCHEMA creates those whole (a version-1 file has no orders table to alter)."""
+        tables = {name for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        kept, statement = [], ""
+        for line in "".join(MIGRATIONS[v] for v in range(version, SCHEMA_VERSION)).splitlines(keepends=True):
+            statement += line
+            if sqlite3.complete_statement(statement):
+                altered = _ALTER_TABLE.match(statement)
+                if altered is None or altered[1] in tables:
+                    kept.append(statement)
+                statement = ""
+        return "".join(kept) + statement
+
+
+_ALTER_TABLE = re.compile(r"(?:\s|--[^\n]*\n)*ALTER\s+TABLE\s+(\w+)", re.IGNORECASE)
 
 
 def _encodable(text: object) -> bool:

@@ -74,10 +74,12 @@ class HistoryStore(Database):
         status: OrderStatus | str | None = None,
         limit: int = 100,
         before: str | None = None,
+        with_note: bool = False,
     ) -> tuple[list[Order], str | None]:
         """Orders newest first (of these users; None means everyone's), a page at a time, and the next page's cursor.
 
         `before` is a cursor returned earlier (an opaque string); the cursor is None after the last page.
+        `with_note`: only the orders placed with a trade journal note.
         A malformed cursor, an unknown status or a limit outside 1..500 raise `BadRequest`.
         """
         if type(limit) is not int or not 0 < limit <= MAX_HISTORY_LIMIT:
@@ -111,6 +113,8 @@ class HistoryStore(Database):
         if status is not None:
             terms.append("status = ?")
             params.append(status.value)
+        if with_note:
+            terms.append("note IS NOT NULL")
         where = f" WHERE {' AND '.join(terms)}" if terms else ""
         rows = self._db.execute(
             f"SELECT {_ORDER_COLUMNS} FROM orders{where}"

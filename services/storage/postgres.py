@@ -177,6 +177,12 @@ CREATE TABLE engine_fence (
 );
 INSERT INTO engine_fence (id, token) VALUES (1, 0);
 """,
+    """
+-- The trade journal's note and the team member who placed an order for its owner (NULL: the owner), as SQLite's
+-- version 5 has them; orders stored before read back with neither.
+ALTER TABLE orders ADD COLUMN note TEXT NULL;
+ALTER TABLE orders ADD COLUMN placed_by BIGINT NULL REFERENCES users (id);
+""",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

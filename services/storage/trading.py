@@ -36,15 +36,17 @@ _LAST_EVENT_SQL = "SELECT coalesce(max(event_id), 0) FROM order_events WHERE use
 _ORDER_COLUMNS = (
     "order_id, client_order_id, portfolio_id, user_id, symbol, side, order_type, quantity, limit_price_cents,"
     " stop_price_cents, time_in_force, status, created_at_ms, updated_at_ms, day_index, filled_quantity,"
-    " filled_notional_cents, commission_cents, reserved_cash_cents, stop_triggered, reject_reason, error"
+    " filled_notional_cents, commission_cents, reserved_cash_cents, stop_triggered, reject_reason, error, note,"
+    " placed_by"
 )
-# What an order's later snapshots may change; the rest is fixed when it is first stored.
+# What an order's later snapshots may change; the rest (its note and who placed it among them) is fixed when it is
+# first stored.
 _ORDER_MUTABLE = (
     "quantity", "limit_price_cents", "stop_price_cents", "status", "updated_at_ms", "filled_quantity",
     "filled_notional_cents", "commission_cents", "reserved_cash_cents", "stop_triggered", "reject_reason", "error",
 )
 _UPSERT_ORDER_SQL = (
-    f"INSERT INTO orders ({_ORDER_COLUMNS}, first_event_id) VALUES ({', '.join('?' * 23)})"
+    f"INSERT INTO orders ({_ORDER_COLUMNS}, first_event_id) VALUES ({', '.join('?' * 25)})"
     " ON CONFLICT (order_id) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in _ORDER_MUTABLE)
 )
 _FILL_COLUMNS = (
@@ -295,7 +297,8 @@ def _order_params(order: Order, first_event_id: int) -> tuple:
         order.quantity, order.limit_price, order.stop_price, str(order.time_in_force), str(order.status),
         order.created_at_ms, order.updated_at_ms, order.day_index, order.filled_quantity,
         order.filled_notional_cents, order.commission_cents, order.reserved_cash_cents, int(order.stop_triggered),
-        None if order.reject_reason is None else str(order.reject_reason), order.error, first_event_id,
+        None if order.reject_reason is None else str(order.reject_reason), order.error, order.note,
+        None if order.placed_by is None else _need_key(order.placed_by, "user id"), first_event_id,
     )
 
 
@@ -303,7 +306,7 @@ def _order(row) -> Order:
     (order_id, client_order_id, portfolio_id, user_id, symbol, side, order_type, quantity, limit_price,
      stop_price, time_in_force, status, created_at_ms, updated_at_ms, day_index, filled_quantity,
      filled_notional_cents, commission_cents, reserved_cash_cents, stop_triggered, reject_reason,
-     error) = tuple(row)[:22]
+     error, note, placed_by) = tuple(row)[:24]
     return Order(
         order_id=order_id, client_order_id=client_order_id, portfolio_id=str(portfolio_id), user_id=str(user_id),
         symbol=symbol, side=Side(side), order_type=OrderType(order_type), quantity=quantity,
@@ -312,6 +315,7 @@ def _order(row) -> Order:
         filled_quantity=filled_quantity, filled_notional_cents=filled_notional_cents,
         commission_cents=commission_cents, reserved_cash_cents=reserved_cash_cents, stop_triggered=bool(stop_triggered),
         reject_reason=None if reject_reason is None else RejectReason(reject_reason), error=error,
+        placed_by=None if placed_by is None else str(placed_by), note=note,
     )
 
 

@@ -1,4 +1,5 @@
-/* REST calls: sign-in, leaderboard, market controls, scenarios and statistics, with the tab's bearer token. */
+/* REST calls: sign-in, leaderboard, market controls, scenarios, statistics and journals, with the tab's bearer
+   token. */
 
 import { store } from "./store.js";
 
@@ -38,6 +39,8 @@ export const classroom = {
   control: (body) => api("POST", "/api/market/control", body),
   stats: () => api("GET", "/api/stats"),
   metrics: (since) => api("GET", since == null ? "/api/metrics" : `/api/metrics?since=${encodeURIComponent(since)}`),
+  journal: (userId, { limit = 20, before = null } = {}) => api("GET", `/api/journal?userId=${encodeURIComponent(userId)}` +
+    `&limit=${limit}${before ? `&before=${encodeURIComponent(before)}` : ""}`),
 };
 
 export const scenarios = {

@@ -87,6 +87,7 @@ export const REASONS = {
   RISK_LIMIT: "The order would break one of your risk limits",
   DUPLICATE_CLIENT_ORDER_ID: "This order was already sent with different details",
   MARKET_CLOSED: "The market is closed or paused: this kind of order cannot wait",
+  INVALID_NOTE: "The note is too long or holds control characters",
   BAD_REQUEST: "The server did not accept the request",
   FORBIDDEN: "You are not allowed to do that",
   NOT_FOUND: "Not found",

@@ -1,7 +1,7 @@
 /* Client-side order checks that mirror the server's (docs/protocol.md, SUBMIT_ORDER), in the server's order:
    INVALID_QUANTITY, INVALID_PRICE, MARKET_CLOSED, INSUFFICIENT_SHARES, INSUFFICIENT_FUNDS, RISK_LIMIT, with the
-   limits the server states in the page (server.js). The server stays the judge: what it rejects anyway is shown
-   with its reason. */
+   limits the server states in the page (server.js), then the journal note's. The server stays the judge: what it
+   rejects anyway is shown with its reason. */
 
 import { ORDER_RULES } from "./server.js";
 
@@ -71,6 +71,21 @@ export function validateOrder(order, context = {}) {
     return { reason: "RISK_LIMIT",
              message: `The order's value (about ${(quantity * estimate).toFixed(2)}) is over your maximum order value ${context.maxOrderValue.toFixed(2)}` };
   }
+  const note = noteProblem(order.note);
+  if (note) return { reason: "INVALID_NOTE", message: note };
+  return null;
+}
+
+export const MAX_NOTE_LENGTH = 500;
+// Control characters (Unicode's Cc) other than a line break or a tab, which the server refuses in a note.
+const NOTE_CONTROLS = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]/;
+
+/* The problem with a trade journal note, as the server judges it once trimmed, or null. */
+export function noteProblem(note) {
+  const text = String(note ?? "").trim();
+  const length = [...text].length;  // the server counts code points, not UTF-16 units
+  if (length > MAX_NOTE_LENGTH) return `The note has ${length} characters; at most ${MAX_NOTE_LENGTH} are allowed`;
+  if (NOTE_CONTROLS.test(text)) return "The note must not contain control characters";
   return null;
 }
 

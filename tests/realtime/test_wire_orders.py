@@ -1,4 +1,4 @@
-"""The orders family on the wire: Order, a POSITION_DETAILS trade and each order event's data, key for key."""
+"""The orders family on the wire, key for key: Order, a journal entry, a POSITION_DETAILS trade, events' data."""
 
 from dataclasses import replace
 
@@ -32,7 +32,7 @@ def partly_filled() -> Order:
         order_type=OrderType.STOP_LIMIT, quantity=10, limit_price=10_050, stop_price=10_010,
         time_in_force=TimeInForce.GTC, status=OrderStatus.PARTIALLY_FILLED, created_at_ms=T0, updated_at_ms=T0 + 61_877,
         day_index=3, filled_quantity=2, filled_notional_cents=20_005, commission_cents=495,
-        reserved_cash_cents=80_400, stop_triggered=True,
+        reserved_cash_cents=80_400, stop_triggered=True, placed_by="u9", note="Breakout;\nsmall size first.",
     )
 
 
@@ -61,6 +61,30 @@ def test_an_order_is_the_protocols_order_object():
         "rejectReason": None,
         "createdAt": "2025-11-26T03:00:00.123Z",
         "updatedAt": "2025-11-26T03:01:02.000Z",
+        "note": "Breakout;\nsmall size first.",
+        "placedBy": "u9",
+    })
+
+
+def test_an_order_placed_by_its_owner_without_a_note_has_both_null():
+    data = wire.order(replace(partly_filled(), placed_by=None, note=None))
+    assert (data["note"], data["placedBy"]) == (None, None)
+
+
+def test_a_journal_entry_is_the_order_as_placed_where_it_got_to_and_why():
+    assert_exactly(wire.journal_entry(partly_filled()), {
+        "orderId": "O7",
+        "portfolioId": "P1",
+        "time": "2025-11-26T03:00:00.123Z",
+        "symbol": "ACME",
+        "side": "BUY",
+        "orderType": "STOP_LIMIT",
+        "quantity": 10,
+        "filledQuantity": 2,
+        "averageFillPrice": 100.02,
+        "status": "PARTIALLY_FILLED",
+        "note": "Breakout;\nsmall size first.",
+        "placedBy": "u9",
     })
 
 

@@ -1,5 +1,6 @@
-/* The symbol page: a candlestick chart from HISTORICAL_DATA that grows with live quotes, SMA and Bollinger
-   overlays computed from those bars, and the server's ANALYTICS_DATA figures. */
+/* The symbol page: a candlestick chart from HISTORICAL_DATA that grows with live quotes, the bars' volume in a pane
+   below, SMA and Bollinger overlays computed from those bars, and the server's ANALYTICS_DATA figures for the
+   chart's own interval (asked again whenever the interval changes). */
 
 import { store, subscribe } from "../store.js";
 import { $, money, signedMoney, percent, number, direction, fillKv } from "../format.js";
@@ -7,8 +8,12 @@ import { $, money, signedMoney, percent, number, direction, fillKv } from "../fo
 const INTERVAL_MS = { "1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000 };
 const PERIOD = 20;
 const ANALYTICS_REFRESH_MS = 15_000;
+const UP = "#0a7d32", DOWN = "#b3261e";
+const UP_VOLUME = "rgba(10,125,50,.45)", DOWN_VOLUME = "rgba(179,38,30,.45)";
+const volumeText = new Intl.NumberFormat("en-US", { notation: "compact", maximumFractionDigits: 1 });
 
-const view = { symbol: null, interval: "5m", bars: [], chart: null, series: {}, analyticsTimer: 0, pending: null };
+const view = { symbol: null, interval: "5m", bars: [], chart: null, series: {}, analyticsTimer: 0, pending: null,
+               lastVolume: null };
 
 /* Simple moving average and Bollinger bands (PERIOD, 2 standard deviations) of closes, as chart points. */
 export function overlays(bars, period = PERIOD) {
@@ -34,6 +39,7 @@ export function init(app) {
 
   $("#chart-interval").addEventListener("change", (event) => {
     view.interval = event.target.value;
+    clearAnalytics();  // the figures shown were of the other interval's bars
     requestData(app);
   });
   for (const id of ["#overlay-sma", "#overlay-bollinger"]) $(id).addEventListener("change", () => drawOverlays());
@@ -44,10 +50,16 @@ export function init(app) {
     draw();
   });
   market.on("ANALYTICS_DATA", (data) => {
-    if (data.symbol === view.symbol) renderAnalytics(data);
+    if (data.symbol === view.symbol && data.interval === view.interval) renderAnalytics(data);
   });
   market.onReady(() => { if (view.symbol) requestData(app); });
   subscribe("quotes", (symbols) => { if (view.symbol && symbols.has(view.symbol)) live(); });
+
+  // For the browser console and tests: a series as the chart library holds it (its pane and its data).
+  app.chartSeries = (name) => {
+    const series = view.series[name];
+    return series ? { pane: series.getPane().paneIndex(), data: series.data().map((point) => ({ ...point })) } : null;
+  };
 }
 
 function open(app, symbol) {
@@ -56,14 +68,13 @@ function open(app, symbol) {
   $("#symbol-title").textContent = spec ? `${symbol} · ${spec.name}` : symbol;
   $("#symbol-trade").href = `#/trade/${encodeURIComponent(symbol)}`;
   $("#symbol-trade").hidden = !store.user;
-  $("#analytics").replaceChildren();
+  clearAnalytics();
   view.bars = [];
   ensureChart();
   clear();
   requestData(app);
   clearInterval(view.analyticsTimer);
-  view.analyticsTimer = setInterval(() => app.channels.market.send("REQUEST_ANALYTICS", { symbol, interval: "1d" }),
-                                    ANALYTICS_REFRESH_MS);
+  view.analyticsTimer = setInterval(() => requestAnalytics(app), ANALYTICS_REFRESH_MS);
   live();
 }
 
@@ -76,7 +87,11 @@ function requestData(app) {
   const market = app.channels.market;
   $("#chart-status").textContent = market.ready ? "Loading history…" : "Waiting for the connection…";
   market.send("REQUEST_HISTORICAL", { symbol: view.symbol, interval: view.interval, limit: 300 });
-  market.send("REQUEST_ANALYTICS", { symbol: view.symbol, interval: "1d" });
+  requestAnalytics(app);
+}
+
+function requestAnalytics(app) {
+  if (view.symbol) app.channels.market.send("REQUEST_ANALYTICS", { symbol: view.symbol, interval: view.interval });
 }
 
 function ensureChart() {
@@ -94,11 +109,19 @@ function ensureChart() {
     layout: { background: { color: "transparent" }, textColor: getComputedStyle(document.body).color },
     grid: { vertLines: { color: "rgba(128,128,128,.15)" }, horzLines: { color: "rgba(128,128,128,.15)" } },
     timeScale: { timeVisible: true, secondsVisible: false },
-    localization: { priceFormatter: (p) => p.toFixed(2) },
   });
   view.series.candles = view.chart.addSeries(lib.CandlestickSeries, {
-    upColor: "#0a7d32", downColor: "#b3261e", borderVisible: false, wickUpColor: "#0a7d32", wickDownColor: "#b3261e",
+    priceFormat: { type: "price", precision: 2, minMove: 0.01 },
+    upColor: UP, downColor: DOWN, borderVisible: false, wickUpColor: UP, wickDownColor: DOWN,
   });
+  // Volume in a pane of its own under the candles, with its own price scale, a quarter of the height.
+  view.series.volume = view.chart.addSeries(lib.HistogramSeries, {
+    priceFormat: { type: "custom", minMove: 1, formatter: (shares) => volumeText.format(shares) },
+    priceLineVisible: false, lastValueVisible: false,
+  }, 1);
+  const [prices, volumes] = view.chart.panes();
+  prices.setStretchFactor(3);
+  volumes.setStretchFactor(1);
   const line = (color, style = 0) => view.chart.addSeries(lib.LineSeries, {
     color, lineWidth: 1, lineStyle: style, priceLineVisible: false, lastValueVisible: false, crosshairMarkerVisible: false,
   });
@@ -119,6 +142,9 @@ function draw() {
   $("#chart-status").textContent = view.bars.length ? `${view.bars.length} bars · ${view.interval}` : "No history yet";
   if (!ensureChart()) return;
   view.series.candles.setData(view.bars.map(toCandle));
+  view.series.volume.setData(view.bars.map(toVolume));
+  const quote = store.quotes.get(view.symbol);
+  view.lastVolume = quote ? quote.volume : null;  // live quotes add what trades from now on to the last bar
   drawOverlays();
   view.chart.timeScale().fitContent();
 }
@@ -132,11 +158,23 @@ function drawOverlays() {
 }
 
 const toCandle = (bar) => ({ time: bar.time / 1000, open: bar.open, high: bar.high, low: bar.low, close: bar.close });
+const toVolume = (bar) => ({ time: bar.time / 1000, value: bar.volume,
+                             color: bar.close >= bar.open ? UP_VOLUME : DOWN_VOLUME });
 
-/* Fold the latest quote into the last bar, or open a new bar once the quote's market time passes the interval. */
+/* The shares traded since the last quote seen: the quote's volume is the day's, and starts again each day. */
+function tradedSince(quote) {
+  const before = view.lastVolume;
+  view.lastVolume = quote.volume;
+  if (before == null || quote.volume == null) return 0;
+  return quote.volume >= before ? quote.volume - before : quote.volume;
+}
+
+/* Fold the latest quote (price and volume) into the last bar, or open a new bar once the quote's market time passes
+   the interval. */
 function live() {
   const quote = store.quotes.get(view.symbol);
   if (!quote) return;
+  const traded = view.bars.length ? tradedSince(quote) : 0;
   $("#symbol-quote").replaceChildren(
     `${money(quote.price)} `,
     Object.assign(document.createElement("span"), { className: direction(quote.change),
@@ -148,7 +186,7 @@ function live() {
   let bar;
   if (step && quote.marketTime >= last.time + step) {
     const start = last.time + Math.floor((quote.marketTime - last.time) / step) * step;
-    bar = { time: start, open: quote.price, high: quote.price, low: quote.price, close: quote.price, volume: 0 };
+    bar = { time: start, open: quote.price, high: quote.price, low: quote.price, close: quote.price, volume: traded };
     view.bars.push(bar);
     if (view.bars.length > 1000) view.bars.shift();
   } else if (quote.marketTime >= last.time) {
@@ -156,6 +194,7 @@ function live() {
     bar.close = quote.price;
     bar.high = Math.max(bar.high, quote.price);
     bar.low = Math.min(bar.low, quote.price);
+    bar.volume += traded;
   } else {
     return;
   }
@@ -163,6 +202,7 @@ function live() {
   $("#chart").dataset.lastClose = String(bar.close);
   if (!view.chart) return;
   view.series.candles.update(toCandle(bar));
+  view.series.volume.update(toVolume(bar));
   const tail = overlays(view.bars.slice(-PERIOD));
   if (tail.sma.length) {
     if ($("#overlay-sma").checked) view.series.sma.update(tail.sma[0]);
@@ -173,17 +213,24 @@ function live() {
   }
 }
 
+function clearAnalytics() {
+  $("#analytics").replaceChildren();
+  delete $("#analytics").dataset.interval;
+}
+
 function renderAnalytics(a) {
   const macd = a.macd || {};
   const bands = a.bollinger || {};
+  // Every figure but VWAP is of the chart's bars; VWAP is always of the latest session's minute bars.
   fillKv($("#analytics"), [
-    ["Interval", a.interval],
+    ["Interval", `${a.interval} bars, as on the chart`],
     ["SMA 20", money(a.sma20)], ["SMA 50", money(a.sma50)],
     ["EMA 12", money(a.ema12)], ["EMA 26", money(a.ema26)],
     ["RSI 14", number(a.rsi14, 1)],
     ["MACD", `${number(macd.macd)} / signal ${number(macd.signal)} / hist ${number(macd.histogram)}`],
     ["Bollinger", `${money(bands.lower)} – ${money(bands.middle)} – ${money(bands.upper)}`],
-    ["VWAP", money(a.vwap)],
-    ["Volatility", a.volatility == null ? "—" : `${(a.volatility * 100).toFixed(1)}%`],
+    ["VWAP", `${money(a.vwap)} (latest session)`],
+    ["Volatility", a.volatility == null ? "—" : `${(a.volatility * 100).toFixed(1)}% a year`],
   ]);
+  $("#analytics").dataset.interval = a.interval;
 }

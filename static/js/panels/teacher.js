@@ -7,6 +7,7 @@ import { $, el, money, signedMoney, integer, fraction, number, direction, fillKv
 import { classroom, scenarios } from "../api.js";
 import { loadLeaderboard, leaderboardRows } from "./leaderboard.js";
 import { summaryRows } from "./portfolio.js";
+import { showJournal } from "./journal.js";
 
 const STATS_MS = 3000;
 const CLASS_MS = 10000;
@@ -91,6 +92,7 @@ export function signedOut() {
   student = null;
   $("#student-summary").replaceChildren();
   $("#student-positions tbody").replaceChildren();
+  showJournal(null);
 }
 
 async function control(body) {
@@ -152,6 +154,7 @@ function view(entry) {
   $("#student-title").textContent = `${entry.name}'s portfolio`;
   $("#student-hint").textContent = "Read-only.";
   channel.send("SUBSCRIBE_PORTFOLIO", { portfolioId: entry.portfolioId, updateType: "ALL", updateInterval: 2000 });
+  showJournal(entry);
 }
 
 function renderStudent() {
