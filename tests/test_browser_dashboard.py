@@ -5,6 +5,7 @@ Screenshots of the main views (desktop and phone width) go to artifacts/screensh
 STOCKQUEST_UPDATE_SCREENSHOT=1 the desktop symbol page is also copied to docs/screenshot.png for the README.
 """
 
+import json
 import os
 import re
 import shutil
@@ -12,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
@@ -577,3 +579,36 @@ def test_reconnect_after_restart_resumes_without_losing_a_fill(new_page, start_s
     page.click("#nav a[data-view=portfolio]")
     expect(page.locator('#positions tr[data-symbol="NVTX"] [data-f=quantity]')).to_have_text("12")
     assert page.errors == []
+
+
+def test_a_registered_student_changes_their_password_and_a_guest_is_not_offered_to(new_page, base_url):
+    page = new_page()
+    page.goto(f"{base_url}/")
+    page.fill("#login-username", "pat")
+    page.fill("#login-password", "first password")
+    page.click("#login-form button[value=register]")
+    expect(page.locator("#account [data-field=name]")).to_have_text("pat")
+    page.click("#password-change summary")
+    page.fill("#password-current", "not my password")
+    page.fill("#password-new", "second password")
+    page.click("#password-form button[type=submit]")
+    expect(page.locator("#password-status")).to_have_text("The current password is not right.")
+    page.fill("#password-current", "first password")
+    page.fill("#password-new", "second password")
+    page.click("#password-form button[type=submit]")
+    expect(page.locator("#password-status")).to_contain_text("Password changed")
+
+    def login(password):
+        request = urllib.request.Request(f"{base_url}/api/auth/login", method="POST",
+                                         data=json.dumps({"username": "pat", "password": password}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+    assert (login("first password"), login("second password")) == (401, 200)
+
+    guest = new_page()
+    sign_in_as_guest(guest, base_url, nickname="Gus")
+    expect(guest.locator("#password-change")).to_be_hidden()

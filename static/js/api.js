@@ -32,6 +32,8 @@ export const auth = {
   guest: (nickname) => api("POST", "/api/auth/guest", { nickname }),
   login: (username, password) => api("POST", "/api/auth/login", { username, password }),
   register: (username, password) => api("POST", "/api/auth/register", { username, password }),
+  changePassword: (currentPassword, newPassword) =>
+    api("POST", "/api/auth/password", { currentPassword, newPassword }),
 };
 
 export const classroom = {

@@ -125,6 +125,7 @@ function renderAccount() {
   if (user) {
     $("#account [data-field=name]").textContent = user.name;
     $("#account [data-field=role]").textContent = user.role;
+    $("#password-change").hidden = (user.username || "").startsWith("guest-");  // a guest has no password
   }
 }
 

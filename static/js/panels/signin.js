@@ -40,4 +40,21 @@ export function init(app) {
     }
     attempt(() => (register ? auth.register : auth.login)(username, password), event.submitter || $("#login-button"));
   });
+
+  $("#password-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const form = event.currentTarget;
+    const status = $("#password-status");
+    const button = form.querySelector("button");
+    button.disabled = true;
+    try {
+      await auth.changePassword($("#password-current").value, $("#password-new").value);
+      form.reset();
+      status.textContent = "Password changed: use the new one next time you log in.";
+    } catch (failure) {
+      status.textContent = failure.status === 401 ? "The current password is not right." : failure.message;
+    } finally {
+      button.disabled = false;
+    }
+  });
 }
