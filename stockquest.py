@@ -624,7 +624,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Stock Quest Realtime: a live simulated stock market for classrooms. Every flag can also be "
                     "set as an environment variable STOCKQUEST_<NAME> (e.g. STOCKQUEST_PORT=9000; lists comma-"
                     "separated). Operator commands: 'stockquest user add NAME --role ROLE --data-dir DIR' "
-                    "(password on stdin) and 'stockquest user set-role NAME --role ROLE --data-dir DIR'.",
+                    "(password on stdin), 'stockquest user set-role NAME --role ROLE --data-dir DIR' and "
+                    "'stockquest user batch --prefix knights --count 30 --sheet cards.html --data-dir DIR' "
+                    "(a class's students with readable passwords, and a sheet of cards to print).",
         epilog=f"Documentation: {FILES / 'docs'} (deployment.md for systemd and nginx; the unit and site files "
                f"are in {FILES / 'deploy'}).")
     parser.add_argument("--version", action="version", version=f"stockquest {__version__}")

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 from domain.clock import SystemClock
-from domain.errors import DomainError
+from domain.errors import BadRequest, DomainError
 from domain.money import to_cents
-from domain.users import Role
+from domain.users import Role, UsernameTaken
 from services.auth import hash_password, validate_password, validate_username
+from services.class_accounts import MAX_ACCOUNTS, ClassAccount, account_names, readable_password, sheet_html
 from services.config import Config
 from services.storage import DB_FILENAME, StorageError, open_storage
 
@@ -72,6 +73,16 @@ def _parser(stdout: TextIO) -> _Parser:
     for command in (add, set_role):
         command.add_argument("username")
         command.add_argument("--role", required=True, choices=_ROLES)
+    batch = commands.add_parser(
+        "batch", stdout=stdout,
+        help="create a class's students (PREFIX01, PREFIX02, ...) with readable first passwords; prints them as "
+             "CSV, and --sheet writes a page of cards to print")
+    batch.add_argument("--prefix", required=True, help="the usernames' start, e.g. knights")
+    batch.add_argument("--count", required=True, type=int, help=f"how many (1 to {MAX_ACCOUNTS})")
+    batch.add_argument("--sheet", type=Path, help="write the printable sheet (HTML) here")
+    batch.add_argument("--title", default="Stock Quest", help="the class's name on the cards")
+    batch.add_argument("--login-url", help="where the students log in, printed on the cards")
+    for command in (add, set_role, batch):
         where = command.add_mutually_exclusive_group(required=True)
         where.add_argument("--data-dir", type=Path, help="the server's data folder (its SQLite database)")
         where.add_argument("--database-url", help="the server's PostgreSQL database, postgresql://...")
@@ -102,6 +113,8 @@ def run(argv: list[str], *, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> in
     try:
         if args.command == "add":
             line = _add(args, stdin)
+        elif args.command == "batch":
+            line = _batch(args, stdout)
         else:
             line = _set_role(args)
     except (DomainError, StorageError) as error:
@@ -110,7 +123,7 @@ def run(argv: list[str], *, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> in
     except (sqlite3.Error, OSError) as error:  # SQLite's file (PostgreSQL's errors are StorageErrors)
         _say(stderr, f"error: cannot use the database in {args.data_dir}: {error}")
         return 1
-    _say(stdout, line)
+    _say(stderr if args.command == "batch" else stdout, line)  # batch's stdout is the CSV alone
     return 0
 
 
@@ -124,6 +137,31 @@ def _add(args: argparse.Namespace, stdin: TextIO) -> str:
             username, username, password_hash, Role(args.role), to_cents(config.starting_cash)
         )
     return f"created user {user.username} ({user.role.value})"
+
+
+def _batch(args: argparse.Namespace, stdout: TextIO) -> str:
+    """Create every account or none: all names are checked free first (a clash names the taken one)."""
+    try:
+        names = account_names(args.prefix, args.count)
+    except ValueError as error:
+        raise BadRequest(str(error)) from None
+    config = Config()
+    accounts = [ClassAccount(name, readable_password()) for name in names]
+    with open_storage(SystemClock(), data_dir=args.data_dir, database_url=args.database_url) as storage:
+        taken = [name for name in names if storage.user_by_name(name) is not None]
+        if taken:
+            raise UsernameTaken(f"{len(taken)} of these names are taken already (first: {taken[0]}); "
+                                "choose another --prefix")
+        for account in accounts:
+            storage.create_user(account.username, account.username,
+                                hash_password(account.password, n=config.password_hash_n), Role.STUDENT,
+                                to_cents(config.starting_cash))
+    stdout.write("username,password\n" + "".join(f"{a.username},{a.password}\n" for a in accounts))
+    if args.sheet is not None:
+        args.sheet.write_text(sheet_html(accounts, title=args.title, login_url=args.login_url), encoding="utf-8")
+        args.sheet.chmod(0o600)  # the passwords are in it
+    return f"created {len(accounts)} students {names[0]}..{names[-1]}" + (
+        f"; the sheet to print is {args.sheet}" if args.sheet is not None else "")
 
 
 def _set_role(args: argparse.Namespace) -> str:

@@ -1,6 +1,7 @@
 """The operator command line: `user add` and `user set-role`, also while the server holds the database."""
 
 import io
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -210,3 +211,44 @@ def test_a_command_names_a_data_dir_or_a_database_url_not_both(data_dir):
     result = Run(["user", "add", "ada", "--role", "admin", "--data-dir", str(data_dir), "--database-url",
                   "postgresql://h/db"], "correct horse\n")
     assert result.status == 2 and len(result.err_lines) == 1 and "not allowed with" in result.err_lines[0]
+
+
+# -- accounts for a class --------------------------------------------------------------------------------------
+
+def test_batch_creates_numbered_students_with_readable_passwords_as_csv_and_a_sheet_to_print(data_dir, tmp_path):
+    sheet = tmp_path / "sheet.html"
+    result = Run(["user", "batch", "--prefix", "knights", "--count", "12", "--data-dir", str(data_dir),
+                  "--sheet", str(sheet), "--title", "Period 3", "--login-url", "https://stocks.example.org/"])
+    assert result.status == 0, result.err_lines
+    header, *rows = result.out_lines
+    assert header == "username,password" and len(rows) == 12
+    accounts = [row.split(",") for row in rows]
+    assert [name for name, _ in accounts] == [f"knights{n:02d}" for n in range(1, 13)]
+    assert all(re.fullmatch(r"[a-z]+-[a-z]+-\d\d", password) for _, password in accounts)
+    assert len({password for _, password in accounts}) == 12
+    assert result.err_lines == [f"created 12 students knights01..knights12; the sheet to print is {sheet}"]
+    for name, password in accounts[:2]:  # scrypt per check: two are enough
+        user, portfolios = stored(data_dir, name)
+        assert user.role is Role.STUDENT and verify_password(password, user.password_hash) and portfolios
+    page = sheet.read_text()
+    assert page.count("class='card'") == 12 and "@media print" in page and "Period 3" in page
+    assert all(password in page for _, password in accounts) and sheet.stat().st_mode & 0o077 == 0
+
+
+def test_batch_creates_nothing_when_a_name_is_taken(data_dir):
+    assert add(data_dir, "owls03", role="student").status == 0
+    result = Run(["user", "batch", "--prefix", "owls", "--count", "5", "--data-dir", str(data_dir)])
+    assert result.status == 1 and result.out_lines == []
+    assert result.err_lines == ["error: 1 of these names are taken already (first: owls03); choose another --prefix"]
+    assert stored(data_dir, "owls01")[0] is None
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--prefix", "9lives", "--count", "3"], "the prefix is 1-24 letters"),
+    (["--prefix", "<script>", "--count", "3"], "the prefix is 1-24 letters"),
+    (["--prefix", "ok", "--count", "0"], "the count is 1 to 200"),
+    (["--prefix", "ok", "--count", "201"], "the count is 1 to 200"),
+])
+def test_batch_refuses_a_bad_prefix_or_count_with_one_line(data_dir, args, message):
+    result = Run(["user", "batch", *args, "--data-dir", str(data_dir)])
+    assert result.status == 1 and len(result.err_lines) == 1 and message in result.err_lines[0]
