@@ -67,7 +67,7 @@ from services.news import NewsBoard
 from services.portfolio_book import PortfolioBook
 from services.portfolios import PortfolioFeed
 from services.risk import RiskLimitBook, RiskService
-from services.scenarios import STATE_FILE, ScenarioService, load_scenarios
+from services.scenarios import ScenarioService, StoredState, load_scenarios
 from services.signals import PUSH_EVERY_MS, SignalService
 from services.storage import DatabaseUnreachable, StorageError, open_storage
 from services.throttle import SignInThrottle
@@ -195,7 +195,7 @@ def build_engine(services: Services, *, rng: random.Random, resume: MarketResume
                        lookback=config.risk_lookback_days)
     risk.restore()
     signals = SignalService(market=market, book=book, clock=clock, hub=hub, warmup_bars=config.signal_warmup_bars)
-    scenarios = ScenarioService(market=market, hub=hub, clock=clock, state_path=data_dir / STATE_FILE,
+    scenarios = ScenarioService(market=market, hub=hub, clock=clock, state=StoredState(storage, clock),
                                 shipped=load_scenarios(SCENARIOS_DIR, market.specs()), board=services.news)
     scenarios.restore()
     scenarios.announce_history()

@@ -18,14 +18,53 @@ from realtime.hub import Publisher
 from realtime.protocol import encode_data
 from realtime.wire import market as wire
 from services.news import NewsBoard
+from services.storage import StorageError
 
-__all__ = ["ScenarioService", "Current", "load_scenarios", "UPLOADED", "NEWS_KEPT", "STATE_FILE", "SAVE_EVERY_S"]
+__all__ = ["ScenarioService", "Current", "load_scenarios", "UPLOADED", "NEWS_KEPT", "STATE_NAME", "SAVE_EVERY_S",
+           "StoredState", "FileState"]
 
 log = logging.getLogger(__name__)
 
 UPLOADED = "uploaded"  # the name of the scenario a teacher uploaded: one at a time, the latest upload
 NEWS_KEPT = 10  # the latest news items, which a new market-data connection hears as NEWS_HISTORY
-STATE_FILE = "scenario.json"  # in the data dir, until storage has a place for it
+STATE_NAME = "scenario"  # its name in the database's app_state
+
+
+class StoredState:
+    """The scenario's state in the database: the engine that takes over, on any machine, plays on from it."""
+
+    def __init__(self, storage, clock: Clock, name: str = STATE_NAME):
+        self._storage, self._clock, self._name = storage, clock, name
+
+    def read(self) -> str | None:
+        return self._storage.load_state(self._name)
+
+    def write(self, text: str) -> None:
+        self._storage.save_state(self._name, text, now_ms=self._clock.now_ms())
+
+    def __str__(self) -> str:
+        return f"the database's app_state {self._name!r}"
+
+
+class FileState:
+    """The scenario's state as a file, replaced whole (a temporary file beside it, then renamed)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def read(self) -> str | None:
+        try:
+            return self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+
+    def write(self, text: str) -> None:
+        temporary = self.path.with_name(self.path.name + ".tmp")
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
 SAVE_EVERY_S = 5.0  # between events, how often a running scenario's progress is written (wall-clock seconds)
 _STATE_VERSION = 1
 
@@ -76,11 +115,11 @@ class ScenarioService:
     the trading time it had reached, as if the market had been paused while no engine ran.
     """
 
-    def __init__(self, *, market, hub: Publisher, clock: Clock, shipped: Mapping[str, Scenario], state_path: Path,
+    def __init__(self, *, market, hub: Publisher, clock: Clock, shipped: Mapping[str, Scenario], state,
                  channel: str = channels.MARKET, board: NewsBoard | None = None):
         self._market, self._hub, self._clock, self._board = market, hub, clock, board
         self._shipped = dict(shipped)
-        self._state_path = Path(state_path)
+        self._state = state  # StoredState (the database) or FileState: read() and write(text)
         self._channel = channel
         self._uploaded: tuple[str, Scenario] | None = None  # (its TOML text, the scenario)
         self._run: ScenarioRun | None = None
@@ -212,9 +251,9 @@ class ScenarioService:
             self._history = (self._last_news_id, encode_data({"items": list(self._news)}))
         return self._history
 
-    # the state file ---------------------------------------------------------------------------------------------
+    # the stored state -------------------------------------------------------------------------------------------
     def _save(self) -> None:
-        """Write the state file: to a temporary file beside it, then renamed over it (never half written)."""
+        """Store the run, the upload and the news, whole (never half written)."""
         self._saved_at = self._clock.now()
         state = {
             "version": _STATE_VERSION,
@@ -224,27 +263,25 @@ class ScenarioService:
             "news": list(self._news),
             "lastNewsId": self._last_news_id,
         }
-        temporary = self._state_path.with_name(self._state_path.name + ".tmp")
         try:
-            temporary.write_text(json.dumps(state, ensure_ascii=False), encoding="utf-8")
-            os.replace(temporary, self._state_path)
-        except OSError as error:  # the scenario plays on; only a restart would forget where it was
-            log.error("cannot save the scenario's state in %s: %s", self._state_path, error)
+            self._state.write(json.dumps(state, ensure_ascii=False))
+        except (OSError, StorageError) as error:  # the scenario plays on; only a restart would forget where it was
+            log.error("cannot save the scenario's state in %s: %s", self._state, error)
 
     def restore(self) -> None:
-        """Take up the state file's run, upload and news, if there is one; a file that cannot be read is logged and
-        left for the next save to replace."""
+        """Take up the stored run, upload and news, if there are any; a state that cannot be read is logged and left
+        for the next save to replace."""
         try:
-            text = self._state_path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+            text = self._state.read()
+        except (OSError, StorageError) as error:
+            log.error("cannot read the scenario's state in %s: %s", self._state, error)
             return
-        except OSError as error:
-            log.error("cannot read the scenario's state in %s: %s", self._state_path, error)
+        if text is None:
             return
         try:
             self._restore(json.loads(text))
         except (ValueError, KeyError, TypeError, AttributeError, DomainError) as error:
-            log.error("the scenario's state in %s is not usable, so no scenario runs: %s", self._state_path, error)
+            log.error("the scenario's state in %s is not usable, so no scenario runs: %s", self._state, error)
             self._run, self._name, self._finished = None, None, False
             self._market.set_factor_windows(())
 

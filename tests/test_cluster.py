@@ -591,3 +591,31 @@ def test_a_scenario_started_through_a_gateway_is_news_on_every_gateway_and_histo
             assert [m["data"]["id"] for m in client.received if m["type"] == "NEWS"] == heard
             client.close()
     asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_a_scenario_being_played_goes_on_when_the_standby_takes_over(two_engines, postgres_url):
+    """The run is stored in the database (app_state), not in the leader's data folder: the standby, with a folder
+    of its own, finds it and plays on."""
+    gateway = two_engines["gateway"]
+    result = subprocess.run([sys.executable, str(ROOT / "stockquest.py"), "user", "add", "tess", "--role", "teacher",
+                             "--database-url", postgres_url], input="correct horse battery\n", capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    status, teacher = post(gateway, "/api/auth/login", {"username": "tess", "password": "correct horse battery"})
+    assert status == 200, teacher
+    status, started = post(gateway, "/api/scenarios/start", {"name": "crash-and-recovery"}, teacher["token"])
+    assert status == 200, started
+    before = started["current"]
+
+    process, _ = leader_of(two_engines["engines"])
+    process.kill()
+    survivors = [(p, port) for p, port in two_engines["engines"] if p is not process]
+    deadline = time.monotonic() + 20
+    while health(survivors[0][1]).get("engine") != "here" or health(gateway)["engine"] != "elsewhere":
+        assert time.monotonic() < deadline, "no takeover"
+        time.sleep(0.1)
+    after = get(gateway, "/api/scenarios/current", teacher["token"])["current"]
+    assert after is not None and after["name"] == before["name"] == "crash-and-recovery"
+    assert len(after["timeline"]) == len(before["timeline"]) and after["happened"] >= before["happened"]
+    # the run's clock resumes where it was saved (services.scenarios.resumed): the takeover's seconds shift it
+    assert after["startedAt"] >= before["startedAt"]

@@ -17,7 +17,7 @@ from realtime import channels
 from realtime.broker import InMemoryBroker
 from realtime.protocol import iso_ms
 from services.market import MarketService
-from services.scenarios import NEWS_KEPT, UPLOADED, ScenarioService, load_scenarios
+from services.scenarios import NEWS_KEPT, UPLOADED, FileState, ScenarioService, load_scenarios
 
 ROOT = Path(__file__).resolve().parent.parent
 DAY_MS = 390_000  # a 6.5-minute session: one scenario minute is one second of market time
@@ -79,7 +79,7 @@ class World:
         self.market = MarketService(simulator, clock, self.wall, broker=InMemoryBroker(), hub=self.hub)
         specs = self.market.specs()
         self.service = ScenarioService(
-            market=self.market, hub=self.hub, clock=self.wall, state_path=state_path,
+            market=self.market, hub=self.hub, clock=self.wall, state=FileState(state_path),
             shipped=shipped if shipped is not None else {"week": parse_scenario(WEEK, specs)})
 
     def run_for(self, seconds, step=1.0):

@@ -307,3 +307,12 @@ def test_an_unfenced_process_writes_without_the_check_and_a_stale_token_is_refus
 def test_a_fencing_token_is_a_non_negative_64_bit_int(storage, token):
     with pytest.raises(ValueError):
         storage.fence(token)
+
+
+def test_a_named_state_is_stored_whole_replaced_and_read_back(storage):
+    """app_state (the scenario being played): on both engines, so a takeover elsewhere finds it."""
+    assert storage.load_state("scenario") is None
+    storage.save_state("scenario", '{"run": 1, "text": "caf\\u00e9"}', now_ms=1)
+    storage.save_state("scenario", '{"run": 2}', now_ms=2)
+    assert storage.load_state("scenario") == '{"run": 2}'
+    assert storage.load_state("other") is None

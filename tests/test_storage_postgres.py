@@ -94,7 +94,7 @@ def test_an_empty_database_gets_the_whole_schema_with_money_in_bigint_columns(st
     tables = {row[0] for row in db.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")}
     assert tables == {"schema_version", "users", "portfolios", "positions", "orders", "fills", "order_events",
-                      "portfolio_values", "risk_limits", "risk_alerts", "engine_fence"}
+                      "portfolio_values", "risk_limits", "risk_alerts", "engine_fence", "app_state"}
     money = db.execute("SELECT table_name, column_name, data_type FROM information_schema.columns"
                        " WHERE table_schema = current_schema() AND column_name LIKE '%_cents'").fetchall()
     assert {kind for _, _, kind in money} == {"bigint"}, money
@@ -144,7 +144,7 @@ def test_a_database_from_before_the_journal_gets_its_columns_and_its_orders_stay
         " 0, 0, 0, 0, 0, NULL, NULL, 1)", (portfolio_id, user_id, T0, T0))
     monkeypatch.undo()
     with PostgresStorage(postgres_url, clock) as upgraded:
-        assert upgraded._db.execute("SELECT version FROM schema_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert upgraded._db.execute("SELECT version FROM schema_version").fetchone()[0] == SCHEMA_VERSION
         assert upgraded.order_by_id("O1") == resting_order("O1", user_id, portfolio_id)
         assert upgraded.order_by_id("O1").note is None and upgraded.order_by_id("O1").placed_by is None
         noted = replace(resting_order("O2", user_id, portfolio_id), note="after the upgrade")

@@ -25,6 +25,7 @@ from services.storage.database import (
 )
 from services.storage.history import MAX_HISTORY_LIMIT, HistoryStore
 from services.storage.risk import RiskStore
+from services.storage.state import StateStore
 from services.storage.trading import EXECUTION_ID_PREFIX, ORDER_ID_PREFIX, TradingStore
 from services.storage.users import MAX_PORTFOLIO_NAME, MAX_PORTFOLIOS_PER_USER, PortfolioRow, UserStore
 from services.storage.values import VALUES_RETENTION_MS, ValuePoint, ValueStore
@@ -53,7 +54,7 @@ __all__ = [
 ]
 
 
-class Stores(UserStore, TradingStore, HistoryStore, ValueStore, RiskStore):
+class Stores(UserStore, TradingStore, HistoryStore, ValueStore, RiskStore, StateStore):
     """Everything that must survive a restart, over one database of either engine (see `Database` for how).
 
     Ids are opaque strings to everyone else (``"17"``); portfolios and users keep

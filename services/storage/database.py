@@ -42,7 +42,7 @@ BUSY_TIMEOUT_S = 10.0
 # integer cents in columns named *_cents; no money column is REAL.
 # Order and execution ids ("O12", "E345") sort by (length(id), id), which is their issue order as
 # long as the prefix is fixed; that is the tie-break wherever two rows share a millisecond.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 SCHEMA = """
 -- AUTOINCREMENT: ids are never reused, so a token's sub can never come to name a later user.
 CREATE TABLE IF NOT EXISTS users (
@@ -193,6 +193,13 @@ CREATE TABLE IF NOT EXISTS engine_fence (
     token INTEGER NOT NULL
 ) STRICT;
 INSERT INTO engine_fence (id, token) VALUES (1, 0) ON CONFLICT DO NOTHING;
+
+-- Named states of the running application as JSON (the scenario being played: services.scenarios). Version 6.
+CREATE TABLE IF NOT EXISTS app_state (
+    name          TEXT    PRIMARY KEY,
+    value         TEXT    NOT NULL,
+    updated_at_ms INTEGER NOT NULL
+) STRICT;
 """
 
 # MIGRATIONS[n] upgrades a version-n database to version n + 1; SCHEMA then adds the new tables. A table added after
@@ -212,6 +219,7 @@ UPDATE portfolios SET starting_cash_cents = cash_cents;
 ALTER TABLE orders ADD COLUMN note TEXT NULL;
 ALTER TABLE orders ADD COLUMN placed_by INTEGER NULL REFERENCES users (id);
 """,
+    5: "-- version 6 only adds app_state, which SCHEMA creates.\n",
 }
 
 

@@ -183,6 +183,14 @@ INSERT INTO engine_fence (id, token) VALUES (1, 0);
 ALTER TABLE orders ADD COLUMN note TEXT NULL;
 ALTER TABLE orders ADD COLUMN placed_by BIGINT NULL REFERENCES users (id);
 """,
+    """
+-- Named states of the running application as JSON (the scenario being played), as SQLite's version 6 has them.
+CREATE TABLE app_state (
+    name          TEXT   COLLATE "C" PRIMARY KEY,
+    value         TEXT   NOT NULL,
+    updated_at_ms BIGINT NOT NULL
+);
+""",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
