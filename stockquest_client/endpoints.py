@@ -319,11 +319,13 @@ class Orders(_Endpoint):
     async def submit(self, symbol: str, side: str, quantity: int, order_type: str | None = None, *,
                      limit_price: Decimal | str | None = None, stop_price: Decimal | str | None = None,
                      time_in_force: str = "DAY", portfolio_id: str | None = None,
-                     client_order_id: str | None = None, timeout: float | None = None) -> OrderResult:
+                     client_order_id: str | None = None, note: str | None = None,
+                     timeout: float | None = None) -> OrderResult:
         """Place an order; its ORDER_SUBMITTED or ORDER_REJECTED (a rejection is a result, not an exception).
 
         `order_type` defaults to LIMIT with a `limit_price`, else MARKET. A clientOrderId is made up when not
         given, so that sending it again after a dropped connection returns the same order, never a second one.
+        `note`: the trade journal's "why" (at most 500 characters), which the teacher reads.
         """
         order_type = order_type or ("LIMIT" if limit_price is not None else "MARKET")
         data = {"portfolioId": portfolio_id or await self._client.portfolio_id(), "symbol": symbol,
@@ -334,6 +336,8 @@ class Orders(_Endpoint):
             data["limitPrice"] = str(Decimal(limit_price))
         if stop_price is not None:
             data["stopPrice"] = str(Decimal(stop_price))
+        if note is not None:
+            data["note"] = note
         reply = await self._request("SUBMIT_ORDER", data, ("ORDER_SUBMITTED", "ORDER_REJECTED"), timeout=timeout)
         result = OrderResult.from_event(OrderEvent.from_envelope(reply))
         self.orders.setdefault(result.order.order_id, result.order)

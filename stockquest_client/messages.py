@@ -265,6 +265,8 @@ class Order:
     reject_reason: str | None = None
     created_at: str | None = None
     updated_at: str | None = None
+    note: str | None = None  # the trade journal's "why", as sent with SUBMIT_ORDER
+    placed_by: str | None = None  # the team member who placed it for its owner (None: the owner)
 
     @property
     def is_open(self) -> bool:
@@ -281,7 +283,8 @@ class Order:
                    limit_price=_money(o, "limitPrice", True), stop_price=_money(o, "stopPrice", True),
                    average_fill_price=_money(o, "averageFillPrice", True), commission=_money(o, "commission", True),
                    reject_reason=_str(o, "rejectReason", True), created_at=_str(o, "createdAt", True),
-                   updated_at=_str(o, "updatedAt", True))
+                   updated_at=_str(o, "updatedAt", True), note=_str(o, "note", True),
+                   placed_by=_str(o, "placedBy", True))
 
 
 @dataclass(frozen=True, slots=True)

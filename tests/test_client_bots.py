@@ -187,6 +187,17 @@ def test_rejected_order_is_a_result_and_repeating_its_client_order_id_returns_th
     assert Counter(o.client_order_id for o in history)["same-one"] == 1
 
 
+def test_a_bot_writes_a_journal_note_with_its_order_and_reads_it_back(server_url):
+    async def scenario():
+        async with await Client.guest(server_url, "journal") as client:
+            placed = await client.orders.buy("NVTX", 1, note="momentum up 3 days running")
+            return placed, await client.orders.history()
+
+    placed, history = run(scenario())
+    assert placed.order.note == "momentum up 3 days running" and placed.order.placed_by is None
+    assert [o.note for o in history if o.order_id == placed.order.order_id] == ["momentum up 3 days running"]
+
+
 def test_dropped_orders_socket_resumes_events_by_event_id_without_gap_or_repeat(start_server):
     _, port = start_server("--tick-ms", "100", "--speed", "60", "--starting-cash", "1000000")
     url = f"http://127.0.0.1:{port}"
