@@ -18,12 +18,13 @@ The load: `bench/load/ws_load.js` (Node, the one bench/fanout.py uses) opens C W
 round robin over the gateways' ports (`--url` with several URLs), each subscribing to the same S symbols every
 `--interval-ms`, and over its window counts update frames, their quotes and each quote's delay (receive time minus
 the quote's `time`, stamped by the engine). An update is one quote delivered to one client. Meanwhile this script
-reads each process's CPU from /proc/PID/stat; the load generator reports its own. "fan-out µs/update" is the
-fan-out processes' CPU per delivered update (the single server's includes its market simulation, ~4 % of a core);
-"all servers µs/frame" adds the engine and Redis, the whole server side's cost of a frame.
+reads each process's CPU from /proc/PID/stat (Redis's from INFO cpu, finer); the load generator reports its own.
+"fan-out µs/update" is the fan-out processes' CPU per delivered update (the single server's includes its market
+simulation, which the engine's CPU shows: 1-1.5 % of a core); "all servers µs/frame" adds the engine and Redis,
+the whole server side's cost of a frame.
 
     .venv/bin/python bench/cluster_fanout.py                      # ~10 min: 4,000 × 10 symbols @250 ms, 3 runs
-    .venv/bin/python bench/cluster_fanout.py --quick              # a smoke run of ~2 min; its figures judge nothing
+    .venv/bin/python bench/cluster_fanout.py --quick              # a smoke run of ~1.5 min; its figures judge nothing
     .venv/bin/python bench/cluster_fanout.py --gateways 1,2 --connections 2000 --repeat 1 --redis-repeat 0
 """
 
