@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test lint setup node bench clean
+.PHONY: run test lint setup node bench bench-cluster clean
 
 run: setup
 	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory node; else \
@@ -36,6 +36,11 @@ node_modules/.installed: package.json package-lock.json
 # The performance goals, with their baselines in the same run (`make bench ARGS=--quick` for a smoke run).
 bench: setup node $(VENV)/.bench-installed
 	$(PY) bench/goals.py $(ARGS)
+
+# Fan-out past one process (docs/scaling.md): 1, 2 and 4 gateways against the single process, then Redis's publish
+# rates; needs redis-server (`make bench-cluster ARGS=--quick` for a smoke run).
+bench-cluster: setup node
+	$(PY) bench/cluster_fanout.py $(ARGS)
 
 $(VENV)/.bench-installed: bench/requirements.txt $(VENV)/.installed
 	$(PY) -m pip install --disable-pip-version-check -q -r bench/requirements.txt

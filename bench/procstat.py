@@ -1,4 +1,5 @@
-"""What the server benchmarks share: a server process's lifecycle, a free loopback port, CPU and memory from /proc."""
+"""What the server benchmarks share: a server's and a redis-server's lifecycle, a free loopback port, CPU and memory
+from /proc."""
 
 import os
 import shutil
@@ -11,7 +12,8 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["TICKS", "ServerProcess", "free_port", "cpu_seconds", "machine_busy_seconds", "rss_mib", "settle"]
+__all__ = ["TICKS", "RedisProcess", "ServerProcess", "free_port", "cpu_seconds", "machine_busy_seconds", "rss_mib",
+           "settle"]
 
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -99,3 +101,47 @@ class ServerProcess:
         shutil.rmtree(self.data_dir, ignore_errors=True)
         if problems:
             print(f"  {self.name} logged {len(problems)} error lines, first: {problems[0]}", flush=True)
+
+
+class RedisProcess:
+    """A redis-server on a free 127.0.0.1 port in a fresh folder, without persistence, ready once it answers PING;
+    on exit stopped with SIGTERM and the folder removed. `prefix` goes before the command (e.g. a `taskset`)."""
+
+    def __init__(self, prefix: list[str] | tuple[str, ...] = (), *, timeout_s: float = 10):
+        executable = shutil.which("redis-server")
+        if executable is None:
+            raise SystemExit("needs redis-server: apt-get install redis-server")
+        self.port, self.folder = free_port(), tempfile.mkdtemp(prefix="sq-bench-redis-")
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = subprocess.Popen(
+            [*prefix, executable, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.folder, "--save", "",
+             "--appendonly", "no", "--daemonize", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        self.pid = self.process.pid  # a `taskset` prefix execs redis-server: the same pid
+        deadline = time.monotonic() + timeout_s
+        while not self.ping():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.__exit__()
+                raise SystemExit(f"redis-server did not start on port {self.port}")
+            time.sleep(0.02)
+
+    def ping(self) -> bool:
+        """Whether it answers PING (in the protocol's inline form: no client library needed)."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)

@@ -29,6 +29,9 @@
  * with compression on; off by default. `bytes_per_s` is what the connections' TCP sockets read over the window
  * (frame headers and payloads as they crossed the wire, compressed or not; TCP/IP headers not included).
  *
+ * `--url` may name several servers, comma-separated (the gateways of a cluster): connection i goes to the
+ * (i mod n)-th, so the connections spread evenly and every batch reaches every server.
+ *
  * Writes "window start" and "window end" lines to stderr as the window opens and closes (so a harness can sample
  * the server's CPU over the same window), then one line of JSON results to stdout.
  *
@@ -73,6 +76,7 @@ function percentile(histogram, count, fraction) {
 class Load {
   constructor(options) {
     this.options = options;
+    this.urls = options.url.split(',');
     this.opened = 0;
     this.ready = 0;
     this.firstAttempt = null;
@@ -103,7 +107,7 @@ class Load {
   connect(index) {
     return new Promise((resolve) => {
       this.firstAttempt = this.firstAttempt ?? Date.now();
-      const socket = new WebSocket(this.options.url, {
+      const socket = new WebSocket(this.urls[index % this.urls.length], {
         perMessageDeflate: Boolean(this.options.deflate), skipUTF8Validation: true,
       });
       this.sockets.push(socket);
