@@ -70,6 +70,7 @@ class RedisBroker(Broker):
         self._wake_reconciler = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._dropping = False  # while the publishing connection is down, and after stop()
+        self._stopping = False
         self._reader_up = False
         self.dropped = 0
         """Messages published while the writer was disconnected (or stopped) and so never sent."""
@@ -95,10 +96,15 @@ class RedisBroker(Broker):
         log.info("broker: Redis at %s", safe_url(self.url))
 
     async def stop(self) -> None:
-        self._dropping, self._reader_up = True, False
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._dropping, self._reader_up, self._stopping = True, False, True
+        self._wake_writer.set()
+        self._wake_reconciler.set()
+        # Cancel until each task has ended: on Python 3.11 a cancellation that lands as redis-py's wait_for (its
+        # socket timeout) completes is swallowed, and the task goes on (bench found stop() waiting for ever).
+        while pending := [task for task in self._tasks if not task.done()]:
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending, timeout=0.5)
         self._tasks = []
         self._outgoing.clear()
         await self._close_pubsub()
@@ -146,10 +152,10 @@ class RedisBroker(Broker):
 
     async def _write(self) -> None:
         """Send the queue in publish order; on a lost connection drop the queue and wait for Redis to come back."""
-        while True:
+        while not self._stopping:
             await self._wake_writer.wait()
             self._wake_writer.clear()
-            while self._outgoing:
+            while self._outgoing and not self._stopping:
                 batch = [self._outgoing.popleft() for _ in range(min(BATCH, len(self._outgoing)))]
                 pipe = self._client.pipeline(transaction=False)
                 for channel, message in batch:
@@ -216,7 +222,7 @@ class RedisBroker(Broker):
 
     async def _reconcile(self) -> None:
         """SUBSCRIBE a channel when its first local handler comes, UNSUBSCRIBE it when its last one goes."""
-        while True:
+        while not self._stopping:
             await self._wake_reconciler.wait()
             self._wake_reconciler.clear()
             if not self._reader_up:

@@ -333,3 +333,24 @@ def test_a_queue_redis_cannot_take_fast_enough_drops_its_oldest_messages_and_cou
         assert [int(message) for _, message in received] == list(range(150, 250))
         assert broker.dropped == 150
     run(scenario())
+
+
+def test_stop_returns_even_when_it_cancels_the_writer_in_the_middle_of_a_flood(redis_server):
+    """On Python 3.11 a cancellation landing as redis-py's wait_for completes is swallowed; stop() must still end
+    (it hung for ever: found by bench/redis_pubsub.py, fails here without the fix within a few attempts)."""
+    async def scenario():
+        for _ in range(20):
+            broker = RedisBroker(redis_server.url)
+            await broker.start()
+
+            async def flood(broker):
+                while True:
+                    for _ in range(64):
+                        broker.publish("c", b"x" * 512)
+                    await asyncio.sleep(0)
+
+            flooding = asyncio.create_task(flood(broker))
+            await asyncio.sleep(0.05)
+            flooding.cancel()
+            await asyncio.wait_for(broker.stop(), 5)
+    run(scenario())
