@@ -54,24 +54,19 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 """
 
-# KEYS: the lease, the key to set. ARGV: node, token, value. Sets the key only while the lease is ours.
-_SAVE = """
+# The start of a script that acts only while the lease (KEYS[1]) is ours (ARGV: node, token), else returns 0.
+_WHILE_OURS = """
 local held = redis.call('GET', KEYS[1])
 if not held then return 0 end
 local lease = cjson.decode(held)
 if lease.node ~= ARGV[1] or tostring(lease.token) ~= ARGV[2] then return 0 end
-redis.call('SET', KEYS[2], ARGV[3])
-return 1
 """
 
+# KEYS: the lease, the key to set. ARGV: node, token, value. Sets the key only while the lease is ours.
+_SAVE = _WHILE_OURS + "redis.call('SET', KEYS[2], ARGV[3])\nreturn 1\n"
+
 # KEYS: the lease. ARGV: node, token. Deletes the lease only if it is still ours.
-_RELEASE = """
-local held = redis.call('GET', KEYS[1])
-if not held then return 0 end
-local lease = cjson.decode(held)
-if lease.node ~= ARGV[1] or tostring(lease.token) ~= ARGV[2] then return 0 end
-return redis.call('DEL', KEYS[1])
-"""
+_RELEASE = _WHILE_OURS + "return redis.call('DEL', KEYS[1])\n"
 
 
 @dataclass(frozen=True, slots=True)
