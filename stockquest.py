@@ -322,6 +322,16 @@ class EngineCandidate:
             log.debug("market state not saved: %s", error)
 
 
+def where_the_data_is(config: Config) -> str:
+    """For the start-up line: a gateway keeps none; the engine's is PostgreSQL (no password shown) or SQLite."""
+    if config.role == "gateway":
+        return "a gateway: the data is the engine's"
+    if config.database_url:
+        from services.storage.postgres import safe_url  # psycopg, only with --database-url
+        return f"data in {safe_url(config.database_url)}"
+    return f"data in {Path(config.data_dir).resolve()}"
+
+
 def advertised_url(config: Config) -> str:
     """Where this process's HTTP server is reached by the other processes (told to them in the lease)."""
     if config.advertise_url:
@@ -775,8 +785,8 @@ async def serve(config: Config) -> None:
                     "in a checkout of Stock Quest and pass --vendor-dir CHECKOUT/node_modules, or build the package "
                     "after `npm ci`",
                     ", ".join(map(str, missing)))
-    log.info("Stock Quest %s listening on http://%s:%d/ (data in %s)", __version__, config.host, config.port,
-             Path(config.data_dir).resolve())
+    log.info("Stock Quest %s listening on http://%s:%d/ (%s)", __version__, config.host, config.port,
+             where_the_data_is(config))
     await stopping.wait()
 
     started = time.monotonic()

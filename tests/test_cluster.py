@@ -498,6 +498,9 @@ def test_with_postgresql_gone_orders_are_refused_internal_nothing_stored_is_dama
         assert next(o for o in history if o["orderId"] == before)["status"] == "FILLED"
         client.close()
     asyncio.run(asyncio.wait_for(scenario(), 120))
+    engine_log, gateway_log = (tmp_path / "server-0.log").read_text(), (tmp_path / "server-1.log").read_text()
+    assert f"(data in {own_postgres.url()})" in engine_log  # where the data is, said at start-up
+    assert "(a gateway: the data is the engine's)" in gateway_log
 
 
 def test_a_client_connecting_while_the_engine_is_away_is_told_so_right_after_it_is_greeted(
