@@ -479,8 +479,7 @@ def start_timers(services: Services) -> list[PeriodicCallback]:
     config, hub = services.config, services.hub
 
     def heartbeat():
-        hub.broadcast("HEARTBEAT", {"serverTime": iso_timestamp(services.clock.now())},
-                      [conn for conn in hub.connections() if conn.is_open])
+        hub.broadcast("HEARTBEAT", {"serverTime": iso_timestamp(services.clock.now())})
 
     def sweep_idle():
         for conn in hub.idle(config.idle_timeout_s):
@@ -564,8 +563,7 @@ def announce_service_status(services: Services) -> None:
         return
     link.announced = status
     log.warning("service %s (broker %s, engine %s)", status["status"], status["broker"], status["engine"])
-    services.hub.broadcast("SERVICE_STATUS", {**status, "time": iso_timestamp(services.clock.now())},
-                           [conn for conn in services.hub.connections() if conn.is_open])
+    services.hub.broadcast("SERVICE_STATUS", {**status, "time": iso_timestamp(services.clock.now())})
 
 
 def review_connection_roles(services: Services) -> None:

@@ -247,10 +247,11 @@ class ConnectionHub:
 
     # broadcast ------------------------------------------------------------
     def broadcast(self, message_type: str, data, connections: Iterable[Connection] | None = None) -> int:
-        """Serialize once and send now to each of this node's connections (all by default); how many took it."""
+        """Serialize once and send now to each of this node's open connections (all by default; one still waiting
+        for its greeting hears nothing before CONNECTION_ESTABLISHED); how many took it."""
         data_json = encode_data(data)
-        targets = list(self._sessions.values()) if connections is None else list(connections)
-        return sum(1 for conn in targets if conn.send_json(message_type, data_json))
+        targets = self._sessions.values() if connections is None else connections
+        return sum(1 for conn in list(targets) if conn.is_open and conn.send_json(message_type, data_json))
 
     def idle(self, timeout_s: float) -> list[Connection]:
         cutoff = self._clock.now() - timeout_s

@@ -27,6 +27,7 @@ class FakeConnection:
         self.opened_at = clock.now()
         self.last_inbound = clock.now()
         self.accepts = accepts
+        self.is_open = True
         self.sent = []
         self.offsets = []
         self.closed = []
@@ -514,3 +515,16 @@ def test_a_publication_to_a_channel_nobody_holds_reaches_nobody_and_a_closed_con
     hub.publish("market", "MARKET_STATUS", '{"status":"PAUSED"}')
     broker.drain()
     assert live.sent == [("MARKET_STATUS", '{"status":"PAUSED"}', None)]
+
+
+def test_broadcast_skips_a_connection_not_yet_greeted():
+    """A gateway's connection waits for the engine's token check before CONNECTION_ESTABLISHED: a HEARTBEAT or a
+    SERVICE_STATUS must not come first."""
+    clock = FakeClock()
+    hub = make_hub(clock)
+    waiting, greeted = FakeConnection(clock), FakeConnection(clock)
+    waiting.is_open = False
+    hub.admit(waiting)
+    hub.admit(greeted)
+    assert hub.broadcast("HEARTBEAT", {}) == 1
+    assert waiting.sent == [] and [m[0] for m in greeted.sent] == ["HEARTBEAT"]
