@@ -112,7 +112,7 @@ class EngineLink:
             loop.call_soon(answered, None)  # no waiting out a timeout when nothing can answer
             return
         call_id = next(self._ids)
-        timer = loop.call_later(self.timeout_s, self._expire, call_id)
+        timer = loop.call_later(self.timeout_s, self._expire, call_id, call["kind"])
         self._pending[call_id] = (answered, timer)
         self._broker.publish(CALLS, ujson.dumps({**call, "id": call_id, "node": self.node}).encode())
 
@@ -130,13 +130,13 @@ class EngineLink:
         self._failing_until = 0.0
         answered(reply)
 
-    def _expire(self, call_id: int) -> None:
+    def _expire(self, call_id: int, kind: str) -> None:
         pending = self._pending.pop(call_id, None)
         if pending is None:
             return
         self.timeouts += 1
         self._failing_until = self._monotonic() + FAIL_FAST_S
-        log.warning("the engine did not answer a %s call in %.1f s", "gateway", self.timeout_s)
+        log.warning("the engine did not answer a %s call in %.1f s", kind, self.timeout_s)
         pending[0](None)
 
     def fail_pending(self) -> None:
