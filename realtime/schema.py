@@ -113,6 +113,8 @@ class Str(Field):
         value = value.strip()
         if len(value) > self.max_len:
             raise _bad(f"{name} is longer than {self.max_len} characters")
+        if "\x00" in value:  # nothing means one; PostgreSQL's text cannot hold it, and a rejected order is stored
+            raise _bad(f"{name} cannot hold a NUL character")
         if self.upper:
             value = value.upper()
         self.check_choice(name, value)

@@ -38,6 +38,14 @@ def test_str_refuses_over_long_value_as_bad_request():
     assert refused(Str(max_len=5), "abcdef").code == BAD
 
 
+@pytest.mark.parametrize("value", ["\x00", "abc\x00", "\x00 note"])
+def test_str_refuses_a_nul_character_as_bad_request(value):
+    """At the edge, for every text field: PostgreSQL's text cannot hold one (a rejected order is stored too)."""
+    with pytest.raises(ProtocolError) as refused:
+        Str().convert("clientOrderId", value)
+    assert refused.value.code == ErrorCode.BAD_REQUEST and "NUL" in refused.value.message
+
+
 def test_str_refuses_value_outside_choices_as_bad_request():
     side = Str(upper=True, choices=("BUY", "SELL"))
     assert side.convert("side", "sell") == "SELL"
