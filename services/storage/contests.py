@@ -239,10 +239,9 @@ class ContestStore(Database):
         key = _contest_key(contest_id)
         team_name = _name(name, "team name")
         member_keys = _user_keys(members)
-        if not member_keys:
-            raise BadRequest("a team needs members")
         with self._transaction() as db:
             _check_contest(db, key, contest_id)
+            _check_users(db, member_keys)
             portfolio_key = self._insert_portfolio(db, member_keys[0], key, portfolio_name, starting_cash_cents)
             (team_key,) = db.execute(
                 "INSERT INTO contest_teams (contest_id, name, portfolio_id) VALUES (?, ?, ?) RETURNING id",
@@ -258,11 +257,10 @@ class ContestStore(Database):
         if team_key is None:
             raise NotFound(f"unknown team {team.team_id!r}")
         member_keys = _user_keys(team.members)
-        if not member_keys:
-            raise BadRequest("a team needs members")
         with self._transaction() as db:
             if db.execute("SELECT 1 FROM contest_teams WHERE id = ?", (team_key,)).fetchone() is None:
                 raise NotFound(f"unknown team {team.team_id!r}")
+            _check_users(db, member_keys)
             db.execute("DELETE FROM contest_team_members WHERE team_id = ?", (team_key,))
             _insert_team_members(db, team_key, member_keys)
 
@@ -350,13 +348,23 @@ def _check_contest(db: Connection, key: int, contest_id: object) -> None:
 
 
 def _user_keys(user_ids: Sequence[str]) -> list[int]:
+    """A team's member keys, in order: `UnknownUser` for an id that cannot be one, `BadRequest` for none or a
+    repeated member (the roster never sends either; the primary key would refuse the second less clearly)."""
     keys = []
     for user_id in user_ids:
         key = _key(user_id)
         if key is None:
             raise UnknownUser(f"no user with id {user_id!r}")
         keys.append(key)
+    if not keys or len(set(keys)) != len(keys):
+        raise BadRequest("a team needs members, each once")
     return keys
+
+
+def _check_users(db: Connection, keys: Sequence[int]) -> None:
+    for key in keys:
+        if db.execute("SELECT 1 FROM users WHERE id = ?", (key,)).fetchone() is None:
+            raise UnknownUser(f"no user with id {key}")
 
 
 def _insert_team_members(db: Connection, team_key: int, member_keys: Sequence[int]) -> None:
