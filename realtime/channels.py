@@ -21,6 +21,9 @@ __all__ = [
     "orders_of_user",
     "orders_of_portfolio",
     "orders_of_session",
+    "contest_prefix",
+    "contest",
+    "contest_portfolio",
 ]
 
 MARKET = "market"
@@ -106,3 +109,18 @@ def orders_of_portfolio(portfolio_id: str) -> str:
 def orders_of_session(session_id: str) -> str:
     """The events of the orders one connection placed: it hears them even without SUBSCRIBE_ORDERS."""
     return f"orders:session:{session_id}"
+
+
+def contest_prefix(contest_id: str) -> str:
+    """Every channel of one contest."""
+    return f"contest:{contest_id}:"
+
+
+def contest(contest_id: str) -> str:
+    """CONTEST_UPDATE: the contest's status and ranking, to everyone watching it."""
+    return f"contest:{contest_id}:updates"
+
+
+def contest_portfolio(contest_id: str, portfolio_id: str) -> str:
+    """ASSIGNMENT_PROGRESS: one contest portfolio's checklist, to the students who play in it."""
+    return f"contest:{contest_id}:portfolio:{portfolio_id}"

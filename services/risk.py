@@ -2,7 +2,7 @@
 
 import logging
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from domain import risk
 from domain.errors import Forbidden
@@ -26,18 +26,24 @@ RECENT_ALERTS = 50
 
 
 class RiskLimitBook:
-    """Owns every portfolio's risk limits: the house defaults unless a portfolio set its own, which are stored.
+    """Owns every portfolio's risk limits: the house defaults (or its contest's, `defaults_for`) unless a portfolio
+    set its own, which are stored.
 
     Built before the order engine, whose pre-trade risk check reads it.
     """
 
-    def __init__(self, *, storage, clock, defaults: risk.RiskLimits):
+    def __init__(self, *, storage, clock, defaults: risk.RiskLimits,
+                 defaults_for: Callable[[str], risk.RiskLimits | None] = lambda portfolio_id: None):
         self._storage, self._clock = storage, clock
-        self.defaults = defaults
-        self._limits = {pid: wire.parse_limits(data, defaults) for pid, data in storage.all_limits().items()}
+        self.defaults, self._defaults_for = defaults, defaults_for
+        self._limits = {pid: wire.parse_limits(data, self._default(pid)) for pid, data in storage.all_limits().items()}
+
+    def _default(self, portfolio_id: str) -> risk.RiskLimits:
+        return self._defaults_for(portfolio_id) or self.defaults
 
     def limits_for(self, portfolio_id: str) -> risk.RiskLimits:
-        return self._limits.get(portfolio_id, self.defaults)
+        limits = self._limits.get(portfolio_id)
+        return limits if limits is not None else self._default(portfolio_id)
 
     def update(self, portfolio_id: str, data: dict) -> risk.RiskLimits:
         """Apply a SET_RISK_LIMITS `limits` object (BadRequest for unknown keys or bad values) and store it."""
