@@ -200,7 +200,7 @@ def build_engine(services: Services, *, rng: random.Random, resume: MarketResume
                              on_ledgers_changed=portfolios.changed, order_ack=services.metrics.order_ack)
     trading.restore()
     risk = RiskService(book=book, limits=limits, users=users, market=market, storage=storage, clock=clock, hub=hub,
-                       lookback=config.risk_lookback_days)
+                       lookback=config.risk_lookback_days, contest_of=directory.contest_id_of)
     risk.restore()
     signals = SignalService(market=market, book=book, clock=clock, hub=hub, warmup_bars=config.signal_warmup_bars)
     scenarios = ScenarioService(market=market, hub=hub, clock=clock, state=StoredState(storage, clock),

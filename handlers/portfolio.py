@@ -33,9 +33,9 @@ class PortfolioEndpoint(Endpoint):
              updateType=Str(default="ALL", upper=True, choices=UPDATE_TYPES),
              updateInterval=Int(min=0, max=3_600_000))
     def subscribe_portfolio(self, portfolio_id, update_type, update_interval):
-        names, interval, owner_id = self.feed.subscription(self.user, portfolio_id, update_type, update_interval)
+        names, interval = self.feed.subscription(self.user, portfolio_id, update_type, update_interval)
         self.hold(channels.portfolio_prefix(portfolio_id), names)
-        self.hold_by_role(owner_id, names)
+        self.hold_by_role(self.services.book.read_by_role(self.user, portfolio_id), names)
         return [Reply("SUBSCRIPTION_CONFIRMED", {"action": "SUBSCRIBE", "portfolioId": portfolio_id,
                                                  "updateType": update_type, "updateInterval": interval}),
                 Reply("PORTFOLIO_SNAPSHOT", {"portfolio": wire.portfolio(self.feed.snapshot(portfolio_id))})]

@@ -15,6 +15,9 @@ __all__ = [
     "read_portfolio",
     "risk",
     "read_risk",
+    "RISK_CONTEST",
+    "risk_of_contest",
+    "read_risk_contest",
     "signals",
     "signals_prefix",
     "read_signals",
@@ -31,6 +34,7 @@ MARKET = "market"
 
 RISK = "risk:"
 RISK_ALL = "risk:*"
+RISK_CONTEST = "risk:contest:"
 """The class-wide risk feed (teachers and admins): RISK_RANKING and every portfolio's RISK_ALERT."""
 
 _POSITIONS = "positions"
@@ -66,6 +70,16 @@ def read_portfolio(channel: str) -> tuple[str, int | None]:
 def risk(portfolio_id: str) -> str:
     """RISK_UPDATE (every 5 s) and RISK_ALERT of one portfolio."""
     return f"{RISK}{portfolio_id}"
+
+
+def risk_of_contest(contest_id: str) -> str:
+    """RISK_RANKING and RISK_ALERT of one contest's portfolios, for its teacher (`risk:*` is the default class's)."""
+    return f"{RISK_CONTEST}{contest_id}"
+
+
+def read_risk_contest(channel: str) -> str | None:
+    """The contest id of a contest's risk channel; None for any other."""
+    return channel.removeprefix(RISK_CONTEST) if channel.startswith(RISK_CONTEST) else None
 
 
 def read_risk(channel: str) -> str | None:

@@ -84,6 +84,9 @@ class ContestDirectory:
         """Now on both clocks a contest can be scheduled on."""
         return Moment(self._clock.now_ms(), self._market.day_index)
 
+    def contest_id_of(self, portfolio_id: str) -> str | None:
+        return self._portfolio_contest.get(portfolio_id)
+
     def contest_for(self, portfolio_id: str) -> Contest | None:
         contest_id = self._portfolio_contest.get(portfolio_id)
         return None if contest_id is None else self.contests[contest_id]

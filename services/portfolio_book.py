@@ -79,6 +79,11 @@ class PortfolioBook:
             raise Forbidden(f"portfolio {portfolio_id} is not yours")
         return ledger
 
+    def read_by_role(self, user: User, portfolio_id: str) -> bool:
+        """Whether `user` reads the portfolio only as a teacher or admin: not their own, nor their team's (what a
+        demoted teacher stops hearing at once)."""
+        return self.ledger(portfolio_id).owner_id != str(user.id) and self._team_trader(user, portfolio_id) is None
+
     def tradable(self, user: User, portfolio_id: str) -> PortfolioLedger:
         """The ledger of `portfolio_id` if `user` may trade it (teachers may read others', never trade them)."""
         ledger, _ = self._trading(user, portfolio_id)

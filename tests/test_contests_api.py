@@ -567,3 +567,64 @@ async def test_the_teacher_downloads_the_report_as_csv_and_html(api, contest, ma
     for token in (student, other):
         code, body = await api(f"/api/contests/{created['contestId']}/report.csv", token)
         assert code == 403 and body["code"] == "FORBIDDEN"
+
+
+# ----- rankings and risk, scoped to the contest -------------------------------------------------------------
+
+async def test_the_class_risk_feed_is_scoped_to_a_contest_and_the_default_class_keeps_its_own(
+        api, contest, make_user, ws, services):
+    created, teacher = await contest()
+    _, sam = make_user("sam")
+    code, joined = await join(api, sam, created["joinCode"], "Sam")
+    main_id = services.storage.portfolio_ids_of(str((services.storage.user_by_name("sam")).id))[0]
+    services.book.ledger(main_id)  # the engine loads a portfolio on first use
+    services.risk.evaluate()
+    feed = await ws("/ws/risk-monitoring", token=teacher)
+    await feed.send("SUBSCRIBE_RISK", {"scope": "ALL", "contestId": created["contestId"]})
+    ranking = await feed.wait_for("RISK_RANKING")
+    assert ranking["data"]["contestId"] == created["contestId"]
+    assert [e["portfolioId"] for e in ranking["data"]["entries"]] == [joined["portfolioId"]]
+    await feed.send("SUBSCRIBE_RISK", {"scope": "ALL"})
+    whole = await feed.wait_for("RISK_RANKING")
+    ids = [e["portfolioId"] for e in whole["data"]["entries"]]
+    assert main_id in ids and joined["portfolioId"] not in ids
+    _, tom = make_user("tom", role="teacher")
+    other = await ws("/ws/risk-monitoring", token=tom)
+    await other.send("SUBSCRIBE_RISK", {"scope": "ALL", "contestId": created["contestId"]})
+    assert (await other.wait_for("ERROR"))["data"]["code"] == "FORBIDDEN"
+    student = await ws("/ws/risk-monitoring", token=sam)
+    await student.send("SUBSCRIBE_RISK", {"scope": "ALL", "contestId": created["contestId"]})
+    assert (await student.wait_for("ERROR"))["data"]["code"] == "FORBIDDEN"
+
+
+async def test_a_contest_without_the_house_limits_starts_its_portfolios_with_only_its_weight_cap(
+        api, contest, make_user, ws):
+    created, _ = await contest(rules={"houseRiskLimits": False, "maxPositionWeight": 0.25})
+    _, sam = make_user("sam")
+    _, joined = await join(api, sam, created["joinCode"], "Sam")
+    feed = await ws("/ws/risk-monitoring", token=sam)
+    await feed.send("REQUEST_RISK_SNAPSHOT", {"portfolioId": joined["portfolioId"]})
+    limits = (await feed.wait_for("RISK_SNAPSHOT"))["data"]["limits"]
+    assert limits["maxPositionWeight"] == 0.25
+    assert {k: v for k, v in limits.items() if k != "maxPositionWeight" and v is not None} == {}
+
+
+async def test_a_team_member_keeps_hearing_the_team_portfolio(api, contest, make_user, ws):
+    created, teacher = await contest(rules={"maxTeamSize": 2})
+    ids, tokens = [], []
+    for name in ("ann", "ben"):
+        user, token = make_user(name)
+        ids.append(str(user.id))
+        tokens.append(token)
+        await join(api, token, created["joinCode"], name.title())
+    _, body = await api(f"/api/contests/{created['contestId']}/teams", teacher, {"name": "Duo", "members": ids})
+    feed = await ws("/ws/portfolio", token=tokens[1])
+    await feed.expect("PORTFOLIO_LIST")
+    await feed.send("SUBSCRIBE_PORTFOLIO", {"portfolioId": body["team"]["portfolioId"], "updateType": "VALUE",
+                                            "updateInterval": 500})
+    await feed.wait_for("PORTFOLIO_SNAPSHOT")
+    received = await feed.drain(2.5)  # past two reviews of the channels a connection holds by its role
+    assert not [m for m in received if m["type"] == "ERROR"]
+    start = len(received)
+    updates = [m for m in (await feed.drain(1.2))[start:] if m["type"] == "PORTFOLIO_UPDATE"]
+    assert updates and updates[-1]["data"]["portfolioId"] == body["team"]["portfolioId"]
