@@ -239,8 +239,9 @@ class TradingService:
         owner_id = self._book.trader(user, portfolio_id).owner_id
         self.flush()  # a refused write below reloads the engine: nothing pending may be lost with it
         position = self._engine.set_position_levels(owner_id, portfolio_id, symbol, **levels)
-        self._save([], [self._engine.portfolio(portfolio_id)])
-        self._on_ledgers_changed(frozenset({portfolio_id}))
+        ledger = self._engine.portfolio(portfolio_id)
+        self._save([], [ledger])
+        self._changed([], [ledger])
         return position
 
     def stop_trading(self, portfolio_ids, *, reason: str) -> None:
@@ -311,6 +312,10 @@ class TradingService:
             raise
         for result, origin in batch:
             self._publish([next(saved) for _ in result], result, origin)
+        self._changed(events, ledgers)
+
+    def _changed(self, events: list, ledgers: list) -> None:
+        """Tell the portfolio feed and the observers what a commit changed."""
         changed = frozenset(ledger.portfolio_id for ledger in ledgers)
         if changed:
             self._on_ledgers_changed(changed)

@@ -628,3 +628,40 @@ async def test_a_team_member_keeps_hearing_the_team_portfolio(api, contest, make
     start = len(received)
     updates = [m for m in (await feed.drain(1.2))[start:] if m["type"] == "PORTFOLIO_UPDATE"]
     assert updates and updates[-1]["data"]["portfolioId"] == body["team"]["portfolioId"]
+
+
+async def test_a_stop_loss_assignment_ticks_when_the_level_is_set(api, contest, make_user, ws, services):
+    created, teacher = await contest()
+    await api(f"/api/contests/{created['contestId']}/assignments", teacher,
+              {"kind": "SET_STOP_LOSS", "params": {"count": 1}, "due": "2099-01-01T00:00:00Z"})
+    client, portfolio_id, _, token = await joined_trader(api, created, make_user, ws)
+    await submit(client, order(portfolio_id, quantity=2))
+    await client.wait_for("ORDER_FILLED", timeout=10)
+    feed = await ws("/ws/portfolio", token=token)
+    await feed.expect("PORTFOLIO_LIST")
+    await feed.send("SUBSCRIBE_CONTEST", {"contestId": created["contestId"]})
+    assert (await feed.wait_for("CONTEST_SNAPSHOT"))["data"]["progress"][0]["state"] == "PENDING"
+    stop = round(services.market.quote("NVTX").bid / 100 * 0.8, 2)
+    await feed.send("UPDATE_POSITION", {"portfolioId": portfolio_id, "symbol": "NVTX", "stopLoss": stop})
+    progress = await feed.wait_for("ASSIGNMENT_PROGRESS")
+    assert progress["data"]["tasks"][0]["state"] == "DONE" and progress["data"]["portfolioId"] == portfolio_id
+
+
+async def test_a_scenarios_news_reaches_every_connection_of_a_contests_players_once(api, contest, make_user, ws):
+    created, teacher = await contest()
+    feeds = []
+    for name in ("ann", "ben", "cat"):
+        _, token = make_user(name)
+        await join(api, token, created["joinCode"], name.title())
+        feeds.append(await ws("/ws/market-data", token=token))
+    feeds.append(await ws("/ws/market-data", token=teacher))
+    code, started = await api("/api/scenarios/start", teacher, {"name": "crash-and-recovery"})
+    assert code == 200, started
+    if not started["current"]["timeline"][0]["happened"]:
+        code, _ = await api("/api/scenarios/skip", teacher, {})
+        assert code == 200
+    headline = started["current"]["timeline"][0]["news"]["headline"]
+    for feed in feeds:
+        await feed.drain(1.0)
+        news = [m["data"]["headline"] for m in feed.received if m["type"] == "NEWS"]
+        assert news == [headline], news
