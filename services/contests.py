@@ -31,7 +31,7 @@ from domain.contests import (
     parse_join_code,
     rank_contest,
 )
-from domain.errors import BadRequest, Forbidden, NotFound
+from domain.errors import BadRequest, Forbidden, NotFound, RateLimited
 from domain.market import TRADING_DAYS_PER_YEAR
 from domain.risk.limits import RiskLimits
 from domain.trading import EventKind, PortfolioLedger, TradeEvent
@@ -39,6 +39,7 @@ from domain.users import Role, User
 from realtime import channels
 from realtime.hub import Publisher
 from realtime.protocol import encode_data
+from realtime.ratelimit import KeyedBuckets, retry_after
 from realtime.wire import contests as wire
 
 from .auth import hash_password, verify_password
@@ -155,6 +156,8 @@ class ContestService:
         self._told: dict[str, list[AssignmentProgress]] = {}  # portfolio id -> the checklist last pushed
         self._done = {cid: self._load_done(cid) for cid in directory.contests}
         self._next_update_ms = 0
+        # Wrong join codes and contest passwords, per user: 5, then one every 12 s (as wrong login passwords).
+        self._join_guesses = KeyedBuckets(rate=1 / 12, burst=5, clock=clock)
 
     # ----- rights -------------------------------------------------------------------------------------------
 
@@ -316,14 +319,25 @@ class ContestService:
     def join(self, user: User, *, code: str, nickname: str, password: str | None) -> tuple[Contest, str | None]:
         """`user` joins the contest of `code` under `nickname`: their own portfolio with the contest's starting cash
         (none yet in a team contest). NotFound for a code no contest has; see Roster.admit for the rest."""
-        code = parse_join_code(code)
-        contest = next((c for c in self.directory.contests.values() if c.join_code == code), None)
-        if contest is None:
-            raise NotFound(f"no contest has the code {code}")
-        contest = self._contest_now(contest.contest_id)
-        roster = self.directory.rosters[contest.contest_id]
-        admission = roster.admit(contest, user_id=str(user.id), nickname=nickname, password=password,
-                                 verify_password=verify_password, moment=self.directory.moment())
+        guesses = self._join_guesses.bucket(str(user.id))
+        if not guesses.allow():
+            wait = guesses.wait_s()
+            raise RateLimited(f"too many wrong join codes or passwords; try again in {retry_after(wait)} s", wait)
+        try:
+            code = parse_join_code(code)
+            contest = next((c for c in self.directory.contests.values() if c.join_code == code), None)
+            if contest is None:
+                raise NotFound(f"no contest has the code {code}")
+            contest = self._contest_now(contest.contest_id)
+            roster = self.directory.rosters[contest.contest_id]
+            admission = roster.admit(contest, user_id=str(user.id), nickname=nickname, password=password,
+                                     verify_password=verify_password, moment=self.directory.moment())
+        except (NotFound, Forbidden):
+            raise  # a wrong code or password: the guess stays counted
+        except Exception:
+            guesses.refund()
+            raise
+        guesses.refund()
         portfolio = (f"{contest.name[:40]} ({admission.nickname})", contest.rules.starting_cash_cents) \
             if admission.needs_portfolio else None
         participant = self._storage.join_contest(contest.contest_id, user_id=admission.user_id,

@@ -665,3 +665,15 @@ async def test_a_scenarios_news_reaches_every_connection_of_a_contests_players_o
         await feed.drain(1.0)
         news = [m["data"]["headline"] for m in feed.received if m["type"] == "NEWS"]
         assert news == [headline], news
+
+
+async def test_guessing_join_codes_or_the_password_is_throttled_per_student(api, contest, make_user):
+    created, _ = await contest(password="owls")
+    _, student = make_user("sam")
+    for guess in ("AAA-AAA", "BBB-BBB", "CCC-CCC", "DDD-DDD"):
+        assert (await join(api, student, guess, "Sam"))[0] == 404
+    assert (await join(api, student, created["joinCode"], "Sam", "cats"))[0] == 403
+    code, body = await join(api, student, created["joinCode"], "Sam", "owls")  # even the right one, for now
+    assert code == 429 and body["code"] == "RATE_LIMITED" and "wrong join codes" in body["error"]
+    _, other = make_user("sue")  # others are not slowed
+    assert (await join(api, other, created["joinCode"], "Sue", "owls"))[0] == 201
