@@ -86,7 +86,7 @@ class PortfolioEndpoint(Endpoint):
     # ----- contests (docs/protocol.md, Contests) -------------------------------------------------------------
 
     @handles("JOIN_CONTEST", code=Str(required=True, max_len=40), nickname=Str(required=True, max_len=100),
-             password=Str(max_len=128))
+             password=Str(max_len=128, strip=False))
     def join_contest(self, code, nickname, password):
         """Join a class contest by its code: a portfolio under its rules (none yet in a team contest)."""
         contest, portfolio_id = self.services.contests.join(self.user, code=code, nickname=nickname,

@@ -103,6 +103,7 @@ def _finite_number(name: str, value) -> float | int:
 
 @dataclass(frozen=True, kw_only=True)
 class Str(Field):
+    strip: bool = True  # False for what is compared as typed (a password)
 
     def _json_schema(self):
         return self._choices({"type": "string", "maxLength": self.max_len})
@@ -110,7 +111,8 @@ class Str(Field):
     def convert(self, name, value):
         if not isinstance(value, str):
             raise _wrong_type(name, "a string")
-        value = value.strip()
+        if self.strip:
+            value = value.strip()
         if len(value) > self.max_len:
             raise _bad(f"{name} is longer than {self.max_len} characters")
         if "\x00" in value:  # nothing means one; PostgreSQL's text cannot hold it, and a rejected order is stored

@@ -245,7 +245,7 @@ class ContestService:
         self.directory.add(contest)
         self._done[contest.contest_id] = {}
         log.info("contest %s %r created by user %s", contest.contest_id, contest.name, user.id)
-        return contest
+        return self._contest_now(contest.contest_id)  # already open when its start has passed
 
     def revise(self, user: User, contest_id: str, *, name=None, rules=None, schedule=None, password=...) -> Contest:
         """New name, rules, schedule or password (None removes it) while the contest is a draft."""
@@ -380,13 +380,13 @@ class ContestService:
         moment = self.directory.moment()
         for name in names:  # judged before anything is created
             roster.admit(contest, user_id=f"new:{name}", nickname=name, password=None,
-                         verify_password=lambda *_: True, moment=moment)
+                         verify_password=None, moment=moment)
         accounts = []
         for name in names:
             password = readable_password()
             student = self._users.create(name, name, hash_password(password, n=self._hash_cost))
             admission = roster.admit(contest, user_id=str(student.id), nickname=name, password=None,
-                                     verify_password=lambda *_: True, moment=moment)
+                                     verify_password=None, moment=moment)
             portfolio = (f"{contest.name[:40]} ({name})", contest.rules.starting_cash_cents) \
                 if admission.needs_portfolio else None
             participant = self._storage.join_contest(contest_id, user_id=str(student.id), nickname=name,

@@ -7,6 +7,7 @@ Each command names the server's database: `--data-dir DIR` (its SQLite file) or 
 from __future__ import annotations
 
 import argparse
+import csv
 import sqlite3
 from pathlib import Path
 from typing import NoReturn, TextIO
@@ -210,9 +211,10 @@ def _find_contest(storage, key: str):
 def _contest_list(args: argparse.Namespace, stdout: TextIO) -> str:
     with open_storage(SystemClock(), data_dir=args.data_dir, database_url=args.database_url) as storage:
         contests, rosters = storage.contests(), storage.rosters()
-    stdout.write("id,join_code,status,players,name\n" + "".join(
-        f"{c.contest_id},{c.join_code},{c.status},{len(rosters.get(c.contest_id, ([], []))[0])},{c.name}\n"
-        for c in contests))
+    table = csv.writer(stdout, lineterminator="\n")
+    table.writerow(["id", "join_code", "status", "players", "name"])
+    table.writerows([c.contest_id, c.join_code, c.status, len(rosters.get(c.contest_id, ([], []))[0]), c.name]
+                    for c in contests)
     return f"{len(contests)} contests"
 
 
@@ -238,7 +240,7 @@ def _contest_accounts(args: argparse.Namespace, stdout: TextIO) -> str:
         moment = Moment(clock.now_ms(), -1)  # only whether it has ended matters here: the stored status says
         for name in names:
             roster.admit(contest, user_id=f"new:{name}", nickname=name, password=None,
-                         verify_password=lambda *_: True, moment=moment)
+                         verify_password=None, moment=moment)
         accounts = [ClassAccount(name, readable_password()) for name in names]
         for account in accounts:
             user = storage.create_user(account.username, account.username,

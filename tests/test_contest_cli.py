@@ -6,7 +6,7 @@ import pytest
 from domain.clock import FakeClock
 from domain.contests import ContestRules, DaySchedule
 from domain.users import Role
-from services.auth import verify_password
+from services.auth import hash_password, verify_password
 from services.storage import Storage
 from tests.test_users_cli import Run
 
@@ -16,13 +16,13 @@ def data_dir(tmp_path):
     return tmp_path / "data"
 
 
-def make_contest(data_dir, *, teams=False, name="Knights of 7B"):
+def make_contest(data_dir, *, teams=False, name="Knights of 7B", password_hash=None):
     with Storage.in_dir(data_dir, FakeClock()) as storage:
         teacher = storage.create_user("tess", "Tess", None, Role.TEACHER, 100_000_00)
         return storage.create_contest(
             teacher_id=str(teacher.id), name=name, join_code="QX7-42K",
             rules=ContestRules(starting_cash_cents=5_000_00, max_team_size=3 if teams else None),
-            schedule=DaySchedule(0, 9), password_hash=None, now_ms=0)
+            schedule=DaySchedule(0, 9), password_hash=password_hash, now_ms=0)
 
 
 def test_accounts_are_made_in_the_contest_with_its_starting_cash_and_a_sheet(data_dir, tmp_path):
@@ -82,13 +82,19 @@ def test_a_taken_name_makes_nobody(data_dir):
         assert storage.user_by_name("k03") is None
 
 
+def test_a_contest_with_a_password_takes_the_teachers_accounts(data_dir):
+    make_contest(data_dir, password_hash=hash_password("owls", n=2**10))
+    result = Run(["contest", "accounts", "QX7-42K", "--prefix", "k", "--count", "2", "--data-dir", str(data_dir)])
+    assert result.status == 0, result.err_lines
+
+
 def test_list_shows_every_contest_with_its_code_and_players(data_dir):
-    contest = make_contest(data_dir)
+    contest = make_contest(data_dir, name="Knights, 7B")
     Run(["contest", "accounts", "QX7-42K", "--prefix", "k", "--count", "2", "--data-dir", str(data_dir)])
     result = Run(["contest", "list", "--data-dir", str(data_dir)])
     assert result.status == 0
     assert result.out_lines == ["id,join_code,status,players,name",
-                                f"{contest.contest_id},QX7-42K,DRAFT,2,Knights of 7B"]
+                                f'{contest.contest_id},QX7-42K,DRAFT,2,"Knights, 7B"']
 
 
 def test_the_running_server_sees_accounts_made_from_the_command_line(services):

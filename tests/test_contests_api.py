@@ -677,3 +677,29 @@ async def test_guessing_join_codes_or_the_password_is_throttled_per_student(api,
     assert code == 429 and body["code"] == "RATE_LIMITED" and "wrong join codes" in body["error"]
     _, other = make_user("sue")  # others are not slowed
     assert (await join(api, other, created["joinCode"], "Sue", "owls"))[0] == 201
+
+
+async def test_a_password_contest_takes_teacher_made_accounts_and_a_password_as_typed_over_both_wires(
+        api, contest, make_user, ws):
+    created, teacher = await contest(password=" owls ")
+    assert created["status"] == "OPEN"
+    code, body = await api(f"/api/contests/{created['contestId']}/accounts", teacher, {"prefix": "owl", "count": 1})
+    assert code == 201, body
+    _, sam = make_user("sam")
+    client = await ws("/ws/portfolio", token=sam)
+    await client.expect("PORTFOLIO_LIST")
+    await client.send("JOIN_CONTEST", {"code": created["joinCode"], "nickname": "Sam", "password": "owls"})
+    assert (await client.wait_for("ERROR"))["data"]["code"] == "FORBIDDEN"
+    await client.send("JOIN_CONTEST", {"code": created["joinCode"], "nickname": "Sam", "password": " owls "})
+    assert (await client.wait_for("CONTEST_JOINED"))["data"]["portfolioId"]
+    _, sue = make_user("sue")
+    assert (await join(api, sue, created["joinCode"], "Sue", "owls"))[0] == 403
+    assert (await join(api, sue, created["joinCode"], "Sue", " owls "))[0] == 201
+
+
+async def test_a_contest_whose_start_has_passed_is_open_when_created(api, make_user):
+    _, teacher = make_user("tess", role="teacher")
+    code, body = await api("/api/contests", teacher, {"name": "Today", "schedule": DAYS})
+    assert code == 201 and body["contest"]["status"] == "OPEN" and body["contest"]["openedAt"]
+    code, body = await api("/api/contests", teacher, {"name": "Later", "schedule": LATER})
+    assert body["contest"]["status"] == "DRAFT"

@@ -137,17 +137,18 @@ class Roster:
     # ----- joining -----------------------------------------------------------------------------------------
 
     def admit(self, contest: Contest, *, user_id: str, nickname: str, password: str | None,
-              verify_password: Callable[[str, str], bool], moment: Moment) -> Admission:
+              verify_password: Callable[[str, str], bool] | None, moment: Moment) -> Admission:
         """Judge `user_id` joining `contest` under `nickname`; nothing changes yet.
 
         BadRequest once the contest has finished or for a nickname that is not valid (see `display_name`);
         Forbidden for a missing or wrong password (`verify_password(password, contest.password_hash)` says, when
-        the contest has one); Conflict when the student already joined or the nickname is taken.
+        the contest has one; None when the teacher enrols the student, who is asked for no password); Conflict
+        when the student already joined or the nickname is taken.
         """
         self._same_contest(contest)
         if contest.status_at(moment) is ContestStatus.FINISHED:
             raise BadRequest(f'the contest "{contest.name}" has ended: it takes no new players')
-        if contest.password_hash is not None and (
+        if contest.password_hash is not None and verify_password is not None and (
                 not isinstance(password, str) or not verify_password(password, contest.password_hash)):
             raise Forbidden(f'wrong password for the contest "{contest.name}"')
         name = display_name(nickname)
