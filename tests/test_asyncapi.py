@@ -22,6 +22,7 @@ import stockquest
 from domain.trading import EventKind
 from handlers.base import Endpoint
 from realtime.protocol import CloseCode, ErrorCode
+from realtime.wire import contests as wire_contests
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "docs" / "asyncapi.yaml"
@@ -39,6 +40,7 @@ SENDING_MODULES = {
     "services/scenarios.py": ("market-data",),  # NEWS, on the market channel
     "services/trading.py": ("orders",),
     "services/portfolios.py": ("portfolio",),
+    "services/contests.py": ("portfolio",),  # CONTEST_UPDATE and ASSIGNMENT_PROGRESS, to SUBSCRIBE_CONTEST holders
     "services/risk.py": ("risk-monitoring",),
     "services/signals.py": ("ml-signals",),
     "services/logstream.py": ("admin",),  # LOG_RECORD and LOGS_DROPPED, to /ws/admin's log subscribers
@@ -271,7 +273,7 @@ async def test_messages_from_a_running_server_match_the_spec_schemas(ws, make_us
     seen (on /ws/admin, every one it documents); each message is validated in Node against the schema the spec
     gives it on that endpoint."""
     user, token = make_user("alice")
-    _, teacher_token = make_user("tess", role="teacher")
+    tess, teacher_token = make_user("tess", role="teacher")
     _, admin_token = make_user("ada", role="admin")
     market = await ws("/ws/market-data")
     await market.send("AUTH", {"token": token}, request_id="a")
@@ -333,6 +335,30 @@ async def test_messages_from_a_running_server_match_the_spec_schemas(ws, make_us
     await folio.wait_for("PORTFOLIO_UPDATE")
     await folio.wait_for("POSITION_UPDATE", timeout=5)
     await folio.send("UNSUBSCRIBE_PORTFOLIO", {"portfolioId": portfolio_id})
+    await folio.wait_for("SUBSCRIPTION_CONFIRMED")
+    contests = services.contests  # a class contest: joined, followed, an assignment ticked, ended by its teacher
+    contest = contests.create(tess, name="Knights of 7B", rules=contests.default_rules,
+                              schedule=wire_contests.parse_schedule({"kind": "DAYS", "firstDay": 0, "lastDay": 9}),
+                              password=None)
+    contests.open(tess, contest.contest_id)
+    await folio.send("JOIN_CONTEST", {"code": contest.join_code.lower(), "nickname": "Alice"})
+    contest_portfolio = (await folio.wait_for("CONTEST_JOINED"))["data"]["portfolioId"]
+    await folio.send("REQUEST_CONTESTS")
+    await folio.wait_for("CONTEST_LIST")
+    await folio.send("SUBSCRIBE_CONTEST", {"contestId": contest.contest_id})
+    await folio.wait_for("CONTEST_SNAPSHOT")
+    task, due_ms = wire_contests.parse_task({"kind": "PLACE_ORDER", "params": {"orderType": "MARKET", "count": 1},
+                                             "due": "2099-01-01T00:00:00Z"})
+    contests.add_assignment(tess, contest.contest_id, task, due_ms)
+    await folio.wait_for("ASSIGNMENT_PROGRESS")
+    await orders.send("SUBMIT_ORDER", {"portfolioId": contest_portfolio, "symbol": cheapest, "side": "BUY",
+                                       "orderType": "MARKET", "quantity": 1})
+    while (await folio.wait_for("ASSIGNMENT_PROGRESS", timeout=10))["data"]["tasks"][0]["state"] != "DONE":
+        pass
+    contests.finish(tess, contest.contest_id)
+    assert (await folio.wait_for("CONTEST_UPDATE"))["data"]["ranking"]["final"] is True
+    await folio.send("UNSUBSCRIBE_CONTEST", {"contestId": contest.contest_id})
+    await folio.wait_for("SUBSCRIPTION_CONFIRMED")
 
     risk = await ws("/ws/risk-monitoring", token=token)
     await risk.send("SUBSCRIBE_RISK", {"portfolioId": portfolio_id})
