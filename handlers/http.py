@@ -115,7 +115,8 @@ class JsonHandler(tornado.web.RequestHandler):
         if response.code == 599:  # no answer (a timeout, a refused connection)
             raise ApiError(503, "the trading engine did not answer in time: try again", code="UNAVAILABLE")
         self.set_status(response.code, response.reason)
-        for name in ("Content-Type", "Retry-After", "Cache-Control", "WWW-Authenticate"):
+        for name in ("Content-Type", "Content-Disposition", "Content-Security-Policy", "Retry-After", "Cache-Control",
+                     "WWW-Authenticate"):
             if name in response.headers:
                 self.set_header(name, response.headers[name])
         self.finish(response.body)

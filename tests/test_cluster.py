@@ -622,3 +622,57 @@ def test_a_scenario_being_played_goes_on_when_the_standby_takes_over(two_engines
     assert len(after["timeline"]) == len(before["timeline"]) and after["happened"] >= before["happened"]
     # the run's clock resumes where it was saved (services.scenarios.resumed): the takeover's seconds shift it
     assert after["startedAt"] >= before["startedAt"]
+
+
+def test_a_class_contest_runs_through_the_gateways(cluster, tmp_path):
+    """A teacher on one gateway, a student on another: the contest's REST is proxied to the engine, its messages
+    forwarded, its pushes (ASSIGNMENT_PROGRESS, CONTEST_UPDATE) reach the student's gateway, and its end holds."""
+    teacher_gw, student_gw = cluster["gateways"]
+    name, password = add_teacher(tmp_path / "engine")
+    status, signed_in = post(teacher_gw, "/api/auth/login", {"username": name, "password": password})
+    assert status == 200, signed_in
+    teacher = signed_in["token"]
+    status, created = post(teacher_gw, "/api/contests", {"name": "Cluster class",
+                                                         "schedule": {"kind": "DAYS", "firstDay": 0, "lastDay": 99}},
+                           teacher)
+    assert status == 201 and created["contest"]["status"] == "OPEN", created
+    contest_id = created["contest"]["contestId"]
+    status, _ = post(teacher_gw, f"/api/contests/{contest_id}/assignments",
+                     {"kind": "PLACE_ORDER", "params": {"orderType": "MARKET"}, "due": "2099-01-01T00:00:00Z"},
+                     teacher)
+    assert status == 201
+    status, account = post(student_gw, "/api/auth/guest", {"nickname": "Pupil"})
+    token = account["token"]
+
+    async def play():
+        folio = await connect(student_gw, "/ws/portfolio", token)
+        await folio.expect("PORTFOLIO_LIST")
+        await folio.send("JOIN_CONTEST", {"code": created["contest"]["joinCode"], "nickname": "Pupil"})
+        portfolio = (await folio.wait_for("CONTEST_JOINED"))["data"]["portfolioId"]
+        await folio.send("SUBSCRIBE_CONTEST", {"contestId": contest_id})
+        snapshot = await folio.wait_for("CONTEST_SNAPSHOT")
+        assert snapshot["data"]["myPortfolioId"] == portfolio and snapshot["data"]["progress"][0]["state"] == "PENDING"
+        orders = await connect(student_gw, "/ws/orders", token)
+        await orders.expect("ACTIVE_ORDERS")
+        order = {"portfolioId": portfolio, "symbol": "NVTX", "side": "BUY", "orderType": "MARKET", "quantity": 2}
+        await orders.send("SUBMIT_ORDER", order)
+        assert (await orders.wait_for("ORDER_SUBMITTED"))["data"]["order"]["portfolioId"] == portfolio
+        progress = await folio.wait_for("ASSIGNMENT_PROGRESS", timeout=10)
+        assert progress["data"]["tasks"][0]["state"] == "DONE"
+        status, finished = post(teacher_gw, f"/api/contests/{contest_id}/finish", {}, teacher)
+        assert status == 200 and finished["contest"]["status"] == "FINISHED"
+        update = await folio.wait_for("CONTEST_UPDATE", timeout=10)
+        while update["data"]["status"] != "FINISHED":
+            update = await folio.wait_for("CONTEST_UPDATE", timeout=10)
+        assert update["data"]["ranking"]["final"] and update["data"]["ranking"]["entries"][0]["name"] == "Pupil"
+        await orders.send("SUBMIT_ORDER", order)
+        assert (await orders.wait_for("ORDER_REJECTED"))["data"]["reason"] == "CONTEST_NOT_OPEN"
+        for client in (folio, orders):
+            client.close()
+    asyncio.run(asyncio.wait_for(play(), 60))
+    request = urllib.request.Request(f"http://127.0.0.1:{teacher_gw}/api/contests/{contest_id}/report.csv",
+                                     headers={"Authorization": f"Bearer {teacher}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.headers["Content-Type"].startswith("text/csv")
+        assert response.headers["Content-Disposition"].startswith("attachment")  # a download, past the proxy too
+        assert "Pupil" in response.read().decode("utf-8-sig")
