@@ -97,6 +97,8 @@ export function init(app) {
 
   subscribe("orders", renderOpenOrders);
   subscribe("fills", renderFills);
+  subscribe("portfolioId", () => { editing = null; requestHistory(); });
+  subscribe("userNames", () => { renderOpenOrders(null); renderHistory(); });
   app.onView("trade", () => requestHistory());
   $("#history-more").addEventListener("click", () => requestHistory(true));
 }
@@ -172,7 +174,7 @@ function renderOpenOrders(_keys, force = false) {
   if (typing && editing && !force) return;  // don't pull the form out from under the keyboard
   body.replaceChildren(...open.flatMap((order) => {
     const row = el("tr", { dataset: { orderId: order.orderId, status: order.status } },
-      el("th", { scope: "row" }, order.symbol),
+      el("th", { scope: "row" }, order.symbol, placedBy(order)),
       el("td", { class: order.side === "BUY" ? "up" : "down" }, order.side),
       el("td", {}, order.orderType.replace("_", " ")),
       el("td", { dataset: { f: "quantity" } }, integer(order.quantity)),
@@ -255,10 +257,21 @@ function renderFills() {
   setEmpty("fills", fills.length === 0);
 }
 
+/* Who placed an order on a team portfolio, when it was not the portfolio's owner (placedBy is null for the owner). */
+function placedBy(order) {
+  if (order.placedBy == null) return null;
+  const owner = store.portfolio && store.portfolio.portfolioId === order.portfolioId ? store.portfolio.ownerId : null;
+  if (owner != null && String(order.placedBy) === String(owner)) return null;
+  const me = store.user && String(store.user.userId) === String(order.placedBy);
+  const name = me ? "you" : store.userNames.get(String(order.placedBy)) || `user ${order.placedBy}`;
+  return el("span", { class: "placed-by tag", dataset: { testid: "placed-by", placedBy: String(order.placedBy) },
+                      title: "Placed by this team member" }, `by ${name}`);
+}
+
 function renderHistory() {
   $("#order-history tbody").replaceChildren(...history.orders.map((o) => el("tr", { dataset: { orderId: o.orderId, status: o.status } },
     el("td", {}, dateTime(o.updatedAt)),
-    el("td", { class: "sym" }, o.symbol),
+    el("td", { class: "sym" }, o.symbol, placedBy(o)),
     el("td", {}, o.side),
     el("td", {}, o.orderType.replace("_", " ")),
     el("td", {}, integer(o.quantity)),
