@@ -13,6 +13,7 @@ const JOIN_ERRORS = {
   FORBIDDEN: "Wrong or missing password for this contest",
   CONFLICT: "That nickname is already taken in this contest, or you have already joined it",
   BAD_REQUEST: "The contest cannot be joined",
+  UNKNOWN_TYPE: "Contests are not available on this server yet",
 };
 const TASK_MARKS = { DONE: "✓", MISSED: "✗", PENDING: "…" };
 
@@ -143,6 +144,7 @@ async function join() {
       : `Joined ${contest.name}: you are now trading its portfolio.`;
   } catch (failure) {
     error.dataset.code = failure.code || "";
+    // the server's own words too where they add something (a finished contest, a malformed code)
     error.textContent = JOIN_ERRORS[failure.code]
       ? `${JOIN_ERRORS[failure.code]}${failure.message && failure.code === "BAD_REQUEST" ? `: ${failure.message}` : ""}`
       : explain(failure.code, failure.message);
