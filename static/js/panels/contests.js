@@ -11,10 +11,10 @@ import { describeSchedule, rankingRows, taskItem } from "./contest_join.js";
 const DETAIL_MS = 5000;
 const PARAMS = {   // each assignment kind's parameters: [name, label, input attributes, to wire value]
   PLACE_ORDER: [
-    ["orderType", "Order type", { choices: ["MARKET", "LIMIT", "STOP", "STOP_LIMIT"] }],
+    ["orderType", "Order type", { choices: ["LIMIT", "MARKET", "STOP", "STOP_LIMIT"] }],
     ["count", "How many", { type: "number", min: 1, max: 100, step: 1, value: 1 }, Number],
   ],
-  HOLD_SECTORS: [["sectors", "Sectors", { sectors: true }]],
+  HOLD_SECTORS: [["sectors", "Different sectors at once", { type: "number", min: 1, max: 100, step: 1, value: 3 }, Number]],
   KEEP_WEIGHT_UNDER: [
     ["maxWeight", "Max weight (%)", { type: "number", min: 1, max: 100, step: 0.1, value: 30 }, (v) => Number(v) / 100],
     ["holdMinutes", "For (minutes)", { type: "number", min: 1, max: 1440, step: 1, value: 30 }, Number],
@@ -53,7 +53,6 @@ export function init(app) {
     const select = $("#contest-sectors");
     const chosen = new Set([...select.selectedOptions].map((o) => o.value));
     select.replaceChildren(...sectors().map((s) => el("option", { value: s, selected: chosen.has(s) }, s)));
-    renderParams();
   });
   toggleSchedule();
   renderParams();
@@ -91,6 +90,20 @@ function isoFromLocal(value) {
   return Number.isNaN(date.getTime()) ? null : date.toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
+/* ISO time → a datetime-local input's value (local time, to the minute). */
+function localFromIso(iso) {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return "";
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
+}
+
+/* A due time to start from: a lesson's end, else a week from now. */
+function defaultDue(schedule) {
+  if (schedule && schedule.kind === "WALL" && schedule.end) return localFromIso(schedule.end);
+  return localFromIso(new Date(Date.now() + 7 * 86_400_000).toISOString());
+}
+
 /* The list ------------------------------------------------------------------------------------------------------ */
 
 async function refreshList() {
@@ -124,6 +137,7 @@ function select(contestId) {
   $("#contest-accounts-result").hidden = true;
   $("#contest-accounts tbody").replaceChildren();
   $("#contest-progress tbody").replaceChildren();
+  $("#contest-assignment-due").value = "";
   say($("#contest-action-result"), "");
   renderList();
   refreshDetail();
@@ -157,18 +171,17 @@ function readCreateForm() {
   rules.shortSelling = $("#contest-short").checked;
   rules.houseRiskLimits = $("#contest-house-limits").checked;
   rules.noteRequired = $("#contest-note-required").checked;
+  // unset rules are left out (the server's defaults: every sector, no weight cap, no teams)
   const chosenSectors = [...$("#contest-sectors").selectedOptions].map((o) => o.value);
-  rules.allowedSectors = chosenSectors.length ? chosenSectors : null;
+  if (chosenSectors.length) rules.allowedSectors = chosenSectors;
   const weight = $("#contest-max-weight").value.trim();
   if (weight) {
     const value = Number(weight);
     if (!(value > 0 && value <= 100)) return { problem: "Max position weight: a percentage above 0, at most 100" };
     rules.maxPositionWeight = value / 100;
-  } else {
-    rules.maxPositionWeight = null;
   }
   const team = $("#contest-team-size").value;
-  rules.maxTeamSize = team ? Number(team) : null;
+  if (team) rules.maxTeamSize = Number(team);
   let schedule;
   if ($("input[name=schedule-kind]:checked").value === "DAYS") {
     const first = $("#contest-first-day").value.trim();
@@ -254,6 +267,7 @@ function renderDetail() {
   if (contest.finishedAt) facts.push(["Finished", dateTime(contest.finishedAt)]);
   $("#contest-detail-facts").replaceChildren(...facts.map(([k, v]) => el("div", { dataset: { key: k } },
     el("dt", {}, k), el("dd", {}, v))));
+  if (!$("#contest-assignment-due").value) $("#contest-assignment-due").value = defaultDue(contest.schedule);
   $("#contest-open").disabled = contest.status !== "DRAFT";
   $("#contest-finish").disabled = contest.status !== "OPEN";
 
@@ -337,8 +351,6 @@ function renderParams() {
     let input;
     if (options.choices) {
       input = el("select", {}, options.choices.map((c) => el("option", { value: c }, c.replace("_", " ").toLowerCase())));
-    } else if (options.sectors) {
-      input = el("select", { multiple: true, size: 4 }, sectors().map((s) => el("option", { value: s }, s)));
     } else {
       const { type, min, max, step, value } = options;
       input = el("input", { type, min, max, step, value });
@@ -355,10 +367,7 @@ function readAssignment() {
   const params = {};
   for (const [name, label, options, convert] of PARAMS[kind]) {
     const input = $(`#contest-assignment-params [data-param="${name}"]`);
-    if (options.sectors) {
-      params[name] = [...input.selectedOptions].map((o) => o.value);
-      if (!params[name].length) return { problem: `${label}: pick at least one` };
-    } else if (options.choices) {
+    if (options.choices) {
       params[name] = input.value;
     } else {
       const value = Number(input.value);
@@ -368,7 +377,9 @@ function readAssignment() {
       params[name] = convert ? convert(input.value) : value;
     }
   }
-  return { body: { kind, params, due: isoFromLocal($("#contest-assignment-due").value) } };
+  const due = isoFromLocal($("#contest-assignment-due").value);
+  if (!due) return { problem: "Give the assignment a due time" };
+  return { body: { kind, params, due } };
 }
 
 async function addAssignment() {
