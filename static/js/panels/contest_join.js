@@ -23,6 +23,10 @@ const snapshots = new Map();   // contestId -> CONTEST_SNAPSHOT data (ranking an
 const subscribed = new Set();  // contestIds subscribed on the current connection
 let waitingTimer = 0;
 
+/* A contest the user plays in: a student's list entries carry myPortfolioId (null until a team contest puts them in
+   a team); a teacher's or an admin's own contests do not, and are run from the teacher's card instead. */
+const playing = (contest) => !contest.default && contest.myPortfolioId !== undefined;
+
 export function init(app) {
   appRef = app;
   const channel = app.channels.portfolio;
@@ -36,7 +40,7 @@ export function init(app) {
     for (const contestId of [...snapshots.keys()]) if (!store.contests.has(contestId)) snapshots.delete(contestId);
     for (const contest of store.contests.values()) {
       learnPortfolio(contest, contest.myPortfolioId);
-      if (!contest.default) subscribeContest(contest.contestId);
+      if (playing(contest)) subscribeContest(contest.contestId);
     }
     changed("contests");
   });
@@ -168,7 +172,7 @@ function joined(contest, portfolioId) {
 function watchForTeams() {
   if (waitingTimer) return;
   const waiting = () => [...store.contests.values()]
-    .filter((c) => !c.default && c.myPortfolioId == null && c.status !== "FINISHED");
+    .filter((c) => playing(c) && c.myPortfolioId == null && c.status !== "FINISHED");
   if (!waiting().length) return;
   waitingTimer = setTimeout(() => {
     waitingTimer = 0;
@@ -241,7 +245,7 @@ function contestCard(contest) {
 }
 
 function render() {
-  const list = [...store.contests.values()].filter((c) => !c.default);
+  const list = [...store.contests.values()].filter(playing);
   $("#my-contests").replaceChildren(...list.map(contestCard));
   setEmpty("my-contests", list.length === 0 && !unsupported);
   watchForTeams();
