@@ -25,6 +25,7 @@ import ujson
 from tornado.ioloop import IOLoop, PeriodicCallback
 
 from domain.clock import Clock, MarketClock, SystemClock
+from domain.contests import ContestRules
 from domain.market import MarketSimulator
 from domain.money import to_cents
 from domain.orders import OrderEngine
@@ -38,6 +39,7 @@ from handlers.api import HealthHandler, MetricsHandler, MetricsSeriesHandler, St
 from handlers.auth_api import AUTH_ROUTES
 from handlers.base import ConnectionState
 from handlers.classroom import CLASSROOM_ROUTES
+from handlers.contests import CONTEST_ROUTES
 from handlers.http import NotFoundHandler
 from handlers.market_data import MarketDataEndpoint
 from handlers.orders import OrdersEndpoint
@@ -59,6 +61,7 @@ from services.cluster.link import BEAT_MS, CALLS, EngineLink
 from services.cluster.market_state import MarketResume
 from services.config import Config
 from services.container import Services
+from services.contests import ContestDirectory, ContestService
 from services.exchange import Exchange
 from services.logstream import LogStream, redact
 from services.market import MarketService
@@ -179,34 +182,49 @@ def build_engine(services: Services, *, rng: random.Random, resume: MarketResume
     market = MarketService(simulator, market_clock, clock, broker=services.broker, hub=hub)
     market.publish_quotes()
 
-    limits = RiskLimitBook(storage=storage, clock=clock, defaults=default_limits(starting_cash))
+    directory = ContestDirectory(storage=storage, clock=clock, market=market)
+    limits = RiskLimitBook(storage=storage, clock=clock, defaults=default_limits(starting_cash),
+                           defaults_for=directory.risk_limits)
+    contest_checks = directory.checks()
     last_order, last_execution = storage.trading_ids()
     engine = OrderEngine(
         order_ids=IdSequence("O", last_order), execution_ids=IdSequence("E", last_execution),
         commission=commission(config), allow_short=config.allow_short,
-        extra_checks=(pre_trade_check(limits.limits_for, market.quotes),))
-    book = PortfolioBook(engine=engine, storage=storage, users=users, starting_cash_cents=starting_cash)
+        gate_checks=(contest_checks.gate,), terms_for=contest_checks.terms_for,
+        extra_checks=(contest_checks.rules, pre_trade_check(limits.limits_for, market.quotes)))
+    book = PortfolioBook(engine=engine, storage=storage, users=users, starting_cash_cents=starting_cash,
+                         traders=directory.trader)
     portfolios = PortfolioFeed(book=book, market=market, storage=storage, clock=clock, hub=hub,
                                value_sample_s=config.portfolio_value_sample_s)
     trading = TradingService(engine=engine, book=book, storage=storage, market=market, hub=hub, clock=clock,
                              on_ledgers_changed=portfolios.changed, order_ack=services.metrics.order_ack)
     trading.restore()
     risk = RiskService(book=book, limits=limits, users=users, market=market, storage=storage, clock=clock, hub=hub,
-                       lookback=config.risk_lookback_days)
+                       lookback=config.risk_lookback_days, contest_of=directory.contest_id_of)
     risk.restore()
     signals = SignalService(market=market, book=book, clock=clock, hub=hub, warmup_bars=config.signal_warmup_bars)
     scenarios = ScenarioService(market=market, hub=hub, clock=clock, state=StoredState(storage, clock),
                                 shipped=load_scenarios(SCENARIOS_DIR, market.specs()), board=services.news)
     scenarios.restore()
     scenarios.announce_history()
+    contests = ContestService(directory=directory, storage=storage, book=book, trading=trading, users=users,
+                              market=market, clock=clock, hub=hub, default_rules=house_rules(config),
+                              value_sample_s=config.portfolio_value_sample_s, hash_cost=config.password_hash_n)
+    trading.observe(contests.on_trades)
     services.storage, services.tokens, services.users = storage, tokens, users
     services.market, services.book, services.trading, services.portfolios = market, book, trading, portfolios
-    services.risk, services.signals, services.scenarios = risk, signals, scenarios
+    services.risk, services.signals, services.scenarios, services.contests = risk, signals, scenarios, contests
     services.exchange = Exchange(scenarios=scenarios, market=market, trading=trading, risk=risk, signals=signals)
 
 
 def commission(config: Config) -> Commission:
     return Commission(to_cents(config.commission_per_order), config.commission_per_share * 100)
+
+
+def house_rules(config: Config) -> ContestRules:
+    """A new contest's rules until its teacher changes them: the server's own starting cash and commissions."""
+    return ContestRules(starting_cash_cents=to_cents(config.starting_cash), commission=commission(config),
+                        short_selling=config.allow_short)
 
 
 def order_rules(config: Config) -> OrderRules:
@@ -219,7 +237,7 @@ def drop_engine(services: Services) -> None:
     if services.storage is not None:
         services.storage.close()
     for name in ("storage", "tokens", "users", "market", "book", "trading", "portfolios", "risk", "signals",
-                 "scenarios", "exchange"):
+                 "scenarios", "contests", "exchange"):
         setattr(services, name, None)
 
 
@@ -412,6 +430,7 @@ def make_app(services: Services, **settings) -> tornado.web.Application:
         (r"/api/metrics", MetricsSeriesHandler, dict(services=services)),
         *AUTH_ROUTES(services),
         *CLASSROOM_ROUTES(services),
+        *CONTEST_ROUTES(services),
         (r"/", DashboardHandler, dict(services=services)),
         *[(rf"/vendor/{library}/(.*)", StaticFiles, dict(path=str(vendor_dir(config) / library / "dist")))
           for library in BROWSER_LIBRARIES],
@@ -539,6 +558,7 @@ def start_engine_timers(services: Services) -> list[PeriodicCallback]:
         (services.signals.push_all, PUSH_EVERY_MS),
         (market.publish_overview, config.overview_interval_s * 1000),
         (services.scenarios.announce_history, 5_000),
+        (services.contests.tick, 1_000),
     ])
 
     def warm_signals():
@@ -805,7 +825,7 @@ async def serve(config: Config) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["user"]:
+    if argv[:1] in (["user"], ["contest"]):
         from services import users_cli
         return users_cli.run(argv, stdin=sys.stdin, stdout=sys.stdout, stderr=sys.stderr)
     config = parse_config(argv)

@@ -336,9 +336,10 @@ class Endpoint:
         return urlsplit(origin).netloc.lower() == (self.request.host or "").lower()
 
     # channels ---------------------------------------------------------------
-    def hold_by_role(self, owner_id: str, names: Iterable[str]) -> None:
-        """Note `names` (just subscribed) as granted by the user's role unless the user owns what they carry."""
-        if owner_id != self.user_id:
+    def hold_by_role(self, by_role: bool, names: Iterable[str]) -> None:
+        """Note `names` (just subscribed) as granted by the user's role when `by_role` (they carry someone else's
+        data, not the user's own or their team's)."""
+        if by_role:
             self.role_grants.update(names)
 
     def review_role(self, role) -> None:

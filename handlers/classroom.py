@@ -4,6 +4,7 @@
 from domain.users import CLASS_ROLES
 from realtime.protocol import ProtocolError, iso_timestamp
 from realtime.schema import Id, Int, Number, Str, Symbols, validate
+from realtime.wire import contests as wire_contests
 from realtime.wire import orders as wire_orders
 from realtime.wire import portfolio as wire
 from services.container import Services
@@ -24,12 +25,20 @@ CONTROL_FIELDS = {
 
 
 class LeaderboardHandler(JsonHandler):
-    """GET /api/leaderboard: every student's main portfolio, best total return first, ties by who joined first."""
+    """GET /api/leaderboard: every student's main portfolio (the default class), best total return first, ties by
+    who joined first; `?contestId=ID`: that contest's ranking (403 for whoever may not see the contest)."""
 
     engine_bound = True
 
     def get(self):
-        self.bearer_user()
+        user = self.bearer_user()
+        contest_id = self.get_query_argument("contestId", None)
+        if contest_id is not None:  # a contest's ranking, for those who may see the contest
+            detail = self.services.contests.detail(user, contest_id)
+            self.write_json({"contestId": contest_id, "final": detail.contest.final_ranking is not None,
+                             "entries": [wire_contests.standing(s) for s in detail.ranking],
+                             "timestamp": iso_timestamp(self.services.clock.now())})
+            return
         self.write_json({"entries": [wire.standing(row) for row in self.services.portfolios.leaderboard()],
                          "timestamp": iso_timestamp(self.services.clock.now())})
 

@@ -9,6 +9,7 @@ from realtime.wire import portfolio as wire
 from services.portfolios import UPDATE_TYPES
 
 from .base import Endpoint, Reply, handles
+from .contests import contest_detail, contest_summary
 
 __all__ = ["PortfolioEndpoint"]
 
@@ -32,9 +33,9 @@ class PortfolioEndpoint(Endpoint):
              updateType=Str(default="ALL", upper=True, choices=UPDATE_TYPES),
              updateInterval=Int(min=0, max=3_600_000))
     def subscribe_portfolio(self, portfolio_id, update_type, update_interval):
-        names, interval, owner_id = self.feed.subscription(self.user, portfolio_id, update_type, update_interval)
+        names, interval = self.feed.subscription(self.user, portfolio_id, update_type, update_interval)
         self.hold(channels.portfolio_prefix(portfolio_id), names)
-        self.hold_by_role(owner_id, names)
+        self.hold_by_role(self.services.book.read_by_role(self.user, portfolio_id), names)
         return [Reply("SUBSCRIPTION_CONFIRMED", {"action": "SUBSCRIBE", "portfolioId": portfolio_id,
                                                  "updateType": update_type, "updateInterval": interval}),
                 Reply("PORTFOLIO_SNAPSHOT", {"portfolio": wire.portfolio(self.feed.snapshot(portfolio_id))})]
@@ -81,3 +82,31 @@ class PortfolioEndpoint(Endpoint):
     @handles("REQUEST_PORTFOLIO_ANALYTICS", portfolioId=Id(required=True))
     def request_portfolio_analytics(self, portfolio_id):
         return Reply("PORTFOLIO_ANALYTICS", wire.analytics(self.feed.analytics(self.user, portfolio_id)))
+
+    # ----- contests (docs/protocol.md, Contests) -------------------------------------------------------------
+
+    @handles("JOIN_CONTEST", code=Str(required=True, max_len=40), nickname=Str(required=True, max_len=100),
+             password=Str(max_len=128))
+    def join_contest(self, code, nickname, password):
+        """Join a class contest by its code: a portfolio under its rules (none yet in a team contest)."""
+        contest, portfolio_id = self.services.contests.join(self.user, code=code, nickname=nickname,
+                                                            password=password)
+        return Reply("CONTEST_JOINED", {"contest": contest_summary(self.services, contest, portfolio_id),
+                                        "portfolioId": portfolio_id})
+
+    @handles("REQUEST_CONTESTS")
+    def request_contests(self):
+        return Reply("CONTEST_LIST", {"contests": [contest_summary(self.services, contest, mine)
+                                                   for contest, mine in self.services.contests.visible(self.user)]})
+
+    @handles("SUBSCRIBE_CONTEST", contestId=Id(required=True))
+    def subscribe_contest(self, contest_id):
+        """The contest now, then its CONTEST_UPDATE pushes and, to a player, their ASSIGNMENT_PROGRESS."""
+        detail, names = self.services.contests.subscription(self.user, contest_id)
+        self.hold(channels.contest_prefix(contest_id), names)
+        return Reply("CONTEST_SNAPSHOT", contest_detail(self.services, detail))
+
+    @handles("UNSUBSCRIBE_CONTEST", contestId=Id(required=True))
+    def unsubscribe_contest(self, contest_id):
+        self.hold(channels.contest_prefix(contest_id))
+        return Reply("SUBSCRIPTION_CONFIRMED", {"action": "UNSUBSCRIBE", "contestId": contest_id})

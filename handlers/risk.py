@@ -22,24 +22,35 @@ class RiskEndpoint(Endpoint):
     def risk(self):
         return self.services.risk
 
-    @handles("SUBSCRIBE_RISK", portfolioId=Id(), scope=SCOPE)
-    def subscribe_risk(self, portfolio_id, scope):
+    @handles("SUBSCRIBE_RISK", portfolioId=Id(), scope=SCOPE, contestId=Id())
+    def subscribe_risk(self, portfolio_id, scope, contest_id):
+        """One portfolio's risk; with scope ALL a class's (a teacher's): the default class, or one contest's."""
+        if scope == "ALL" and contest_id is not None:
+            self.services.contests.managed(self.user, contest_id)
+            name = channels.risk_of_contest(contest_id)
+            self.hold(channels.RISK_CONTEST, [name])
+            self.hold_by_role(True, [name])
+            return [Reply("SUBSCRIPTION_CONFIRMED", {"action": "SUBSCRIBE", "scope": "ALL", "contestId": contest_id}),
+                    Reply("RISK_RANKING", self.risk.contest_ranking(contest_id))]
         if scope == "ALL":
             ranking = self.risk.class_ranking(self.user)
             self.hub.subscribe(self, channels.RISK_ALL)
-            self.hold_by_role("", [channels.RISK_ALL])
+            self.hold_by_role(True, [channels.RISK_ALL])
             return [Reply("SUBSCRIPTION_CONFIRMED", {"action": "SUBSCRIBE", "scope": "ALL"}),
                     Reply("RISK_RANKING", ranking)]
         if portfolio_id is None:
             raise BadRequest("SUBSCRIBE_RISK needs portfolioId (or scope ALL for teachers)")
         snapshot = self.risk.snapshot(self.user, portfolio_id)
         self.hub.subscribe(self, channels.risk(portfolio_id))
-        self.hold_by_role(self.services.book.ledger(portfolio_id).owner_id, [channels.risk(portfolio_id)])
+        self.hold_by_role(self.services.book.read_by_role(self.user, portfolio_id), [channels.risk(portfolio_id)])
         return [Reply("SUBSCRIPTION_CONFIRMED", {"action": "SUBSCRIBE", "portfolioId": portfolio_id}),
                 Reply("RISK_SNAPSHOT", snapshot)]
 
-    @handles("UNSUBSCRIBE_RISK", portfolioId=Id(), scope=SCOPE)
-    def unsubscribe_risk(self, portfolio_id, scope):
+    @handles("UNSUBSCRIBE_RISK", portfolioId=Id(), scope=SCOPE, contestId=Id())
+    def unsubscribe_risk(self, portfolio_id, scope, contest_id):
+        if contest_id is not None:
+            self.hub.unsubscribe(self, channels.risk_of_contest(contest_id))
+            return Reply("SUBSCRIPTION_CONFIRMED", {"action": "UNSUBSCRIBE", "scope": "ALL", "contestId": contest_id})
         everyone = scope == "ALL" or portfolio_id is None
         self.hub.unsubscribe(self, channels.RISK_ALL if everyone else channels.risk(portfolio_id))
         return Reply("SUBSCRIPTION_CONFIRMED", {"action": "UNSUBSCRIBE", "portfolioId": portfolio_id,

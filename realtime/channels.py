@@ -15,12 +15,18 @@ __all__ = [
     "read_portfolio",
     "risk",
     "read_risk",
+    "RISK_CONTEST",
+    "risk_of_contest",
+    "read_risk_contest",
     "signals",
     "signals_prefix",
     "read_signals",
     "orders_of_user",
     "orders_of_portfolio",
     "orders_of_session",
+    "contest_prefix",
+    "contest",
+    "contest_portfolio",
 ]
 
 MARKET = "market"
@@ -28,6 +34,7 @@ MARKET = "market"
 
 RISK = "risk:"
 RISK_ALL = "risk:*"
+RISK_CONTEST = "risk:contest:"
 """The class-wide risk feed (teachers and admins): RISK_RANKING and every portfolio's RISK_ALERT."""
 
 _POSITIONS = "positions"
@@ -63,6 +70,16 @@ def read_portfolio(channel: str) -> tuple[str, int | None]:
 def risk(portfolio_id: str) -> str:
     """RISK_UPDATE (every 5 s) and RISK_ALERT of one portfolio."""
     return f"{RISK}{portfolio_id}"
+
+
+def risk_of_contest(contest_id: str) -> str:
+    """RISK_RANKING and RISK_ALERT of one contest's portfolios, for its teacher (`risk:*` is the default class's)."""
+    return f"{RISK_CONTEST}{contest_id}"
+
+
+def read_risk_contest(channel: str) -> str | None:
+    """The contest id of a contest's risk channel; None for any other."""
+    return channel.removeprefix(RISK_CONTEST) if channel.startswith(RISK_CONTEST) else None
 
 
 def read_risk(channel: str) -> str | None:
@@ -106,3 +123,18 @@ def orders_of_portfolio(portfolio_id: str) -> str:
 def orders_of_session(session_id: str) -> str:
     """The events of the orders one connection placed: it hears them even without SUBSCRIBE_ORDERS."""
     return f"orders:session:{session_id}"
+
+
+def contest_prefix(contest_id: str) -> str:
+    """Every channel of one contest."""
+    return f"contest:{contest_id}:"
+
+
+def contest(contest_id: str) -> str:
+    """CONTEST_UPDATE: the contest's status and ranking, to everyone watching it."""
+    return f"contest:{contest_id}:updates"
+
+
+def contest_portfolio(contest_id: str, portfolio_id: str) -> str:
+    """ASSIGNMENT_PROGRESS: one contest portfolio's checklist, to the students who play in it."""
+    return f"contest:{contest_id}:portfolio:{portfolio_id}"

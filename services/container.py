@@ -11,6 +11,7 @@ from realtime.scheduler import Scheduler
 from .auth import TokenService
 from .cluster.link import EngineLink
 from .config import Config
+from .contests import ContestService
 from .exchange import Exchange
 from .logstream import LogStream
 from .market import MarketService
@@ -64,4 +65,5 @@ class Services:
     risk: RiskService | None = None
     signals: SignalService | None = None
     scenarios: ScenarioService | None = None
+    contests: ContestService | None = None
     exchange: Exchange | None = None

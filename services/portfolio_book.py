@@ -1,5 +1,6 @@
 """The portfolios the running server holds: the order engine's live ledgers, who may read or trade each, new ones."""
 
+from domain.contests import Trader
 from domain.errors import Forbidden, NotFound
 from domain.orders import OrderEngine
 from domain.trading import PortfolioLedger
@@ -15,13 +16,16 @@ class PortfolioBook:
     """Owns access to portfolios; the ledgers themselves live in the order engine, the only thing that changes them.
 
     It finds a ledger (loading one made behind the engine's back, by a sign-up or the operator's command line),
-    lists them, creates new ones, and decides who may read one (its owner, teachers and admins, by their role as
-    stored now) and who may trade it (its owner only).
+    lists them, creates new ones, and decides who may read one (its owner, a team portfolio's members, teachers
+    and admins, by their role as stored now) and who may trade it (its owner, or a member of its team).
+    `traders(portfolio_id, user_id)` says who trades a contest portfolio (services.contests.ContestDirectory.trader).
     """
 
-    def __init__(self, *, engine: OrderEngine, storage: Stores, users: UserDirectory, starting_cash_cents: int):
+    def __init__(self, *, engine: OrderEngine, storage: Stores, users: UserDirectory, starting_cash_cents: int,
+                 traders=None):
         self._engine, self._storage, self._users = engine, storage, users
         self.starting_cash_cents = starting_cash_cents
+        self._traders = traders
 
     def ledger(self, portfolio_id: str) -> PortfolioLedger:
         """The live ledger (read it, never change it); NotFound if there is no such portfolio."""
@@ -71,13 +75,42 @@ class PortfolioBook:
             if self.reads_everyone(user):
                 raise
             raise Forbidden(f"portfolio {portfolio_id} is not yours") from None
-        if not self.may_read(user, ledger.owner_id):
+        if not self.may_read(user, ledger.owner_id) and self._team_trader(user, portfolio_id) is None:
             raise Forbidden(f"portfolio {portfolio_id} is not yours")
         return ledger
 
+    def read_by_role(self, user: User, portfolio_id: str) -> bool:
+        """Whether `user` reads the portfolio only as a teacher or admin: not their own, nor their team's (what a
+        demoted teacher stops hearing at once)."""
+        return self.ledger(portfolio_id).owner_id != str(user.id) and self._team_trader(user, portfolio_id) is None
+
     def tradable(self, user: User, portfolio_id: str) -> PortfolioLedger:
-        """The ledger of `portfolio_id` if it is `user`'s own (teachers may read others', never trade them)."""
-        ledger = self.readable(user, portfolio_id)
-        if ledger.owner_id != str(user.id):
-            raise Forbidden(f"portfolio {portfolio_id} is not yours to trade")
+        """The ledger of `portfolio_id` if `user` may trade it (teachers may read others', never trade them)."""
+        ledger, _ = self._trading(user, portfolio_id)
         return ledger
+
+    def trader(self, user: User, portfolio_id: str) -> Trader:
+        """Who an order of `user` into `portfolio_id` is for (the owner) and by (`user`); Forbidden when they may
+        not trade it."""
+        _, trader = self._trading(user, portfolio_id)
+        return trader
+
+    def _trading(self, user: User, portfolio_id: str) -> tuple[PortfolioLedger, Trader]:
+        ledger = self.readable(user, portfolio_id)
+        user_id = str(user.id)
+        if ledger.owner_id == user_id:
+            return ledger, Trader(user_id, user_id)
+        trader = self._team_trader(user, portfolio_id)
+        if trader is None:
+            raise Forbidden(f"portfolio {portfolio_id} is not yours to trade")
+        return ledger, trader
+
+    def _team_trader(self, user: User, portfolio_id: str) -> Trader | None:
+        """`user` as a member of the team trading `portfolio_id`; None for anyone else."""
+        if self._traders is None:
+            return None
+        try:
+            trader = self._traders(portfolio_id, str(user.id))
+        except (Forbidden, NotFound):
+            return None
+        return trader if trader is not None and trader.owner_id != trader.placed_by else None

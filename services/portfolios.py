@@ -46,17 +46,17 @@ class PortfolioFeed:
         self._standings: tuple[float, list[valuation.Standing]] | None = None  # (when ranked, the ranking)
 
     def subscription(self, user: User, portfolio_id: str, update_type: str,
-                     update_interval_ms: int | None) -> tuple[list[str], int, str]:
-        """The channels a SUBSCRIBE_PORTFOLIO of a portfolio `user` may read joins, the value interval it gets
-        (at least 500 ms), and the portfolio's owner."""
-        owner_id = self._book.readable(user, portfolio_id).owner_id
+                     update_interval_ms: int | None) -> tuple[list[str], int]:
+        """The channels a SUBSCRIBE_PORTFOLIO of a portfolio `user` may read joins, and the value interval it gets
+        (at least 500 ms)."""
+        self._book.readable(user, portfolio_id)
         interval = max(MIN_INTERVAL_MS, DEFAULT_VALUE_INTERVAL_MS if update_interval_ms is None else update_interval_ms)
         names = []
         if update_type != "POSITIONS":
             names.append(channels.portfolio_values(portfolio_id, interval))
         if update_type != "VALUE":
             names.append(channels.portfolio_positions(portfolio_id))
-        return names, interval, owner_id
+        return names, interval
 
     # views ----------------------------------------------------------------------
     def snapshot(self, portfolio_id: str) -> valuation.PortfolioView:

@@ -2,7 +2,7 @@
 
 import logging
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from domain import risk
 from domain.errors import Forbidden
@@ -26,18 +26,24 @@ RECENT_ALERTS = 50
 
 
 class RiskLimitBook:
-    """Owns every portfolio's risk limits: the house defaults unless a portfolio set its own, which are stored.
+    """Owns every portfolio's risk limits: the house defaults (or its contest's, `defaults_for`) unless a portfolio
+    set its own, which are stored.
 
     Built before the order engine, whose pre-trade risk check reads it.
     """
 
-    def __init__(self, *, storage, clock, defaults: risk.RiskLimits):
+    def __init__(self, *, storage, clock, defaults: risk.RiskLimits,
+                 defaults_for: Callable[[str], risk.RiskLimits | None] = lambda portfolio_id: None):
         self._storage, self._clock = storage, clock
-        self.defaults = defaults
-        self._limits = {pid: wire.parse_limits(data, defaults) for pid, data in storage.all_limits().items()}
+        self.defaults, self._defaults_for = defaults, defaults_for
+        self._limits = {pid: wire.parse_limits(data, self._default(pid)) for pid, data in storage.all_limits().items()}
+
+    def _default(self, portfolio_id: str) -> risk.RiskLimits:
+        return self._defaults_for(portfolio_id) or self.defaults
 
     def limits_for(self, portfolio_id: str) -> risk.RiskLimits:
-        return self._limits.get(portfolio_id, self.defaults)
+        limits = self._limits.get(portfolio_id)
+        return limits if limits is not None else self._default(portfolio_id)
 
     def update(self, portfolio_id: str, data: dict) -> risk.RiskLimits:
         """Apply a SET_RISK_LIMITS `limits` object (BadRequest for unknown keys or bad values) and store it."""
@@ -57,8 +63,10 @@ class RiskService:
     """
 
     def __init__(self, *, book: PortfolioBook, limits: RiskLimitBook, users: UserDirectory, market, storage,
-                 clock, hub: Publisher, lookback: int):
+                 clock, hub: Publisher, lookback: int,
+                 contest_of: Callable[[str], str | None] = lambda portfolio_id: None):
         self._book, self.limits, self._users, self._market = book, limits, users, market
+        self._contest_of = contest_of  # a portfolio's contest: its class-wide feed is that contest's
         self._storage, self._clock, self._hub = storage, clock, hub
         self.lookback = lookback
         self._monitor = risk.AlertMonitor(IdSequence("A", storage.last_alert_number()))
@@ -121,14 +129,22 @@ class RiskService:
         self._storage.save_alerts([(a.alert_id, a.portfolio_id, a.created_at_ms, payload)
                                    for a, payload in zip(alerts, payloads, strict=True)])
         for alert, payload in zip(alerts, payloads, strict=True):
-            self._hub.publish((channels.risk(alert.portfolio_id), channels.RISK_ALL), "RISK_ALERT",
-                              encode_data(payload))
+            self._hub.publish((channels.risk(alert.portfolio_id), self._class_channel(alert.portfolio_id)),
+                              "RISK_ALERT", encode_data(payload))
+
+    def _class_channel(self, portfolio_id: str) -> str:
+        """The class-wide feed a portfolio is in: its contest's, or the default class's `risk:*`."""
+        contest_id = self._contest_of(portfolio_id)
+        return channels.RISK_ALL if contest_id is None else channels.risk_of_contest(contest_id)
 
     def push_updates(self) -> None:
         """RISK_UPDATE for each watched portfolio (serialized once each), and the ranking if a teacher watches."""
         for name in self._hub.channels(channels.RISK):
+            contest_id = channels.read_risk_contest(name)
             portfolio_id = channels.read_risk(name)
-            if portfolio_id is None:
+            if contest_id is not None:
+                self._hub.publish(name, "RISK_RANKING", encode_data(self.ranking(contest_id)))
+            elif portfolio_id is None:
                 self._hub.publish(channels.RISK_ALL, "RISK_RANKING", encode_data(self.ranking()))
             elif portfolio_id in self.metrics:
                 self._hub.publish(name, "RISK_UPDATE", encode_data(wire.update(
@@ -147,8 +163,19 @@ class RiskService:
                              self.breaches.get(portfolio_id, []),
                              self._storage.recent_alerts(portfolio_id, RECENT_ALERTS))
 
-    def ranking(self) -> dict:
-        return wire.ranking(risk.rank_by_risk(self.metrics), self._clock.now_ms())
+    def ranking(self, contest_id: str | None = None) -> dict:
+        """RISK_RANKING of one class: a contest's portfolios, or (None) the default class's, those in no contest."""
+        chosen = {pid: m for pid, m in self.metrics.items() if self._contest_of(pid) == contest_id}
+        ranking = wire.ranking(risk.rank_by_risk(chosen), self._clock.now_ms())
+        if contest_id is not None:
+            ranking["contestId"] = contest_id
+        return ranking
+
+    def contest_ranking(self, contest_id: str) -> dict:
+        """RISK_RANKING of one contest (the caller has checked that its user manages it)."""
+        if not self.metrics:
+            self.evaluate()
+        return self.ranking(contest_id)
 
     def class_ranking(self, user: User) -> dict:
         """RISK_RANKING for a teacher or admin (the class-wide feed); Forbidden for anyone else."""

@@ -65,6 +65,11 @@ class TradingService:
         self._pending: list[tuple[TradeResult, Origin | None]] = []  # changed in the engine, not yet stored
         self._pending_client_ids: set[tuple[str, str]] = set()  # (user id, clientOrderId) among them
         self._ahead = False  # a refused write left the engine holding what storage does not, and it is not reloaded
+        self._observers: list[Callable[[list, list], None]] = []
+
+    def observe(self, callback: Callable[[list, list], None]) -> None:
+        """Call `callback(events, ledgers)` after each commit, once its events are published (contest checklists)."""
+        self._observers.append(callback)
 
     def commit_later(self, schedule: Callable[[Callable[[], None]], object]) -> None:
         """Group commit from now on: `schedule(callback)` runs the callback on the loop's next turn."""
@@ -164,8 +169,8 @@ class TradingService:
         Its events reach the connections through the hub, the first as the answer to `origin`'s request. An
         identical repeat of a clientOrderId is answered with the original order's first event; nothing is stored.
         """
-        user_id = str(user.id)
-        self._book.tradable(user, request.portfolio_id)
+        trader = self._book.trader(user, request.portfolio_id)
+        user_id, placed_by = trader.owner_id, trader.placed_by  # a team member places orders for its captain
         if any("\x00" in (text or "") for text in (request.symbol, request.client_order_id, request.note)):
             # even a rejection is stored
             raise BadRequest("symbol, clientOrderId and note cannot hold a NUL character (PostgreSQL's text cannot)")
@@ -186,49 +191,63 @@ class TradingService:
                 events = self._engine.reject(
                     user_id, _without_client_id(request), RejectReason.DUPLICATE_CLIENT_ORDER_ID,
                     f"clientOrderId {request.client_order_id!r} was already used for a different order",
-                    now_ms=now_ms, day_index=day_index)
+                    now_ms=now_ms, day_index=day_index, placed_by=placed_by)
                 self._commit(events, origin)
                 return
         if price_error is not None:
             events = self._engine.reject(user_id, request, RejectReason.INVALID_PRICE, price_error,
-                                         now_ms=now_ms, day_index=day_index)
+                                         now_ms=now_ms, day_index=day_index, placed_by=placed_by)
             self._commit(events, origin)
             return
         quote = self._market.quote(request.symbol) if self._market.has(request.symbol) else None
         events = self._engine.submit(user_id, request, quote, now_ms=now_ms, market_ms=self._market.market_ms,
-                                     day_index=day_index, market_state=self._market.status)
+                                     day_index=day_index, market_state=self._market.status, placed_by=placed_by)
         self._commit(events, origin)
 
     def cancel(self, user: User, order_id: str, *, origin: Origin | None) -> None:
-        self._check_open_order(user, order_id)
-        self._commit(self._engine.cancel(str(user.id), order_id, now_ms=self._clock.now_ms()), origin)
+        order = self._check_open_order(user, order_id)
+        self._commit(self._engine.cancel(order.user_id, order_id, now_ms=self._clock.now_ms()), origin)
 
     def modify(self, user: User, order_id: str, *, quantity=None, limit_price=None, stop_price=None,
                origin: Origin | None) -> None:
         order = self._check_open_order(user, order_id)
-        events = self._engine.modify(str(user.id), order_id, quantity=quantity, limit_price=limit_price,
+        events = self._engine.modify(order.user_id, order_id, quantity=quantity, limit_price=limit_price,
                                      stop_price=stop_price, quote=self._market.quote(order.symbol),
                                      now_ms=self._clock.now_ms(), market_ms=self._market.market_ms,
                                      market_state=self._market.status)
         self._commit(events, origin)
 
     def _check_open_order(self, user: User, order_id: str) -> Order:
-        """The open order `order_id` of `user`: Forbidden for someone else's (teachers too), BAD_REQUEST if closed."""
+        """The open order `order_id` of `user` (or of their team): Forbidden for someone else's (teachers too),
+        BAD_REQUEST if closed."""
         order = self._engine.order(order_id) or self._stored().order_by_id(order_id)
-        if order is None or order.user_id != str(user.id):
+        if order is None or (order.user_id != str(user.id) and not self._trades_for(user, order)):
             raise Forbidden(f"order {order_id} is not yours")  # unknown or someone else's: one answer
         if not order.is_open or self._engine.order(order_id) is None:
             raise BadRequest(f"order {order_id} is no longer open ({order.status})")
         return order
 
+    def _trades_for(self, user: User, order: Order) -> bool:
+        """Whether `user` trades the portfolio of someone else's `order` (a member of its team)."""
+        try:
+            return self._book.trader(user, order.portfolio_id).owner_id == order.user_id
+        except (Forbidden, NotFound):
+            return False
+
     def set_position_levels(self, user: User, portfolio_id: str, symbol: str, **levels):
         """UPDATE_POSITION: set the given levels (stop_loss_cents, take_profit_cents; None clears), keep the rest."""
-        self._book.tradable(user, portfolio_id)
+        owner_id = self._book.trader(user, portfolio_id).owner_id
         self.flush()  # a refused write below reloads the engine: nothing pending may be lost with it
-        position = self._engine.set_position_levels(str(user.id), portfolio_id, symbol, **levels)
-        self._save([], [self._engine.portfolio(portfolio_id)])
-        self._on_ledgers_changed(frozenset({portfolio_id}))
+        position = self._engine.set_position_levels(owner_id, portfolio_id, symbol, **levels)
+        ledger = self._engine.portfolio(portfolio_id)
+        self._save([], [ledger])
+        self._changed([], [ledger])
         return position
+
+    def stop_trading(self, portfolio_ids, *, reason: str) -> None:
+        """These portfolios trade no more (their contest ended): their open orders expire, their levels clear."""
+        self._commit(self._engine.stop_trading(portfolio_ids, now_ms=self._clock.now_ms(), reason=reason), None,
+                     at_once=True)
 
     def match(self, tick) -> list[LevelTrigger]:
         """One market tick: expire DAY orders when a day rolled, then match open orders against the new quotes.
@@ -293,9 +312,18 @@ class TradingService:
             raise
         for result, origin in batch:
             self._publish([next(saved) for _ in result], result, origin)
+        self._changed(events, ledgers)
+
+    def _changed(self, events: list, ledgers: list) -> None:
+        """Tell the portfolio feed and the observers what a commit changed."""
         changed = frozenset(ledger.portfolio_id for ledger in ledgers)
         if changed:
             self._on_ledgers_changed(changed)
+        for observer in self._observers:
+            try:
+                observer(events, ledgers)
+            except Exception:  # what is stored and published stands; an observer's fault is only logged
+                log.exception("a trading observer failed")
 
     def _publish(self, saved, result: TradeResult, origin: Origin | None) -> None:
         """Each stored event to the user's and the portfolio's order channels and to the session that placed its

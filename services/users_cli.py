@@ -1,4 +1,5 @@
-"""Operator command line for accounts: `user add` and `user set-role`, safe while the server runs.
+"""Operator command line for accounts: `user add`, `user set-role`, `user batch`, and a class contest's logins
+(`contest list`, `contest accounts`), safe while the server runs.
 
 Each command names the server's database: `--data-dir DIR` (its SQLite file) or `--database-url URL` (PostgreSQL).
 """
@@ -11,7 +12,8 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 from domain.clock import SystemClock
-from domain.errors import BadRequest, DomainError
+from domain.contests import ContestStatus, Moment, Roster, parse_join_code
+from domain.errors import BadRequest, DomainError, NotFound
 from domain.money import to_cents
 from domain.users import Role, UsernameTaken
 from services.auth import hash_password, validate_password, validate_username
@@ -83,9 +85,31 @@ def _parser(stdout: TextIO) -> _Parser:
     batch.add_argument("--title", default="Stock Quest", help="the class's name on the cards")
     batch.add_argument("--login-url", help="where the students log in, printed on the cards")
     for command in (add, set_role, batch):
-        where = command.add_mutually_exclusive_group(required=True)
-        where.add_argument("--data-dir", type=Path, help="the server's data folder (its SQLite database)")
-        where.add_argument("--database-url", help="the server's PostgreSQL database, postgresql://...")
+        _add_database(command)
+    return parser
+
+
+def _add_database(command: argparse.ArgumentParser) -> None:
+    where = command.add_mutually_exclusive_group(required=True)
+    where.add_argument("--data-dir", type=Path, help="the server's data folder (its SQLite database)")
+    where.add_argument("--database-url", help="the server's PostgreSQL database, postgresql://...")
+
+
+def _contest_parser(stdout: TextIO) -> _Parser:
+    parser = _Parser(prog="stockquest contest", description="A class contest's logins.", stdout=stdout)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    listing = commands.add_parser("list", help="every contest: id, join code, status, players, name", stdout=stdout)
+    accounts = commands.add_parser(
+        "accounts", stdout=stdout,
+        help="create students (PREFIX01, PREFIX02, ...) already in the contest, under their usernames, with readable "
+             "first passwords; prints them as CSV, and --sheet writes a page of cards to print")
+    accounts.add_argument("contest", help="the contest's id or join code (stockquest contest list)")
+    accounts.add_argument("--prefix", required=True, help="the usernames' start, e.g. knights")
+    accounts.add_argument("--count", required=True, type=int, help=f"how many (1 to {MAX_ACCOUNTS})")
+    accounts.add_argument("--sheet", type=Path, help="write the printable sheet (HTML) here")
+    accounts.add_argument("--login-url", help="where the students log in, printed on the cards")
+    for command in (listing, accounts):
+        _add_database(command)
     return parser
 
 
@@ -101,17 +125,20 @@ def run(argv: list[str], *, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> in
     2
     """
     argv = list(argv)
-    if argv[:1] == ["user"]:
-        argv = argv[1:]
+    group = "user"
+    if argv[:1] in (["user"], ["contest"]):
+        group, argv = argv[0], argv[1:]
     try:
-        args = _parser(stdout).parse_args(argv)
+        args = (_parser if group == "user" else _contest_parser)(stdout).parse_args(argv)
     except _Exit as done:
         return done.status
     except _UsageError as error:
         _say(stderr, f"error: {error}")
         return 2
     try:
-        if args.command == "add":
+        if group == "contest":
+            line = _contest_accounts(args, stdout) if args.command == "accounts" else _contest_list(args, stdout)
+        elif args.command == "add":
             line = _add(args, stdin)
         elif args.command == "batch":
             line = _batch(args, stdout)
@@ -123,7 +150,7 @@ def run(argv: list[str], *, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> in
     except (sqlite3.Error, OSError) as error:  # SQLite's file (PostgreSQL's errors are StorageErrors)
         _say(stderr, f"error: cannot use the database in {args.data_dir}: {error}")
         return 1
-    _say(stderr if args.command == "batch" else stdout, line)  # batch's stdout is the CSV alone
+    _say(stderr if args.command in ("batch", "accounts", "list") else stdout, line)  # their stdout is the table
     return 0
 
 
@@ -161,6 +188,71 @@ def _batch(args: argparse.Namespace, stdout: TextIO) -> str:
         args.sheet.write_text(sheet_html(accounts, title=args.title, login_url=args.login_url), encoding="utf-8")
         args.sheet.chmod(0o600)  # the passwords are in it
     return f"created {len(accounts)} students {names[0]}..{names[-1]}" + (
+        f"; the sheet to print is {args.sheet}" if args.sheet is not None else "")
+
+
+def _find_contest(storage, key: str):
+    """A contest by its id or its join code (any case, with or without the dash)."""
+    contests = storage.contests()
+    by_id = next((c for c in contests if c.contest_id == key.strip()), None)
+    if by_id is not None:
+        return by_id
+    try:
+        code = parse_join_code(key)
+    except BadRequest:
+        code = None
+    found = next((c for c in contests if c.join_code == code), None)
+    if found is None:
+        raise NotFound(f"no contest has the id or join code {key!r} (see: stockquest contest list)")
+    return found
+
+
+def _contest_list(args: argparse.Namespace, stdout: TextIO) -> str:
+    with open_storage(SystemClock(), data_dir=args.data_dir, database_url=args.database_url) as storage:
+        contests, rosters = storage.contests(), storage.rosters()
+    stdout.write("id,join_code,status,players,name\n" + "".join(
+        f"{c.contest_id},{c.join_code},{c.status},{len(rosters.get(c.contest_id, ([], []))[0])},{c.name}\n"
+        for c in contests))
+    return f"{len(contests)} contests"
+
+
+def _contest_accounts(args: argparse.Namespace, stdout: TextIO) -> str:
+    """`_batch`, each student then joined to the contest under their username (with their own portfolio of its
+    starting cash, unless it is played in teams); all names are checked first. The running server sees them within
+    seconds (it reads its contests' rosters again)."""
+    try:
+        names = account_names(args.prefix, args.count)
+    except ValueError as error:
+        raise BadRequest(str(error)) from None
+    config = Config()
+    clock = SystemClock()
+    with open_storage(clock, data_dir=args.data_dir, database_url=args.database_url) as storage:
+        contest = _find_contest(storage, args.contest)
+        if contest.status is ContestStatus.FINISHED:
+            raise BadRequest(f'the contest "{contest.name}" has ended')
+        roster = Roster(contest.contest_id, *storage.rosters().get(contest.contest_id, ([], [])))
+        taken = [name for name in names if storage.user_by_name(name) is not None]
+        if taken:
+            raise UsernameTaken(f"{len(taken)} of these names are taken already (first: {taken[0]}); "
+                                "choose another --prefix")
+        moment = Moment(clock.now_ms(), -1)  # only whether it has ended matters here: the stored status says
+        for name in names:
+            roster.admit(contest, user_id=f"new:{name}", nickname=name, password=None,
+                         verify_password=lambda *_: True, moment=moment)
+        accounts = [ClassAccount(name, readable_password()) for name in names]
+        for account in accounts:
+            user = storage.create_user(account.username, account.username,
+                                       hash_password(account.password, n=config.password_hash_n), Role.STUDENT,
+                                       to_cents(config.starting_cash))
+            portfolio = None if contest.rules.teams else (f"{contest.name[:40]} ({account.username})",
+                                                          contest.rules.starting_cash_cents)
+            storage.join_contest(contest.contest_id, user_id=str(user.id), nickname=account.username,
+                                 joined_ms=clock.now_ms(), portfolio=portfolio)
+    stdout.write("username,password\n" + "".join(f"{a.username},{a.password}\n" for a in accounts))
+    if args.sheet is not None:
+        args.sheet.write_text(sheet_html(accounts, title=contest.name, login_url=args.login_url), encoding="utf-8")
+        args.sheet.chmod(0o600)  # the passwords are in it
+    return f'created {len(accounts)} students {names[0]}..{names[-1]} in "{contest.name}" ({contest.join_code})' + (
         f"; the sheet to print is {args.sheet}" if args.sheet is not None else "")
 
 

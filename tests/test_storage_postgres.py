@@ -94,7 +94,8 @@ def test_an_empty_database_gets_the_whole_schema_with_money_in_bigint_columns(st
     tables = {row[0] for row in db.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")}
     assert tables == {"schema_version", "users", "portfolios", "positions", "orders", "fills", "order_events",
-                      "portfolio_values", "risk_limits", "risk_alerts", "engine_fence", "app_state"}
+                      "portfolio_values", "risk_limits", "risk_alerts", "engine_fence", "app_state", "contests",
+                      "contest_members", "contest_teams", "contest_team_members", "contest_assignments"}
     money = db.execute("SELECT table_name, column_name, data_type FROM information_schema.columns"
                        " WHERE table_schema = current_schema() AND column_name LIKE '%_cents'").fetchall()
     assert {kind for _, _, kind in money} == {"bigint"}, money

@@ -792,13 +792,22 @@ _JOURNAL_COLUMNS = """,
 SCHEMA_V4 = SCHEMA.replace(_JOURNAL_COLUMNS, "\n) STRICT;")
 
 
+# What version 7 added (portfolios.contest_id and the contest tables), taken out of a database made by this version.
+_WITHOUT_CONTESTS = """
+    ALTER TABLE portfolios DROP COLUMN contest_id;
+    DROP TABLE contest_assignments; DROP TABLE contest_team_members; DROP TABLE contest_teams;
+    DROP TABLE contest_members; DROP TABLE contests;
+"""
+
+
 def test_a_version_4_database_gets_the_journal_columns_and_its_orders_stay_readable(db_path, clock):
     assert SCHEMA_V4 != SCHEMA and "placed_by             INTEGER" not in SCHEMA_V4
     db_path.parent.mkdir(parents=True)
     with Storage(db_path, clock) as current:  # users and portfolios as a version-4 server made them
         ada = new_user(current, "ada")
     raw = sqlite3.connect(db_path)
-    raw.executescript("DROP TABLE order_events; DROP TABLE fills; DROP TABLE orders;" + SCHEMA_V4 + f"""
+    raw.executescript("DROP TABLE order_events; DROP TABLE fills; DROP TABLE orders;" + _WITHOUT_CONTESTS + SCHEMA_V4
+                      + f"""
         INSERT INTO orders VALUES ('O1', 'c-1', {ada[1]}, {ada[0]}, 'ACME', 'BUY', 'LIMIT', 10, 10000, NULL, 'GTC',
                                    'NEW', {T0}, {T0}, 0, 0, 0, 0, 100000, 0, NULL, NULL, 1);
         INSERT INTO order_events VALUES ({ada[0]}, 1, {ada[1]}, 'O1', 'ORDER_SUBMITTED', '{{"old": true}}', {T0});

@@ -27,6 +27,7 @@ from .checks import ContestChecks
 from .codes import JOIN_CODE_ALPHABET, display_name, name_key, new_join_code, parse_join_code
 from .contest import Contest, ContestStatus, DaySchedule, Moment, Schedule, WallSchedule
 from .ranking import ContestEntry, ContestStanding, rank_contest
+from .report import ContestReport, ReportStudent, downsample, report_csv, report_html, value_chart_svg
 from .roster import Admission, Participant, Roster, Team, TeamPlan, Trader
 from .rules import MAX_TEAM_SIZE, MIN_TEAM_SIZE, ContestRules
 
@@ -69,4 +70,10 @@ __all__ = [
     "ContestEntry",
     "ContestStanding",
     "rank_contest",
+    "ContestReport",
+    "ReportStudent",
+    "report_csv",
+    "report_html",
+    "value_chart_svg",
+    "downsample",
 ]

@@ -1,9 +1,11 @@
-"""Durable state: users, portfolios and their positions, orders, fills, order events, values, risk limits and alerts.
+"""Durable state: users, portfolios and their positions, orders, fills, order events, values, risk limits and alerts,
+class contests.
 
 `Stores` is what callers hold: `Storage` (one SQLite file, the default) or `PostgresStorage` (with a database URL;
 `services.storage.postgres`, which alone imports psycopg). `open_storage` picks one. Each part of the data has its
 own module and mixin over the same `Database`: `database` (transactions, the fence, the SQLite engine), `users`,
-`trading` (what an engine step writes, start-up, reconciliation), `history` (trading reads), `values`, `risk`.
+`trading` (what an engine step writes, start-up, reconciliation), `history` (trading reads), `values`, `risk`,
+`state`, `contests`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from domain.clock import Clock
+from services.storage.contests import ContestStore
 from services.storage.database import (
     BUSY_TIMEOUT_S,
     DB_FILENAME,
@@ -54,7 +57,7 @@ __all__ = [
 ]
 
 
-class Stores(UserStore, TradingStore, HistoryStore, ValueStore, RiskStore, StateStore):
+class Stores(UserStore, TradingStore, HistoryStore, ValueStore, RiskStore, StateStore, ContestStore):
     """Everything that must survive a restart, over one database of either engine (see `Database` for how).
 
     Ids are opaque strings to everyone else (``"17"``); portfolios and users keep

@@ -42,7 +42,7 @@ BUSY_TIMEOUT_S = 10.0
 # integer cents in columns named *_cents; no money column is REAL.
 # Order and execution ids ("O12", "E345") sort by (length(id), id), which is their issue order as
 # long as the prefix is fixed; that is the tie-break wherever two rows share a millisecond.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 SCHEMA = """
 -- AUTOINCREMENT: ids are never reused, so a token's sub can never come to name a later user.
 CREATE TABLE IF NOT EXISTS users (
@@ -57,8 +57,9 @@ CREATE TABLE IF NOT EXISTS users (
 -- lower() folds ASCII only, as NOCASE does. Version 4.
 CREATE INDEX IF NOT EXISTS users_by_lower_name ON users (lower(username));
 
--- starting_cash_cents and commissions_cents came in version 2 (appended by ALTER TABLE there,
--- so they are declared identically here, defaults included).
+-- starting_cash_cents and commissions_cents came in version 2, contest_id in version 7 (appended by ALTER TABLE
+-- there, so they are declared identically here, defaults included). contest_id: the class contest the portfolio
+-- plays in (NULL: an ordinary portfolio, which alone counts toward MAX_PORTFOLIOS_PER_USER).
 CREATE TABLE IF NOT EXISTS portfolios (
     id                  INTEGER PRIMARY KEY AUTOINCREMENT,
     owner_id            INTEGER NOT NULL REFERENCES users (id),
@@ -66,7 +67,8 @@ CREATE TABLE IF NOT EXISTS portfolios (
     cash_cents          INTEGER NOT NULL,
     created_at          REAL    NOT NULL,
     starting_cash_cents INTEGER NOT NULL DEFAULT 0,
-    commissions_cents   INTEGER NOT NULL DEFAULT 0
+    commissions_cents   INTEGER NOT NULL DEFAULT 0,
+    contest_id          INTEGER NULL REFERENCES contests (id)
 ) STRICT;
 
 CREATE INDEX IF NOT EXISTS portfolios_by_owner ON portfolios (owner_id);
@@ -200,6 +202,69 @@ CREATE TABLE IF NOT EXISTS app_state (
     value         TEXT    NOT NULL,
     updated_at_ms INTEGER NOT NULL
 ) STRICT;
+
+-- Class contests (domain.contests, services.storage.contests), version 7. rules, schedule and final_ranking are
+-- JSON in the codecs of services.storage.contests; opened_at and finished_at are Moments, two columns each, both
+-- set or both NULL. The join code is stored in its canonical form (QX7-42K), so UNIQUE compares what students type.
+CREATE TABLE IF NOT EXISTS contests (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    teacher_id       INTEGER NOT NULL REFERENCES users (id),
+    name             TEXT    NOT NULL,
+    join_code        TEXT    NOT NULL UNIQUE,
+    status           TEXT    NOT NULL CHECK (status IN ('DRAFT', 'OPEN', 'FINISHED')),
+    password_hash    TEXT    NULL,
+    rules            TEXT    NOT NULL,
+    schedule         TEXT    NOT NULL,
+    opened_wall_ms   INTEGER NULL,
+    opened_day       INTEGER NULL,
+    finished_wall_ms INTEGER NULL,
+    finished_day     INTEGER NULL,
+    final_ranking    TEXT    NULL,
+    created_at_ms    INTEGER NOT NULL,
+    CHECK ((opened_wall_ms IS NULL) = (opened_day IS NULL)),
+    CHECK ((finished_wall_ms IS NULL) = (finished_day IS NULL))
+) STRICT;
+
+-- Who joined a contest, under which nickname, in which order (join_order: 1, 2, ... per contest, as the roster lists
+-- them even when two join in one millisecond), with their own portfolio (NULL in a team contest).
+CREATE TABLE IF NOT EXISTS contest_members (
+    contest_id   INTEGER NOT NULL REFERENCES contests (id),
+    user_id      INTEGER NOT NULL REFERENCES users (id),
+    nickname     TEXT    NOT NULL,
+    joined_ms    INTEGER NOT NULL,
+    join_order   INTEGER NOT NULL,
+    portfolio_id INTEGER NULL UNIQUE REFERENCES portfolios (id),
+    PRIMARY KEY (contest_id, user_id),
+    UNIQUE (contest_id, join_order)
+) STRICT;
+
+-- A team shares one portfolio, owned by its captain (the member at position 0).
+CREATE TABLE IF NOT EXISTS contest_teams (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    contest_id   INTEGER NOT NULL REFERENCES contests (id),
+    name         TEXT    NOT NULL,
+    portfolio_id INTEGER NOT NULL UNIQUE REFERENCES portfolios (id)
+) STRICT;
+CREATE INDEX IF NOT EXISTS contest_teams_by_contest ON contest_teams (contest_id, id);
+
+CREATE TABLE IF NOT EXISTS contest_team_members (
+    team_id  INTEGER NOT NULL REFERENCES contest_teams (id),
+    user_id  INTEGER NOT NULL REFERENCES users (id),
+    position INTEGER NOT NULL CHECK (position >= 0),
+    PRIMARY KEY (team_id, user_id),
+    UNIQUE (team_id, position)
+) STRICT;
+
+-- A contest's assignments: the task as its kind and task_params JSON (domain.contests.assignments).
+CREATE TABLE IF NOT EXISTS contest_assignments (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    contest_id    INTEGER NOT NULL REFERENCES contests (id),
+    kind          TEXT    NOT NULL,
+    params        TEXT    NOT NULL,
+    due_ms        INTEGER NOT NULL,
+    created_at_ms INTEGER NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS contest_assignments_by_contest ON contest_assignments (contest_id, id);
 """
 
 # MIGRATIONS[n] upgrades a version-n database to version n + 1; SCHEMA then adds the new tables. A table added after
@@ -220,6 +285,10 @@ ALTER TABLE orders ADD COLUMN note TEXT NULL;
 ALTER TABLE orders ADD COLUMN placed_by INTEGER NULL REFERENCES users (id);
 """,
     5: "-- version 6 only adds app_state, which SCHEMA creates.\n",
+    6: """
+-- Portfolios stored before version 7 are all ordinary ones; SCHEMA then adds the contest tables this refers to.
+ALTER TABLE portfolios ADD COLUMN contest_id INTEGER NULL REFERENCES contests (id);
+""",
 }
 
 

@@ -191,6 +191,66 @@ CREATE TABLE app_state (
     updated_at_ms BIGINT NOT NULL
 );
 """,
+    """
+-- Class contests, as SQLite's version 7 has them (see its SCHEMA for what each column holds). Portfolios stored
+-- before are all ordinary ones (contest_id NULL).
+CREATE TABLE contests (
+    id               BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    teacher_id       BIGINT  NOT NULL REFERENCES users (id),
+    name             TEXT    NOT NULL,
+    join_code        TEXT    COLLATE "C" NOT NULL UNIQUE,
+    status           TEXT    NOT NULL CHECK (status IN ('DRAFT', 'OPEN', 'FINISHED')),
+    password_hash    TEXT    NULL,
+    rules            TEXT    NOT NULL,
+    schedule         TEXT    NOT NULL,
+    opened_wall_ms   BIGINT  NULL,
+    opened_day       BIGINT  NULL,
+    finished_wall_ms BIGINT  NULL,
+    finished_day     BIGINT  NULL,
+    final_ranking    TEXT    NULL,
+    created_at_ms    BIGINT  NOT NULL,
+    CHECK ((opened_wall_ms IS NULL) = (opened_day IS NULL)),
+    CHECK ((finished_wall_ms IS NULL) = (finished_day IS NULL))
+);
+ALTER TABLE portfolios ADD COLUMN contest_id BIGINT NULL REFERENCES contests (id);
+
+CREATE TABLE contest_members (
+    contest_id   BIGINT  NOT NULL REFERENCES contests (id),
+    user_id      BIGINT  NOT NULL REFERENCES users (id),
+    nickname     TEXT    NOT NULL,
+    joined_ms    BIGINT  NOT NULL,
+    join_order   BIGINT  NOT NULL,
+    portfolio_id BIGINT  NULL UNIQUE REFERENCES portfolios (id),
+    PRIMARY KEY (contest_id, user_id),
+    UNIQUE (contest_id, join_order)
+);
+
+CREATE TABLE contest_teams (
+    id           BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    contest_id   BIGINT  NOT NULL REFERENCES contests (id),
+    name         TEXT    NOT NULL,
+    portfolio_id BIGINT  NOT NULL UNIQUE REFERENCES portfolios (id)
+);
+CREATE INDEX contest_teams_by_contest ON contest_teams (contest_id, id);
+
+CREATE TABLE contest_team_members (
+    team_id  BIGINT  NOT NULL REFERENCES contest_teams (id),
+    user_id  BIGINT  NOT NULL REFERENCES users (id),
+    position INTEGER NOT NULL CHECK (position >= 0),
+    PRIMARY KEY (team_id, user_id),
+    UNIQUE (team_id, position)
+);
+
+CREATE TABLE contest_assignments (
+    id            BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    contest_id    BIGINT  NOT NULL REFERENCES contests (id),
+    kind          TEXT    NOT NULL,
+    params        TEXT    NOT NULL,
+    due_ms        BIGINT  NOT NULL,
+    created_at_ms BIGINT  NOT NULL
+);
+CREATE INDEX contest_assignments_by_contest ON contest_assignments (contest_id, id);
+""",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -105,10 +105,13 @@ class UserStore(Database):
         return self._db.execute("SELECT count(*) FROM users").fetchone()[0]
 
     def main_portfolios(self, role: Role = Role.STUDENT) -> list[tuple[User, str]]:
-        """Each user of `role` with their first portfolio's id, in the order they joined (the leaderboard's)."""
+        """Each user of `role` with their first portfolio's id, in the order they joined (the leaderboard's).
+
+        A contest portfolio is never one: the class's leaderboard ranks ordinary portfolios, contests rank their own.
+        """
         rows = self._db.execute(
-            "SELECT *, (SELECT min(p.id) FROM portfolios p WHERE p.owner_id = users.id) AS main_portfolio"
-            " FROM users WHERE role = ? ORDER BY created_at, id", (str(role),))
+            "SELECT *, (SELECT min(p.id) FROM portfolios p WHERE p.owner_id = users.id AND p.contest_id IS NULL)"
+            " AS main_portfolio FROM users WHERE role = ? ORDER BY created_at, id", (str(role),))
         return [(_user(row), str(row["main_portfolio"])) for row in rows if row["main_portfolio"] is not None]
 
     # -- portfolios --------------------------------------------------------------------
@@ -139,7 +142,8 @@ class UserStore(Database):
         return None if row is None else str(row[0])
 
     def create_portfolio(self, owner_id: str | int, name: str, starting_cash_cents: int) -> PortfolioLedger:
-        """Create another portfolio holding the starting cash; raises `LimitExceeded` past MAX_PORTFOLIOS_PER_USER.
+        """Create another portfolio holding the starting cash; raises `LimitExceeded` past MAX_PORTFOLIOS_PER_USER
+        ordinary portfolios (contest portfolios do not count: a contest gives them, the student does not choose to).
 
         Also raises `UnknownUser` for no such owner and `BadRequest` for an empty or over-long name.
         """
@@ -153,7 +157,8 @@ class UserStore(Database):
         with self._transaction() as db:
             if db.execute("SELECT 1 FROM users WHERE id = ?", (key,)).fetchone() is None:
                 raise UnknownUser(f"no user with id {owner_id!r}")
-            count = db.execute("SELECT count(*) FROM portfolios WHERE owner_id = ?", (key,)).fetchone()[0]
+            count = db.execute("SELECT count(*) FROM portfolios WHERE owner_id = ? AND contest_id IS NULL",
+                               (key,)).fetchone()[0]
             if count >= MAX_PORTFOLIOS_PER_USER:
                 raise LimitExceeded(f"at most {MAX_PORTFOLIOS_PER_USER} portfolios per user")
             (portfolio_key,) = db.execute(
