@@ -23,9 +23,10 @@ const snapshots = new Map();   // contestId -> CONTEST_SNAPSHOT data (ranking an
 const subscribed = new Set();  // contestIds subscribed on the current connection
 let waitingTimer = 0;
 
-/* A contest the user plays in: a student's list entries carry myPortfolioId (null until a team contest puts them in
-   a team); a teacher's or an admin's own contests do not, and are run from the teacher's card instead. */
-const playing = (contest) => !contest.default && contest.myPortfolioId !== undefined;
+/* A contest the user plays in. Lists give every contest a myPortfolioId: a student's are the ones they joined (null
+   until a team contest puts them in a team); a teacher's own come with null and are run from the teacher's card. */
+const playing = (contest) => !contest.default && contest.myPortfolioId !== undefined &&
+  (contest.myPortfolioId !== null || !appRef.isTeacher());
 
 export function init(app) {
   appRef = app;

@@ -402,9 +402,9 @@ async function generateAccounts() {
   error.textContent = "";
   const count = Number($("#contest-accounts-count").value);
   const prefix = $("#contest-accounts-prefix").value.trim();
-  if (!Number.isInteger(count) || count < 1 || count > 60) { error.textContent = "How many: a whole number from 1 to 60"; return; }
-  if (!/^[A-Za-z0-9_.-]{1,16}$/.test(prefix)) {
-    error.textContent = "Prefix: 1 to 16 letters, digits, dots, dashes or underscores"; return;
+  if (!Number.isInteger(count) || count < 1 || count > 200) { error.textContent = "How many: a whole number from 1 to 200"; return; }
+  if (!/^[A-Za-z][A-Za-z0-9_.-]{0,23}$/.test(prefix)) {
+    error.textContent = "Prefix: 1 to 24 letters, digits, dots, dashes or underscores, starting with a letter"; return;
   }
   try {
     const answer = await contests.accounts(selectedId, { count, prefix });

@@ -4,6 +4,7 @@
 import { store, subscribe, changed } from "../store.js";
 import { $, el, money, integer, clock, dateTime, setEmpty, explain } from "../format.js";
 import { validateModify } from "../validation.js";
+import { loadLeaderboard } from "./leaderboard.js";
 
 const OPEN = new Set(["NEW", "PARTIALLY_FILLED"]);
 const ORDER_EVENTS = ["ORDER_SUBMITTED", "ORDER_REJECTED", "ORDER_MODIFIED", "ORDER_PARTIALLY_FILLED",
@@ -263,9 +264,20 @@ function placedBy(order) {
   const owner = store.portfolio && store.portfolio.portfolioId === order.portfolioId ? store.portfolio.ownerId : null;
   if (owner != null && String(order.placedBy) === String(owner)) return null;
   const me = store.user && String(store.user.userId) === String(order.placedBy);
-  const name = me ? "you" : store.userNames.get(String(order.placedBy)) || `user ${order.placedBy}`;
+  const known = store.userNames.get(String(order.placedBy));
+  if (!me && !known) learnNames();
+  const name = me ? "you" : known || `user ${order.placedBy}`;
   return el("span", { class: "placed-by tag", dataset: { testid: "placed-by", placedBy: String(order.placedBy) },
                       title: "Placed by this team member" }, `by ${name}`);
+}
+
+/* A teammate's name: the class leaderboard names every player by user id (a contest's roster does so only for
+   its teacher). Asked at most once a minute. */
+let namesAsked = 0;
+function learnNames() {
+  if (Date.now() - namesAsked < 60_000) return;
+  namesAsked = Date.now();
+  loadLeaderboard().catch(() => {});
 }
 
 function renderHistory() {
