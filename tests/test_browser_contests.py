@@ -30,6 +30,7 @@ from tests.test_browser_dashboard import (  # noqa: E402 (after the skip: these 
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "artifacts" / "screenshots"
 CONTEST = "Knights of 7B"
 PASSWORD = "owls-and-bulls"
 
@@ -54,9 +55,15 @@ def new_page(browser):
         context.close()
 
 
-def shot(page, name):
-    """A step's screenshot: artifacts/screenshots/contest-NAME.png, and docs/ when asked to update them."""
-    path = screenshot(page, f"contest-{name}")
+def shot(page, name, element=None):
+    """A step's screenshot (of the page, or of one element such as the teacher's card):
+    artifacts/screenshots/contest-NAME.png, and docs/ when asked to update them."""
+    if element is None:
+        path = screenshot(page, f"contest-{name}")
+    else:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"contest-{name}.png"
+        element.screenshot(path=str(path), style="nav#nav { position: static; }")  # not over the card
     if os.environ.get("STOCKQUEST_UPDATE_SCREENSHOT"):
         shutil.copyfile(path, ROOT / "docs" / f"contest-{name}.png")
 
@@ -142,7 +149,7 @@ def test_a_team_contest_from_the_teachers_card_to_the_downloaded_report(new_page
     teacher.get_by_test_id("contest-assignment-submit").click()
     expect(teacher.get_by_test_id("contest-action-result")).to_have_text("Assignment added")
     expect(teacher.get_by_test_id("contest-assignment")).to_have_count(1)
-    shot(teacher, "created")
+    shot(teacher, "created", card)
 
     teacher.get_by_test_id("contest-accounts-count").fill("2")
     teacher.get_by_test_id("contest-accounts-prefix").fill("k7b")
@@ -157,7 +164,7 @@ def test_a_team_contest_from_the_teachers_card_to_the_downloaded_report(new_page
     sheet.wait_for_load_state()
     for name in usernames:
         expect(sheet.locator("body")).to_contain_text(name)
-    shot(teacher, "accounts")
+    shot(teacher, "accounts", card)
     shot(sheet, "sheet")
     sheet.close()
 
@@ -202,7 +209,7 @@ def test_a_team_contest_from_the_teachers_card_to_the_downloaded_report(new_page
     expect(teacher.locator("#contest-roster tr").filter(has_text="Ben")).to_contain_text("Bulls")
     pick_team(teacher, "Owls", ["Cat", usernames[0]])
     expect(teacher.locator("#contest-roster tr").filter(has_text="Cat")).to_contain_text("Owls")
-    shot(teacher, "teams")
+    shot(teacher, "teams", card)
 
     # -- the students trade their team portfolios, with notes
     trade_for_the_team(ann)
@@ -239,7 +246,7 @@ def test_a_team_contest_from_the_teachers_card_to_the_downloaded_report(new_page
     expect(teacher.get_by_test_id("contest-progress-row").filter(has_text="Ann")
            .locator("[data-state=DONE]")).to_have_count(1)
     expect(teacher.locator("#contest-ranking tbody tr")).to_have_count(2)
-    shot(teacher, "running")
+    shot(teacher, "running", card)
 
     # -- the teacher finishes it; the students see it at once; the report downloads and reads back
     teacher.get_by_test_id("contest-finish").click()
@@ -258,6 +265,6 @@ def test_a_team_contest_from_the_teachers_card_to_the_downloaded_report(new_page
     bulls = next(row for row in rows if row["name"] == "Bulls")
     assert "Ann" in bulls["members"] and "Ben" in bulls["members"]
     assert int(bulls["trades"]) >= 2 and bulls["assignments_done"] == "1"
-    shot(teacher, "finished")
+    shot(teacher, "finished", card)
 
     assert teacher.errors == [] and ann.errors == [] and ben.errors == [] and cat.errors == []

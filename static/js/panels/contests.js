@@ -287,7 +287,14 @@ function renderDetail() {
 
   $("#contest-assignments").replaceChildren(...(detail.assignments || []).map((a) => el("li", {
       dataset: { testid: "contest-assignment", assignmentId: String(a.assignmentId) } },
-    el("span", {}, a.text || a.kind), a.due ? el("span", { class: "muted" }, ` · due ${dateTime(a.due)}`) : null)));
+    el("span", {}, a.text || describeTask(a)), a.due ? el("span", { class: "muted" }, ` · due ${dateTime(a.due)}`) : null)));
+}
+
+/* An assignment in words when the server gives no text (the teacher's view has no progress to take it from). */
+function describeTask(a) {
+  const kind = $(`#contest-assignment-kind option[value="${a.kind}"]`);
+  const params = Object.entries(a.params || {}).map(([k, v]) => `${k} ${Array.isArray(v) ? v.join(", ") : v}`);
+  return `${kind ? kind.textContent : a.kind}${params.length ? ` (${params.join(", ")})` : ""}`;
 }
 
 /* Checkboxes for students without a team; those ticked stay ticked across refreshes, in the order picked. */
