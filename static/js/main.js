@@ -17,6 +17,9 @@ import * as signals from "./panels/signals.js";
 import * as leaderboard from "./panels/leaderboard.js";
 import * as teacher from "./panels/teacher.js";
 import * as metrics from "./panels/metrics.js";
+import * as switcher from "./panels/switcher.js";
+import * as contestJoin from "./panels/contest_join.js";
+import * as contests from "./panels/contests.js";
 
 const channels = {
   market: new Channel("market-data"),
@@ -26,7 +29,8 @@ const channels = {
   signals: new Channel("ml-signals"),
 };
 const SIGNED_IN_CHANNELS = ["orders", "portfolio", "risk"];
-const VIEWS = ["market", "symbol", "trade", "portfolio", "risk", "signals", "leaderboard", "teacher", "metrics"];
+const VIEWS = ["market", "symbol", "trade", "portfolio", "risk", "signals", "leaderboard", "contests", "teacher",
+               "metrics"];
 
 const app = {
   channels,
@@ -102,7 +106,7 @@ function renderConnection() {
 function route() {
   const [, view = "market", ...args] = (location.hash || "#/market").split("/");
   let name = VIEWS.includes(view) ? view : "market";
-  const needsAuth = ["trade", "portfolio", "risk", "leaderboard", "teacher", "metrics"].includes(name);
+  const needsAuth = ["trade", "portfolio", "risk", "leaderboard", "contests", "teacher", "metrics"].includes(name);
   if (needsAuth && !store.user) name = "market";
   if ((name === "teacher" || name === "metrics") && !app.isTeacher()) name = "market";
   app.view = name;
@@ -144,13 +148,15 @@ function startSession(user) {
     channels.market.token = user.token;
     channels.market.start();
   }
-  for (const panel of [orders, portfolio, risk, signals, teacher]) panel.signedIn?.(app);
+  for (const panel of [switcher, orders, portfolio, risk, signals, teacher, contestJoin]) panel.signedIn?.(app);
   route();
 }
 
 function endSession(why) {
   for (const key of SIGNED_IN_CHANNELS) channels[key].stop();
-  for (const panel of [orders, portfolio, risk, signals, teacher, leaderboard, metrics]) panel.signedOut?.(app);
+  for (const panel of [switcher, orders, portfolio, risk, signals, teacher, leaderboard, metrics, contestJoin, contests]) {
+    panel.signedOut?.(app);
+  }
   store.user = null;
   tabMemory.set("user", null);
   channels.signals.stop();
@@ -177,7 +183,8 @@ function boot() {
     });
   }
   setInterval(renderConnection, 1000);
-  for (const panel of [signin, market, news, chart, orders, ticket, portfolio, risk, signals, leaderboard, teacher, metrics]) {
+  for (const panel of [signin, market, news, chart, switcher, orders, ticket, portfolio, risk, signals, leaderboard, teacher,
+                       metrics, contestJoin, contests]) {
     panel.init(app);
   }
   $("#sign-out").addEventListener("click", () => endSession());

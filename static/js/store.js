@@ -8,8 +8,10 @@ export const store = {
   previous: new Map(),   // symbol -> the quote before the latest (for flashes)
   market: { status: null, speed: null, marketTime: null },
   overview: null,
-  portfolios: [],        // PORTFOLIO_LIST summaries
-  portfolioId: null,     // the one being traded
+  portfolios: [],        // PORTFOLIO_LIST summaries (and portfolios learnt since: created, joined)
+  portfolioId: null,     // the one being traded: chosen only by panels/switcher.js
+  contests: new Map(),   // contestId -> Contest (CONTEST_LIST / CONTEST_JOINED), with myPortfolioId
+  userNames: new Map(),  // userId -> nickname, from contest rosters (who placed a team's orders)
   portfolio: null,       // full Portfolio of portfolioId
   positions: new Map(),  // symbol -> Position of portfolioId
   orders: new Map(),     // orderId -> {order, eventId}

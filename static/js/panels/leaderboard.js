@@ -1,6 +1,6 @@
 /* The class leaderboard from GET /api/leaderboard, refreshed while it is on screen. */
 
-import { store } from "../store.js";
+import { store, changed } from "../store.js";
 import { $, el, money, percent, direction, dateTime } from "../format.js";
 import { classroom } from "../api.js";
 
@@ -12,7 +12,11 @@ export const namesByPortfolio = new Map();
 
 export async function loadLeaderboard() {
   const board = await classroom.leaderboard();
-  for (const entry of board.entries || []) namesByPortfolio.set(entry.portfolioId, entry.name);
+  for (const entry of board.entries || []) {
+    namesByPortfolio.set(entry.portfolioId, entry.name);
+    if (entry.userId != null) store.userNames.set(String(entry.userId), entry.name);
+  }
+  changed("userNames");
   return board;
 }
 

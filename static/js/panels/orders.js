@@ -4,6 +4,7 @@
 import { store, subscribe, changed } from "../store.js";
 import { $, el, money, integer, clock, dateTime, setEmpty, explain } from "../format.js";
 import { validateModify } from "../validation.js";
+import { loadLeaderboard } from "./leaderboard.js";
 
 const OPEN = new Set(["NEW", "PARTIALLY_FILLED"]);
 const ORDER_EVENTS = ["ORDER_SUBMITTED", "ORDER_REJECTED", "ORDER_MODIFIED", "ORDER_PARTIALLY_FILLED",
@@ -97,6 +98,8 @@ export function init(app) {
 
   subscribe("orders", renderOpenOrders);
   subscribe("fills", renderFills);
+  subscribe("portfolioId", () => { editing = null; requestHistory(); });
+  subscribe("userNames", () => { renderOpenOrders(null); renderHistory(); });
   app.onView("trade", () => requestHistory());
   $("#history-more").addEventListener("click", () => requestHistory(true));
 }
@@ -172,7 +175,7 @@ function renderOpenOrders(_keys, force = false) {
   if (typing && editing && !force) return;  // don't pull the form out from under the keyboard
   body.replaceChildren(...open.flatMap((order) => {
     const row = el("tr", { dataset: { orderId: order.orderId, status: order.status } },
-      el("th", { scope: "row" }, order.symbol),
+      el("th", { scope: "row" }, order.symbol, placedBy(order)),
       el("td", { class: order.side === "BUY" ? "up" : "down" }, order.side),
       el("td", {}, order.orderType.replace("_", " ")),
       el("td", { dataset: { f: "quantity" } }, integer(order.quantity)),
@@ -255,10 +258,32 @@ function renderFills() {
   setEmpty("fills", fills.length === 0);
 }
 
+/* Who placed an order on a team portfolio, when it was not the portfolio's owner (placedBy is null for the owner). */
+function placedBy(order) {
+  if (order.placedBy == null) return null;
+  const owner = store.portfolio && store.portfolio.portfolioId === order.portfolioId ? store.portfolio.ownerId : null;
+  if (owner != null && String(order.placedBy) === String(owner)) return null;
+  const me = store.user && String(store.user.userId) === String(order.placedBy);
+  const known = store.userNames.get(String(order.placedBy));
+  if (!me && !known) learnNames();
+  const name = me ? "you" : known || `user ${order.placedBy}`;
+  return el("span", { class: "placed-by tag", dataset: { testid: "placed-by", placedBy: String(order.placedBy) },
+                      title: "Placed by this team member" }, `by ${name}`);
+}
+
+/* A teammate's name: the class leaderboard names every player by user id (a contest's roster does so only for
+   its teacher). Asked at most once a minute. */
+let namesAsked = 0;
+function learnNames() {
+  if (Date.now() - namesAsked < 60_000) return;
+  namesAsked = Date.now();
+  loadLeaderboard().catch(() => {});
+}
+
 function renderHistory() {
   $("#order-history tbody").replaceChildren(...history.orders.map((o) => el("tr", { dataset: { orderId: o.orderId, status: o.status } },
     el("td", {}, dateTime(o.updatedAt)),
-    el("td", { class: "sym" }, o.symbol),
+    el("td", { class: "sym" }, o.symbol, placedBy(o)),
     el("td", {}, o.side),
     el("td", {}, o.orderType.replace("_", " ")),
     el("td", {}, integer(o.quantity)),

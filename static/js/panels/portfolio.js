@@ -1,6 +1,6 @@
 /* Portfolio: summary, positions with live P&L, stop-loss / take-profit levels, and analytics. */
 
-import { store, subscribe, changed, tabMemory } from "../store.js";
+import { store, subscribe, changed } from "../store.js";
 import { $, el, money, signedMoney, percent, fraction, number, integer, direction, fillKv, setEmpty, explain } from "../format.js";
 import { toCents } from "../validation.js";
 
@@ -14,14 +14,6 @@ export function init(app) {
   appRef = app;
   const channel = app.channels.portfolio;
 
-  channel.on("PORTFOLIO_LIST", (data) => {
-    store.portfolios = data.portfolios || [];
-    const remembered = tabMemory.get("portfolioId");
-    const ids = store.portfolios.map((p) => p.portfolioId);
-    const chosen = ids.includes(store.portfolioId) ? store.portfolioId : ids.includes(remembered) ? remembered : ids[0];
-    renderSelect();
-    if (chosen) watch(chosen);
-  });
   channel.on("PORTFOLIO_SNAPSHOT", (data) => {
     const portfolio = data.portfolio;
     if (!portfolio || portfolio.portfolioId !== store.portfolioId) return;
@@ -55,7 +47,12 @@ export function init(app) {
     }, 300);
   });
 
-  $("#portfolio-select").addEventListener("change", (event) => watch(event.target.value));
+  // the switcher (switcher.js) chose another portfolio: what is shown of the old one goes
+  subscribe("portfolioId", () => {
+    $("#portfolio-analytics").replaceChildren();
+    $("#sector-allocation").replaceChildren();
+    if (app.view === "portfolio") requestAnalytics();
+  });
   $("#portfolio-analytics-refresh").addEventListener("click", () => requestAnalytics());
   app.onView("portfolio", () => {
     requestAnalytics();
@@ -81,30 +78,6 @@ export function signedIn() {
 }
 
 export const signedOut = signedIn;
-
-function watch(portfolioId) {
-  const channel = appRef.channels.portfolio;
-  if (store.portfolioId && store.portfolioId !== portfolioId) {
-    channel.send("UNSUBSCRIBE_PORTFOLIO", { portfolioId: store.portfolioId });
-  }
-  if (store.portfolioId !== portfolioId) {
-    store.portfolio = null;
-    store.positions = new Map();
-  }
-  store.portfolioId = portfolioId;
-  tabMemory.set("portfolioId", portfolioId);
-  $("#portfolio-select").value = portfolioId;
-  channel.send("SUBSCRIBE_PORTFOLIO", { portfolioId, updateType: "ALL", updateInterval: 1000 });
-  changed("portfolioId");
-  changed("orders");
-  changed("fills");
-}
-
-function renderSelect() {
-  $("#portfolio-select").replaceChildren(...store.portfolios.map((p) =>
-    el("option", { value: p.portfolioId }, `${p.name || "Portfolio"} (${p.portfolioId})`)));
-  $("#portfolio-select").closest("label").hidden = store.portfolios.length < 2;
-}
 
 function requestAnalytics() {
   if (store.portfolioId) appRef.channels.portfolio.send("REQUEST_PORTFOLIO_ANALYTICS", { portfolioId: store.portfolioId });
