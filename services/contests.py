@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 
 UPDATE_INTERVAL_MS = 5_000  # CONTEST_UPDATE to a contest's subscribers
 _HISTORY_LIMIT = 10_000  # orders and fills read back per portfolio for its checklist and report
+MIN_SHARPE_RETURNS = 20  # annualised from a handful of 10-second samples a Sharpe ratio reads -86: none before
 
 
 class ContestDirectory:
@@ -226,7 +227,8 @@ class ContestService:
             entries.append(ContestEntry(portfolio_id, roster.name_of(portfolio_id),
                                         contest.rules.starting_cash_cents, values,
                                         {p.symbol: p.market_value_cents for p in view.positions}))
-        return rank_contest(entries, self._sectors, periods_per_year=self._periods_per_year())
+        return rank_contest(entries, self._sectors, periods_per_year=self._periods_per_year(),
+                            min_sharpe_returns=MIN_SHARPE_RETURNS)
 
     def _periods_per_year(self) -> float:
         sample_ms = self._value_sample_s * 1000 * self._market.speed

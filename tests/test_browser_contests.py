@@ -2,8 +2,9 @@
 teacher creates a team contest (notes required, a password, a lesson on the wall clock), adds an assignment,
 generates two student accounts and opens their printable sheet, opens the contest; three students join by code (one
 types the wrong password first, one a nickname already taken), the teacher forms two teams, the students trade the
-team portfolios with notes, a checklist item ticks, an order without a note is refused, the teacher finishes the
-contest and downloads the CSV report, which the test reads back.
+team portfolios with notes, a checklist item ticks, an order without a note is refused, the teacher plays the crash
+scenario (its news in the students' ticker, the bank's price falling on their screens), finishes the contest and
+downloads the CSV report, which the test reads back.
 
 Screenshots of each step go to artifacts/screenshots/contest-*.png (git-ignored); with STOCKQUEST_UPDATE_SCREENSHOT=1
 they are also copied to docs/contest-*.png.
@@ -132,9 +133,7 @@ def test_a_team_contest_from_the_teachers_card_to_the_downloaded_report(new_page
     card.get_by_test_id("contest-schedule-wall").check()   # a lesson starting in 10 minutes, opened early below
     card.get_by_test_id("contest-start").fill(local_minutes_from_now(teacher, 10))
     card.get_by_test_id("contest-end").fill(local_minutes_from_now(teacher, 120))
-    # no password yet: the server refuses to generate accounts for a contest that has one (ContestService.
-    # create_accounts admits each new account with password=None, and Roster.admit calls that a wrong password);
-    # it is set below, once the accounts exist
+    card.get_by_test_id("contest-password").fill(PASSWORD)
     card.get_by_test_id("contest-create-submit").click()
     detail = teacher.get_by_test_id("contest-detail")
     expect(detail).to_be_visible()
@@ -168,15 +167,6 @@ def test_a_team_contest_from_the_teachers_card_to_the_downloaded_report(new_page
     shot(sheet, "sheet")
     sheet.close()
 
-    contest_id = detail.get_attribute("data-contest-id")
-    status = teacher.evaluate("""async ([id, password]) => {
-        const token = JSON.parse(sessionStorage.getItem("stockquest.user")).token;
-        const response = await fetch(`/api/contests/${id}`, {method: "PATCH", body: JSON.stringify({password}),
-            headers: {"Content-Type": "application/json", Authorization: `Bearer ${token}`}});
-        return response.status === 200 ? 200 : `${response.status} ${await response.text()}`;
-    }""", [contest_id, PASSWORD])
-    assert status == 200
-    teacher.get_by_test_id("contests-refresh").click()
     expect(teacher.locator('#contest-detail-facts [data-key="Password"] dd')).to_have_text("required")
 
     teacher.get_by_test_id("contest-open").click()
@@ -241,6 +231,31 @@ def test_a_team_contest_from_the_teachers_card_to_the_downloaded_report(new_page
     ranking = ann.get_by_test_id("my-contest").filter(has_text=CONTEST).get_by_test_id("contest-ranking")
     expect(ranking.locator("tbody tr")).to_have_count(2)
     shot(ann, "student")
+
+    # -- the teacher plays the crash: its news reaches the students' ticker, and the bank's price falls
+    price = ann.locator('#watchlist tr[data-symbol="BKNR"] [data-f=price]')
+    ann.click("#nav a[data-view=market]")
+    expect(price).not_to_have_text("")
+    teacher.click("#nav a[data-view=teacher]")
+    teacher.fill("#control-speed-value", "300")  # 45 market minutes in 9 s
+    teacher.click("#control-speed button")
+    teacher.select_option("#scenario-select", "crash-and-recovery")
+    teacher.click("#scenario-start")
+    expect(teacher.locator("#scenario-result")).to_have_text("Started")
+    teacher.click("#scenario-skip")   # the rate scare
+    expect(teacher.locator('#scenario-current [data-key="Events"] dd')).to_have_text("1 of 7 happened")
+    before = float(price.inner_text().replace(",", ""))
+    teacher.click("#scenario-skip")   # the bank freezes its fund: BKNR -18 % over 45 minutes
+    expect(teacher.locator('#scenario-current [data-key="Events"] dd')).to_have_text("2 of 7 happened")
+    headline = "Banknor Financial freezes withdrawals from its trading fund"
+    expect(ann.locator("#news li .headline").first).to_have_text(headline)
+    expect(cat.locator("#news li .headline").first).to_have_text(headline)
+    ann.wait_for_function(  # well past the noise: about 18 % down once the move has run
+        "(before) => parseFloat(document.querySelector('#watchlist tr[data-symbol=\"BKNR\"] [data-f=price]')"
+        ".textContent.replace(/,/g, '')) < before * 0.9", arg=before, timeout=30_000)
+    shot(ann, "crash")
+    teacher.fill("#control-speed-value", "1")
+    teacher.click("#control-speed button")
 
     teacher.get_by_test_id("contest-progress-refresh").click()
     expect(teacher.get_by_test_id("contest-progress-row").filter(has_text="Ann")

@@ -48,12 +48,14 @@ class ContestStanding:
 
 
 def rank_contest(
-    entries: Iterable[ContestEntry], sectors: Mapping[str, str], *, periods_per_year: float
+    entries: Iterable[ContestEntry], sectors: Mapping[str, str], *, periods_per_year: float,
+    min_sharpe_returns: int = 2,
 ) -> tuple[ContestStanding, ...]:
     """The ranking: best total return first, then the higher Sharpe ratio, then the smaller max drawdown (a missing
     figure ranks below any present one); entries equal on all three share a rank (1, 2, 2, 4) and are listed by
     name, then portfolio id. The final value is the last sample (the starting cash without samples); returns are
-    compared exactly, in cents. `periods_per_year` is how many sampling intervals make a (simulated) year."""
+    compared exactly, in cents. `periods_per_year` is how many sampling intervals make a (simulated) year; the Sharpe
+    ratio needs `min_sharpe_returns` returns (None before)."""
     if not periods_per_year > 0:
         raise ValueError("periods_per_year must be positive")
     rows = []
@@ -63,7 +65,8 @@ def rank_contest(
         values = list(entry.values)
         final = values[-1] if values else entry.starting_cash_cents
         gain = Fraction(final - entry.starting_cash_cents, entry.starting_cash_cents)
-        sharpe = sharpe_ratio(simple_returns(values), periods_per_year)
+        returns = simple_returns(values)
+        sharpe = sharpe_ratio(returns, periods_per_year) if len(returns) >= min_sharpe_returns else None
         drawdown = max_drawdown(values)
         score = diversification_score(entry.holdings, sectors)
         key = (-gain, sharpe is None, -(sharpe or 0.0), drawdown is None, drawdown or 0.0)

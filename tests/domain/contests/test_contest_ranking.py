@@ -83,3 +83,11 @@ def test_ranks_run_from_one_and_never_put_a_lower_return_above_a_higher_one(fina
         tie = above.final_value_cents == below.final_value_cents
         assert below.rank == above.rank if tie else below.rank > above.rank
     assert sorted(s.final_value_cents for s in ranked) == sorted(finals)
+
+
+def test_too_few_returns_give_no_sharpe_ratio_when_a_minimum_is_asked():
+    values = [100_00, 101_00, 100_50, 102_00]
+    entry = ContestEntry("p1", "Ada", 100_00, values, {})
+    assert rank_contest([entry], {}, periods_per_year=252)[0].sharpe_ratio is not None
+    assert rank_contest([entry], {}, periods_per_year=252, min_sharpe_returns=4)[0].sharpe_ratio is None
+    assert rank_contest([entry], {}, periods_per_year=252, min_sharpe_returns=3)[0].sharpe_ratio is not None
