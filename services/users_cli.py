@@ -184,12 +184,7 @@ def _batch(args: argparse.Namespace, stdout: TextIO) -> str:
             storage.create_user(account.username, account.username,
                                 hash_password(account.password, n=config.password_hash_n), Role.STUDENT,
                                 to_cents(config.starting_cash))
-    stdout.write("username,password\n" + "".join(f"{a.username},{a.password}\n" for a in accounts))
-    if args.sheet is not None:
-        args.sheet.write_text(sheet_html(accounts, title=args.title, login_url=args.login_url), encoding="utf-8")
-        args.sheet.chmod(0o600)  # the passwords are in it
-    return f"created {len(accounts)} students {names[0]}..{names[-1]}" + (
-        f"; the sheet to print is {args.sheet}" if args.sheet is not None else "")
+    return _hand_out(accounts, args, stdout, title=args.title)
 
 
 def _find_contest(storage, key: str):
@@ -250,11 +245,17 @@ def _contest_accounts(args: argparse.Namespace, stdout: TextIO) -> str:
                                                           contest.rules.starting_cash_cents)
             storage.join_contest(contest.contest_id, user_id=str(user.id), nickname=account.username,
                                  joined_ms=clock.now_ms(), portfolio=portfolio)
+    return _hand_out(accounts, args, stdout, title=contest.name, where=f' in "{contest.name}" ({contest.join_code})')
+
+
+def _hand_out(accounts: list[ClassAccount], args: argparse.Namespace, stdout: TextIO, *, title: str,
+              where: str = "") -> str:
+    """The new logins as CSV on stdout and, with --sheet, on a page of cards to print; the line to say."""
     stdout.write("username,password\n" + "".join(f"{a.username},{a.password}\n" for a in accounts))
     if args.sheet is not None:
-        args.sheet.write_text(sheet_html(accounts, title=contest.name, login_url=args.login_url), encoding="utf-8")
+        args.sheet.write_text(sheet_html(accounts, title=title, login_url=args.login_url), encoding="utf-8")
         args.sheet.chmod(0o600)  # the passwords are in it
-    return f'created {len(accounts)} students {names[0]}..{names[-1]} in "{contest.name}" ({contest.join_code})' + (
+    return f"created {len(accounts)} students {accounts[0].username}..{accounts[-1].username}{where}" + (
         f"; the sheet to print is {args.sheet}" if args.sheet is not None else "")
 
 

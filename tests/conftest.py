@@ -315,6 +315,32 @@ def browser():
         launched.close()
 
 
+BROWSER_WAIT_MS = 20_000  # generous, for a loaded 2-core machine
+
+
+@pytest.fixture
+def new_page(browser):
+    """Open pages (`new_page(viewport=...)`), each in its own context (own sessionStorage, so its own signed-in
+    user), downloads allowed; a page's errors, its own Content Security Policy's refusals included, collect in
+    `page.errors`."""
+    contexts = []
+
+    def make(viewport=None):
+        context = browser.new_context(viewport=viewport or {"width": 1280, "height": 900}, accept_downloads=True)
+        context.set_default_timeout(BROWSER_WAIT_MS)
+        contexts.append(context)
+        page = context.new_page()
+        page.errors = []
+        page.on("pageerror", lambda error: page.errors.append(str(error)))
+        page.on("console", lambda message: "Content Security Policy" in message.text
+                and page.errors.append(message.text))
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
 # the installed package ------------------------------------------------------------
 
 @pytest.fixture(scope="session")

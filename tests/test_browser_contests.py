@@ -23,7 +23,6 @@ expect = playwright_api.expect
 
 from tests.test_browser_dashboard import (  # noqa: E402 (after the skip: these need Playwright too)
     TEACHER_PASSWORD,
-    WAIT,
     add_teacher,
     place_order,
     screenshot,
@@ -36,24 +35,6 @@ CONTEST = "Knights of 7B"
 PASSWORD = "owls-and-bulls"
 
 
-@pytest.fixture
-def new_page(browser):
-    contexts = []
-
-    def make():
-        context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
-        context.set_default_timeout(WAIT)
-        contexts.append(context)
-        page = context.new_page()
-        page.errors = []
-        page.on("pageerror", lambda error: page.errors.append(str(error)))
-        page.on("console", lambda message: "Content Security Policy" in message.text
-                and page.errors.append(message.text))
-        return page
-
-    yield make
-    for context in contexts:
-        context.close()
 
 
 def shot(page, name, element=None):

@@ -35,25 +35,6 @@ TEACHER_PASSWORD = "a long teacher password"
 
 
 
-@pytest.fixture
-def new_page(browser):
-    """Open pages, each in its own context (own sessionStorage, so its own signed-in user)."""
-    contexts = []
-
-    def make(viewport=DESKTOP):
-        context = browser.new_context(viewport=viewport)
-        context.set_default_timeout(WAIT)
-        contexts.append(context)
-        page = context.new_page()
-        page.errors = []
-        page.on("pageerror", lambda error: page.errors.append(str(error)))
-        page.on("console", lambda message: "Content Security Policy" in message.text
-                and page.errors.append(message.text))  # a refusal by the page's own policy is an error too
-        return page
-
-    yield make
-    for context in contexts:
-        context.close()
 
 
 @pytest.fixture(scope="module")

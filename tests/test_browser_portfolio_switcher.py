@@ -9,7 +9,6 @@ expect = playwright_api.expect
 
 from tests.test_browser_dashboard import (  # noqa: E402 (after the skip: these need Playwright too)
     base_url,  # noqa: F401 (the module's server fixture)
-    new_page,  # noqa: F401 (the pages fixture)
     place_order,
     screenshot,
     sign_in_as_guest,

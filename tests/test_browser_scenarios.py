@@ -14,7 +14,6 @@ expect = playwright_api.expect
 
 from tests.test_browser_dashboard import (  # noqa: E402 (after the skip: these need Playwright too)
     TEACHER_PASSWORD,
-    WAIT,
     add_teacher,
     screenshot,
     sign_in_as_guest,
@@ -25,24 +24,6 @@ ROOT = Path(__file__).resolve().parent.parent
 FIRST_HEADLINE = "Central Reserve Board hints at a surprise rate rise"
 
 
-@pytest.fixture
-def new_page(browser):
-    contexts = []
-
-    def make():
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        context.set_default_timeout(WAIT)
-        contexts.append(context)
-        page = context.new_page()
-        page.errors = []
-        page.on("pageerror", lambda error: page.errors.append(str(error)))
-        page.on("console", lambda message: "Content Security Policy" in message.text
-                and page.errors.append(message.text))
-        return page
-
-    yield make
-    for context in contexts:
-        context.close()
 
 
 def test_teacher_starts_the_crash_skips_to_its_first_event_and_the_news_ticker_shows_it(new_page, start_server,
