@@ -22,11 +22,11 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 
 from tests.test_browser_dashboard import (  # noqa: E402 (after the skip: these need Playwright too)
-    TEACHER_PASSWORD,
     add_teacher,
     place_order,
     screenshot,
     sign_in_as_guest,
+    sign_in_as_teacher,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,12 +99,7 @@ def test_a_team_contest_from_the_teachers_card_to_the_downloaded_report(new_page
 
     # -- the teacher creates the contest, an assignment and two accounts, and opens it
     teacher = new_page()
-    teacher.goto(base + "/")
-    teacher.fill("#login-username", "msmith")
-    teacher.fill("#login-password", TEACHER_PASSWORD)
-    teacher.click("#login-button")
-    expect(teacher.locator("#account .role")).to_have_text("teacher")
-    teacher.click("#nav a[data-view=teacher]")
+    sign_in_as_teacher(teacher, base)
     card = teacher.get_by_test_id("contests-card")
     card.get_by_test_id("contest-create-toggle").click()
     card.get_by_test_id("contest-name").fill(CONTEST)

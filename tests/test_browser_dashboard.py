@@ -82,6 +82,16 @@ def sign_in_as_guest(page, base_url, nickname="Ada", query=""):
     expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
 
 
+def sign_in_as_teacher(page, base_url, view="teacher"):
+    """Log in as the teacher `add_teacher` made, and open `view`."""
+    page.goto(base_url + "/")
+    page.fill("#login-username", "msmith")
+    page.fill("#login-password", TEACHER_PASSWORD)
+    page.click("#login-button")
+    expect(page.locator("#account .role")).to_have_text("teacher")
+    page.click(f"#nav a[data-view={view}]")
+
+
 def watch_volume_changes(page, symbol="NVTX"):
     """Wait until the watchlist's volume for `symbol` shows a new value: quotes are visibly arriving."""
     cell = page.locator(f'#watchlist tr[data-symbol="{symbol}"] [data-f="volume"]')
@@ -383,12 +393,7 @@ def test_teacher_pauses_market_and_student_prices_stop(new_page, start_server, t
     watch_volume_changes(student)
 
     teacher = new_page()
-    teacher.goto(base + "/")
-    teacher.fill("#login-username", "msmith")
-    teacher.fill("#login-password", TEACHER_PASSWORD)
-    teacher.click("#login-button")
-    expect(teacher.locator("#account .role")).to_have_text("teacher")
-    teacher.click("#nav a[data-view=teacher]")
+    sign_in_as_teacher(teacher, base)
     expect(teacher.locator('#stats [data-key="Connections"] dd')).not_to_have_text("")
     board_row = teacher.locator("#class-board tbody tr").filter(has_text="Eve")
     expect(board_row).to_have_count(1)

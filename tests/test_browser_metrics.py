@@ -9,11 +9,11 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 
 from tests.test_browser_dashboard import (  # noqa: E402 (after the skip: these need Playwright too)
-    TEACHER_PASSWORD,
     WAIT,
     add_teacher,
     place_order,
     sign_in_as_guest,
+    sign_in_as_teacher,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,12 +38,7 @@ def test_teacher_sees_live_metrics_charts_and_a_student_cannot_open_them(new_pag
     expect(student.locator("body")).to_have_attribute("data-view", "market")
 
     teacher = new_page()
-    teacher.goto(base + "/")
-    teacher.fill("#login-username", "msmith")
-    teacher.fill("#login-password", TEACHER_PASSWORD)
-    teacher.click("#login-button")
-    expect(teacher.locator("#account .role")).to_have_text("teacher")
-    teacher.click("#nav a[data-view=metrics]")
+    sign_in_as_teacher(teacher, base, view='metrics')
     expect(teacher.locator("#view-metrics")).to_be_visible()
     for figure in FIGURES:
         expect(teacher.locator(f"#metric-{figure} canvas").first).to_be_attached()

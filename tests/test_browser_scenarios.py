@@ -13,10 +13,10 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 
 from tests.test_browser_dashboard import (  # noqa: E402 (after the skip: these need Playwright too)
-    TEACHER_PASSWORD,
     add_teacher,
     screenshot,
     sign_in_as_guest,
+    sign_in_as_teacher,
     watch_volume_changes,
 )
 
@@ -39,12 +39,7 @@ def test_teacher_starts_the_crash_skips_to_its_first_event_and_the_news_ticker_s
     expect(student.locator("#news-card")).to_be_hidden()
 
     teacher = new_page()
-    teacher.goto(base + "/")
-    teacher.fill("#login-username", "msmith")
-    teacher.fill("#login-password", TEACHER_PASSWORD)
-    teacher.click("#login-button")
-    expect(teacher.locator("#account .role")).to_have_text("teacher")
-    teacher.click("#nav a[data-view=teacher]")
+    sign_in_as_teacher(teacher, base)
     expect(teacher.locator('#scenario-current [data-key="Playing"] dd')).to_have_text("no scenario")
     expect(teacher.locator("#scenario-skip")).to_be_disabled()
     teacher.select_option("#scenario-select", "crash-and-recovery")
