@@ -34,8 +34,10 @@ MARKET = "market"
 
 RISK = "risk:"
 RISK_ALL = "risk:*"
+"""The default class's risk feed (teachers and admins): RISK_RANKING and the RISK_ALERT of every portfolio in no
+contest."""
 RISK_CONTEST = "risk:contest:"
-"""The class-wide risk feed (teachers and admins): RISK_RANKING and every portfolio's RISK_ALERT."""
+"""Where each contest's risk feed is named (`risk_of_contest`)."""
 
 _POSITIONS = "positions"
 _VALUES = "value"

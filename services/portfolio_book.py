@@ -1,5 +1,7 @@
 """The portfolios the running server holds: the order engine's live ledgers, who may read or trade each, new ones."""
 
+from collections.abc import Callable
+
 from domain.contests import Trader
 from domain.errors import Forbidden, NotFound
 from domain.orders import OrderEngine
@@ -22,7 +24,7 @@ class PortfolioBook:
     """
 
     def __init__(self, *, engine: OrderEngine, storage: Stores, users: UserDirectory, starting_cash_cents: int,
-                 traders=None):
+                 traders: Callable[[str, str], Trader | None] | None = None):
         self._engine, self._storage, self._users = engine, storage, users
         self.starting_cash_cents = starting_cash_cents
         self._traders = traders

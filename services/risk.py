@@ -39,7 +39,8 @@ class RiskLimitBook:
         self._limits = {pid: wire.parse_limits(data, self._default(pid)) for pid, data in storage.all_limits().items()}
 
     def _default(self, portfolio_id: str) -> risk.RiskLimits:
-        return self._defaults_for(portfolio_id) or self.defaults
+        limits = self._defaults_for(portfolio_id)
+        return self.defaults if limits is None else limits
 
     def limits_for(self, portfolio_id: str) -> risk.RiskLimits:
         limits = self._limits.get(portfolio_id)

@@ -5,6 +5,7 @@ the codecs are tested without a database, and the upgrade of an old file is SQLi
 """
 
 import sqlite3
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -286,6 +287,28 @@ def test_a_repeated_join_is_a_conflict_and_leaves_no_portfolio_behind(storage, t
     assert count(storage, "portfolios") == portfolios
     assert storage.rosters()[made.contest_id] == ([first], [])
     assert storage.portfolio_contests() == {first.portfolio_id: made.contest_id}
+
+
+def test_a_nickname_or_team_name_taken_in_any_case_or_width_is_a_conflict_and_stores_nothing(storage, teacher):
+    """The database holds names unique as the roster compares them, even if two writers (the server and the
+    operator's command line) add players at once."""
+    made = new_contest(storage, teacher, rules=replace(EVERY_RULE, max_team_size=3))
+    ada, ben, cat, dan = (student(storage, name) for name in ("ada", "ben", "cat", "dan"))
+    storage.join_contest(made.contest_id, user_id=ada, nickname="Ace", joined_ms=T0, portfolio=None)
+    portfolios = count(storage, "portfolios")
+    for nickname in ("ACE", "ａｃｅ"):
+        with pytest.raises(Conflict, match="taken"):
+            storage.join_contest(made.contest_id, user_id=ben, nickname=nickname, joined_ms=T0 + 1,
+                                 portfolio=("Cup", CONTEST_CASH))
+    assert count(storage, "portfolios") == portfolios
+    storage.join_contest(made.contest_id, user_id=ben, nickname="Ben", joined_ms=T0 + 2, portfolio=None)
+    storage.create_team(made.contest_id, name="Bulls", members=[ada, ben], portfolio_name="Bulls",
+                        starting_cash_cents=CONTEST_CASH)
+    with pytest.raises(Conflict, match="taken"):
+        storage.create_team(made.contest_id, name="bulls", members=[cat, dan], portfolio_name="bulls",
+                            starting_cash_cents=CONTEST_CASH)
+    assert count(storage, "portfolios") == portfolios + 1
+    assert [t.name for t in storage.rosters()[made.contest_id][1]] == ["Bulls"]
 
 
 def test_a_student_at_the_portfolio_limit_can_still_join_and_contest_portfolios_leave_the_limit_alone(storage,

@@ -25,6 +25,7 @@ from domain.contests import (
     Task,
     Team,
     WallSchedule,
+    name_key,
     task_from_params,
     task_params,
 )
@@ -217,16 +218,20 @@ class ContestStore(Database):
             portfolio_key = None
             if portfolio is not None:
                 portfolio_key = self._insert_portfolio(db, user_key, key, *portfolio)
-            # The primary key (contest, user) is the only unique value a new member can clash on: a repeat join.
-            # Raising here rolls back the portfolio inserted above.
+            # A new member clashes on (contest, user): a repeat join, or on (contest, name_key): a nickname another
+            # took meanwhile. Raising here rolls back the portfolio inserted above.
             row = db.execute(
-                "INSERT INTO contest_members (contest_id, user_id, nickname, joined_ms, join_order, portfolio_id)"
-                " VALUES (?, ?, ?, ?, (SELECT coalesce(max(join_order), 0) + 1 FROM contest_members"
-                " WHERE contest_id = ?), ?) ON CONFLICT (contest_id, user_id) DO NOTHING RETURNING user_id",
-                (key, user_key, nickname, joined_ms, key, portfolio_key),
+                "INSERT INTO contest_members (contest_id, user_id, nickname, name_key, joined_ms, join_order,"
+                " portfolio_id) VALUES (?, ?, ?, ?, ?, (SELECT coalesce(max(join_order), 0) + 1 FROM contest_members"
+                " WHERE contest_id = ?), ?) ON CONFLICT DO NOTHING RETURNING user_id",
+                (key, user_key, nickname, name_key(nickname), joined_ms, key, portfolio_key),
             ).fetchone()
             if row is None:
-                raise Conflict(f"user {user_id} already joined contest {contest_id}")
+                joined = db.execute("SELECT 1 FROM contest_members WHERE contest_id = ? AND user_id = ?",
+                                    (key, user_key)).fetchone()
+                if joined is not None:
+                    raise Conflict(f"user {user_id} already joined contest {contest_id}")
+                raise Conflict(f'the nickname "{nickname}" is taken in this contest')
         return Participant(str(user_key), nickname, joined_ms, None if portfolio_key is None else str(portfolio_key))
 
     def create_team(self, contest_id: str, *, name: str, members: Sequence[str], portfolio_name: str,
@@ -243,10 +248,14 @@ class ContestStore(Database):
             _check_contest(db, key, contest_id)
             _check_users(db, member_keys)
             portfolio_key = self._insert_portfolio(db, member_keys[0], key, portfolio_name, starting_cash_cents)
-            (team_key,) = db.execute(
-                "INSERT INTO contest_teams (contest_id, name, portfolio_id) VALUES (?, ?, ?) RETURNING id",
-                (key, team_name, portfolio_key),
+            row = db.execute(
+                "INSERT INTO contest_teams (contest_id, name, name_key, portfolio_id) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING RETURNING id",
+                (key, team_name, name_key(team_name), portfolio_key),
             ).fetchone()
+            if row is None:  # rolls back the portfolio inserted above
+                raise Conflict(f'the team name "{team_name}" is taken in this contest')
+            (team_key,) = row
             _insert_team_members(db, team_key, member_keys)
         return Team(str(team_key), team_name, str(portfolio_key), tuple(str(m) for m in member_keys))
 

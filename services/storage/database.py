@@ -226,16 +226,20 @@ CREATE TABLE IF NOT EXISTS contests (
 ) STRICT;
 
 -- Who joined a contest, under which nickname, in which order (join_order: 1, 2, ... per contest, as the roster lists
--- them even when two join in one millisecond), with their own portfolio (NULL in a team contest).
+-- them even when two join in one millisecond), with their own portfolio (NULL in a team contest). name_key is the
+-- nickname as names are compared (domain.contests.name_key: NFKC, case-folded), unique in the contest even when
+-- the operator's command line and the server add players at once.
 CREATE TABLE IF NOT EXISTS contest_members (
     contest_id   INTEGER NOT NULL REFERENCES contests (id),
     user_id      INTEGER NOT NULL REFERENCES users (id),
     nickname     TEXT    NOT NULL,
+    name_key     TEXT    NOT NULL,
     joined_ms    INTEGER NOT NULL,
     join_order   INTEGER NOT NULL,
     portfolio_id INTEGER NULL UNIQUE REFERENCES portfolios (id),
     PRIMARY KEY (contest_id, user_id),
-    UNIQUE (contest_id, join_order)
+    UNIQUE (contest_id, join_order),
+    UNIQUE (contest_id, name_key)
 ) STRICT;
 
 -- A team shares one portfolio, owned by its captain (the member at position 0).
@@ -243,7 +247,9 @@ CREATE TABLE IF NOT EXISTS contest_teams (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
     contest_id   INTEGER NOT NULL REFERENCES contests (id),
     name         TEXT    NOT NULL,
-    portfolio_id INTEGER NOT NULL UNIQUE REFERENCES portfolios (id)
+    name_key     TEXT    NOT NULL,
+    portfolio_id INTEGER NOT NULL UNIQUE REFERENCES portfolios (id),
+    UNIQUE (contest_id, name_key)
 ) STRICT;
 CREATE INDEX IF NOT EXISTS contest_teams_by_contest ON contest_teams (contest_id, id);
 

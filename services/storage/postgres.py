@@ -218,18 +218,22 @@ CREATE TABLE contest_members (
     contest_id   BIGINT  NOT NULL REFERENCES contests (id),
     user_id      BIGINT  NOT NULL REFERENCES users (id),
     nickname     TEXT    NOT NULL,
+    name_key     TEXT    NOT NULL,
     joined_ms    BIGINT  NOT NULL,
     join_order   BIGINT  NOT NULL,
     portfolio_id BIGINT  NULL UNIQUE REFERENCES portfolios (id),
     PRIMARY KEY (contest_id, user_id),
-    UNIQUE (contest_id, join_order)
+    UNIQUE (contest_id, join_order),
+    UNIQUE (contest_id, name_key)
 );
 
 CREATE TABLE contest_teams (
     id           BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     contest_id   BIGINT  NOT NULL REFERENCES contests (id),
     name         TEXT    NOT NULL,
-    portfolio_id BIGINT  NOT NULL UNIQUE REFERENCES portfolios (id)
+    name_key     TEXT    NOT NULL,
+    portfolio_id BIGINT  NOT NULL UNIQUE REFERENCES portfolios (id),
+    UNIQUE (contest_id, name_key)
 );
 CREATE INDEX contest_teams_by_contest ON contest_teams (contest_id, id);
 
