@@ -305,7 +305,7 @@ class ContestService:
         for contest in contests:
             if self._held(contest.contest_id, channels.contest(contest.contest_id)):
                 self._publish_update(contest)
-        self._sample_weights(now)
+        self.sample_weights(now)
 
     def _held(self, contest_id: str, name: str) -> bool:
         """Whether anyone (on any node) holds `name`, one of the contest's channels."""
@@ -488,7 +488,7 @@ class ContestService:
         for contest_id, portfolio_ids in touched.items():
             self._push_progress(self.directory.contests[contest_id], dict.fromkeys(portfolio_ids))
 
-    def _sample_weights(self, now_ms: int) -> None:
+    def sample_weights(self, now_ms: int) -> None:
         """The largest position weight of every portfolio with a KEEP_WEIGHT_UNDER task, for its checklist."""
         quotes = self._market.quotes()
         for contest_id, assignments in self.directory.assignments.items():

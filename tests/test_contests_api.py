@@ -703,3 +703,30 @@ async def test_a_contest_whose_start_has_passed_is_open_when_created(api, make_u
     assert code == 201 and body["contest"]["status"] == "OPEN" and body["contest"]["openedAt"]
     code, body = await api("/api/contests", teacher, {"name": "Later", "schedule": LATER})
     assert body["contest"]["status"] == "DRAFT"
+
+
+async def test_sector_and_weight_tasks_are_judged_from_the_ledger_and_the_sampled_weights(api, contest, make_user,
+                                                                                          ws, services):
+    created, teacher = await contest()
+    for body in ({"kind": "HOLD_SECTORS", "params": {"sectors": 2}, "due": "2099-01-01T00:00:00Z"},
+                 {"kind": "KEEP_WEIGHT_UNDER", "params": {"maxWeight": 0.5, "holdMinutes": 1},
+                  "due": "2099-01-01T00:00:00Z"}):
+        assert (await api(f"/api/contests/{created['contestId']}/assignments", teacher, body))[0] == 201
+    client, portfolio_id, _, token = await joined_trader(api, created, make_user, ws)
+    sectors = services.market.sectors()
+    other = next(symbol for symbol, sector in sectors.items() if sector != sectors["NVTX"])
+    for symbol in ("NVTX", other):
+        assert (await submit(client, order(portfolio_id, symbol=symbol, quantity=5)))["type"] == "ORDER_SUBMITTED"
+        await client.wait_for("ORDER_FILLED", timeout=10)
+    code, detail = await api(f"/api/contests/{created['contestId']}", token)
+    sectors_task, weight_task = detail["progress"]
+    assert sectors_task["state"] == "DONE" and (sectors_task["current"], sectors_task["target"]) == (2, 2)
+    assert weight_task["state"] == "PENDING"
+    now = services.clock.now_ms()
+    services.contests.sample_weights(now)           # both positions are small: under 50 % from now...
+    services.contests.sample_weights(now + 30_000)  # ...for half a minute: not yet
+    code, detail = await api(f"/api/contests/{created['contestId']}", token)
+    assert detail["progress"][1]["state"] == "PENDING"
+    services.contests.sample_weights(now + 60_000)  # ...for a minute: done
+    code, detail = await api(f"/api/contests/{created['contestId']}", token)
+    assert detail["progress"][1]["state"] == "DONE"
