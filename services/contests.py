@@ -82,6 +82,11 @@ class ContestDirectory:
                     for portfolio_id in self.rosters[contest_id].portfolio_ids():
                         self._portfolio_contest[portfolio_id] = contest_id
 
+    def reload(self, contest_id: str) -> None:
+        """Read one contest's roster again from storage (after a write that storage refused)."""
+        participants, teams = self._storage.rosters().get(contest_id, ([], []))
+        self.rosters[contest_id] = Roster(contest_id, participants, teams)
+
     def moment(self) -> Moment:
         """Now on both clocks a contest can be scheduled on."""
         return Moment(self._clock.now_ms(), self._market.day_index)
@@ -361,6 +366,30 @@ class ContestService:
                                          starting_cash_cents=contest.rules.starting_cash_cents)
         roster.form_team(plan, team_id=team.team_id, portfolio_id=team.portfolio_id)
         self._claim(contest, team.portfolio_id)
+        return team
+
+    def add_member(self, user: User, contest_id: str, team_id: str, member_id: str) -> Team:
+        """Put a joined student without a team into a team (up to the contest's team size)."""
+        return self._change_team(user, contest_id, lambda roster, contest, moment: roster.add_member(
+            contest, team_id=team_id, user_id=member_id, moment=moment))
+
+    def remove_member(self, user: User, contest_id: str, team_id: str, member_id: str) -> Team:
+        """Take a member out of a team (never its captain, who owns the portfolio; at least 2 stay). Their orders
+        stay the team's."""
+        return self._change_team(user, contest_id, lambda roster, contest, moment: roster.remove_member(
+            contest, team_id=team_id, user_id=member_id, moment=moment))
+
+    def _change_team(self, user: User, contest_id: str, change) -> Team:
+        """A team change the roster judges and makes, then stores; when storage refuses it, the roster is read
+        back from storage, so it never holds what storage does not."""
+        contest = self.managed(user, contest_id)
+        team = change(self.directory.rosters[contest_id], contest, self.directory.moment())
+        try:
+            self._storage.set_team_members(team)
+        except Exception:
+            self.directory.reload(contest_id)
+            raise
+        log.info("team %s of contest %s is now %s", team.team_id, contest_id, list(team.members))
         return team
 
     def _claim(self, contest: Contest, portfolio_id: str) -> None:
