@@ -764,3 +764,17 @@ async def test_the_teacher_adds_and_removes_team_members_within_the_rules(api, c
     assert code == 403
     code, body = await api(f"{members}/{ids['cat']}", teacher, {"userId": ids["dan"]})  # POST to a member: no such
     assert code == 405
+
+
+async def test_a_class_joining_with_one_password_costs_one_slow_hash(api, contest, make_user, monkeypatch):
+    import services.contests
+    created, _ = await contest(password="owls")
+    calls = []
+    real = services.contests.verify_password
+    monkeypatch.setattr(services.contests, "verify_password", lambda p, h: calls.append(p) or real(p, h))
+    for name in ("ann", "ben", "cat"):
+        _, token = make_user(name)
+        assert (await join(api, token, created["joinCode"], name.title(), "owls"))[0] == 201
+    _, eve = make_user("eve")
+    assert (await join(api, eve, created["joinCode"], "Eve", "owlz"))[0] == 403  # a wrong one is still checked
+    assert calls == ["owls", "owlz"]
