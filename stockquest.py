@@ -55,6 +55,7 @@ from realtime.fanout import QUOTES, QuoteFanout
 from realtime.hub import ConnectionHub
 from realtime.protocol import CloseCode, iso_timestamp
 from realtime.scheduler import LoopScheduler
+from realtime.urls import safe_url
 from realtime.wire import orders as wire_orders
 from services.auth import TokenService, load_or_create_secret
 from services.cluster.link import BEAT_MS, CALLS, EngineLink
@@ -345,7 +346,6 @@ def where_the_data_is(config: Config) -> str:
     if config.role == "gateway":
         return "a gateway: the data is the engine's"
     if config.database_url:
-        from services.storage.postgres import safe_url  # psycopg, only with --database-url
         return f"data in {safe_url(config.database_url)}"
     return f"data in {Path(config.data_dir).resolve()}"
 

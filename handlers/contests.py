@@ -12,7 +12,7 @@ from .http import ApiError, JsonHandler
 
 __all__ = ["CONTEST_ROUTES", "contest_summary"]
 
-CONTEST_ID = r"([0-9]{1,18})"
+ID = r"([0-9]{1,18})"  # a contest, team or user id in a path: the stored ids are numbers
 
 CREATE_FIELDS = {"name": Str(required=True, max_len=200)}
 JOIN_FIELDS = {"code": Str(required=True, max_len=40), "nickname": Str(required=True, max_len=100)}
@@ -159,6 +159,26 @@ class ContestTeamsHandler(ContestHandler):
         self.write_json({"team": wire.team(team, with_ids=True)}, 201)
 
 
+class ContestTeamMembersHandler(ContestHandler):
+    """POST /api/contests/{id}/teams/{teamId}/members {userId}: add a joined student without a team (200)."""
+
+    def post(self, contest_id, team_id):
+        user = self.manager(contest_id)
+        member_id = _validated(self.json_body(), {"userId": Id(required=True)})["user_id"]
+        team = self.contests.add_member(user, contest_id, team_id, member_id)
+        self.write_json({"team": wire.team(team, with_ids=True)})
+
+
+class ContestTeamMemberHandler(ContestHandler):
+    """DELETE /api/contests/{id}/teams/{teamId}/members/{userId}: take a member out of a team (never its captain;
+    at least two stay)."""
+
+    def delete(self, contest_id, team_id, member_id):
+        user = self.manager(contest_id)
+        team = self.contests.remove_member(user, contest_id, team_id, member_id)
+        self.write_json({"team": wire.team(team, with_ids=True)})
+
+
 class ContestAssignmentsHandler(ContestHandler):
     """POST /api/contests/{id}/assignments {kind, params, due}: a task the server checks from the trades (201)."""
 
@@ -220,11 +240,13 @@ def CONTEST_ROUTES(services: Services) -> list:
     kwargs = dict(services=services)
     return [(r"/api/contests", ContestsHandler, kwargs),
             (r"/api/contests/join", ContestJoinHandler, kwargs),
-            (rf"/api/contests/{CONTEST_ID}", ContestDetailHandler, kwargs),
-            (rf"/api/contests/{CONTEST_ID}/open", ContestOpenHandler, kwargs),
-            (rf"/api/contests/{CONTEST_ID}/finish", ContestFinishHandler, kwargs),
-            (rf"/api/contests/{CONTEST_ID}/teams", ContestTeamsHandler, kwargs),
-            (rf"/api/contests/{CONTEST_ID}/assignments", ContestAssignmentsHandler, kwargs),
-            (rf"/api/contests/{CONTEST_ID}/progress", ContestProgressHandler, kwargs),
-            (rf"/api/contests/{CONTEST_ID}/accounts", ContestAccountsHandler, kwargs),
-            (rf"/api/contests/{CONTEST_ID}/report\.(csv|html)", ContestReportHandler, kwargs)]
+            (rf"/api/contests/{ID}", ContestDetailHandler, kwargs),
+            (rf"/api/contests/{ID}/open", ContestOpenHandler, kwargs),
+            (rf"/api/contests/{ID}/finish", ContestFinishHandler, kwargs),
+            (rf"/api/contests/{ID}/teams", ContestTeamsHandler, kwargs),
+            (rf"/api/contests/{ID}/teams/{ID}/members", ContestTeamMembersHandler, kwargs),
+            (rf"/api/contests/{ID}/teams/{ID}/members/{ID}", ContestTeamMemberHandler, kwargs),
+            (rf"/api/contests/{ID}/assignments", ContestAssignmentsHandler, kwargs),
+            (rf"/api/contests/{ID}/progress", ContestProgressHandler, kwargs),
+            (rf"/api/contests/{ID}/accounts", ContestAccountsHandler, kwargs),
+            (rf"/api/contests/{ID}/report\.(csv|html)", ContestReportHandler, kwargs)]

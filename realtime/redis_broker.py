@@ -10,7 +10,6 @@ outage). After a drop the broker reconnects with backoff and subscribes again to
 import asyncio
 import logging
 from collections import deque
-from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -18,6 +17,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from .broker import Broker, BrokerUnavailable
+from .urls import safe_url
 
 __all__ = ["RedisBroker"]
 
@@ -32,16 +32,6 @@ BATCH = 512
 MAX_QUEUED = 100_000
 """Messages waiting for the writer past this (Redis too slow to take them): the oldest are dropped and counted, as
 pub/sub is at most once anyway, rather than the process growing without bound."""
-
-
-def safe_url(url: str) -> str:
-    """`url` without its password, for logs and error messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class RedisBroker(Broker):

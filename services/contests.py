@@ -1,9 +1,12 @@
 """Class contests in the running engine: who plays where (ContestDirectory), and what teachers and students do with
 contests (ContestService): create, join, teams, assignments, the clock's opening and ending, rankings, reports."""
 
+import hashlib
+import hmac
 import json
 import logging
 import random
+import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -82,6 +85,11 @@ class ContestDirectory:
                     for portfolio_id in self.rosters[contest_id].portfolio_ids():
                         self._portfolio_contest[portfolio_id] = contest_id
 
+    def reload(self, contest_id: str) -> None:
+        """Read one contest's roster again from storage (after a write that storage refused)."""
+        participants, teams = self._storage.rosters().get(contest_id, ([], []))
+        self.rosters[contest_id] = Roster(contest_id, participants, teams)
+
     def moment(self) -> Moment:
         """Now on both clocks a contest can be scheduled on."""
         return Moment(self._clock.now_ms(), self._market.day_index)
@@ -159,6 +167,8 @@ class ContestService:
         self._next_update_ms = 0
         # Wrong join codes and contest passwords, per user: 5, then one every 12 s (as wrong login passwords).
         self._join_guesses = KeyedBuckets(rate=1 / 12, burst=5, clock=clock)
+        self._digest_key = secrets.token_bytes(32)  # this process's: the digests below mean nothing elsewhere
+        self._known_passwords: set[bytes] = set()  # digests of contest passwords that verified
 
     # ----- rights -------------------------------------------------------------------------------------------
 
@@ -333,7 +343,7 @@ class ContestService:
             contest = self._contest_now(contest.contest_id)
             roster = self.directory.rosters[contest.contest_id]
             admission = roster.admit(contest, user_id=str(user.id), nickname=nickname, password=password,
-                                     verify_password=verify_password, moment=self.directory.moment())
+                                     verify_password=self._verify_password, moment=self.directory.moment())
         except (NotFound, Forbidden):
             raise  # a wrong code or password: the guess stays counted
         except Exception:
@@ -351,6 +361,18 @@ class ContestService:
         log.info("user %s joined contest %s as %r", user.id, contest.contest_id, participant.nickname)
         return contest, participant.portfolio_id
 
+    def _verify_password(self, password: str, password_hash: str) -> bool:
+        """A contest password against its hash. A class joins at once with one password: scrypt (tens of ms, on the
+        loop) is run until it first matches; after that the same password is recognised by a keyed digest kept in
+        memory only, so thirty joins cost one scrypt."""
+        digest = hmac.new(self._digest_key, f"{password_hash}\0{password}".encode(), hashlib.sha256).digest()
+        if digest in self._known_passwords:
+            return True
+        if not verify_password(password, password_hash):
+            return False
+        self._known_passwords.add(digest)
+        return True
+
     def form_team(self, user: User, contest_id: str, *, name: str, members: Sequence[str]) -> Team:
         """A team of joined students sharing one new portfolio, owned by the first (the captain)."""
         contest = self.managed(user, contest_id)
@@ -361,6 +383,30 @@ class ContestService:
                                          starting_cash_cents=contest.rules.starting_cash_cents)
         roster.form_team(plan, team_id=team.team_id, portfolio_id=team.portfolio_id)
         self._claim(contest, team.portfolio_id)
+        return team
+
+    def add_member(self, user: User, contest_id: str, team_id: str, member_id: str) -> Team:
+        """Put a joined student without a team into a team (up to the contest's team size)."""
+        return self._change_team(user, contest_id, lambda roster, contest, moment: roster.add_member(
+            contest, team_id=team_id, user_id=member_id, moment=moment))
+
+    def remove_member(self, user: User, contest_id: str, team_id: str, member_id: str) -> Team:
+        """Take a member out of a team (never its captain, who owns the portfolio; at least 2 stay). Their orders
+        stay the team's."""
+        return self._change_team(user, contest_id, lambda roster, contest, moment: roster.remove_member(
+            contest, team_id=team_id, user_id=member_id, moment=moment))
+
+    def _change_team(self, user: User, contest_id: str, change) -> Team:
+        """A team change the roster judges and makes, then stores; when storage refuses it, the roster is read
+        back from storage, so it never holds what storage does not."""
+        contest = self.managed(user, contest_id)
+        team = change(self.directory.rosters[contest_id], contest, self.directory.moment())
+        try:
+            self._storage.set_team_members(team)
+        except Exception:
+            self.directory.reload(contest_id)
+            raise
+        log.info("team %s of contest %s is now %s", team.team_id, contest_id, list(team.members))
         return team
 
     def _claim(self, contest: Contest, portfolio_id: str) -> None:

@@ -730,3 +730,51 @@ async def test_sector_and_weight_tasks_are_judged_from_the_ledger_and_the_sample
     services.contests.sample_weights(now + 60_000)  # ...for a minute: done
     code, detail = await api(f"/api/contests/{created['contestId']}", token)
     assert detail["progress"][1]["state"] == "DONE"
+
+
+async def test_the_teacher_adds_and_removes_team_members_within_the_rules(api, contest, make_user, ws):
+    created, teacher = await contest(rules={"maxTeamSize": 3})
+    ids, tokens = {}, {}
+    for name in ("ann", "ben", "cat", "dan"):
+        user, token = make_user(name)
+        ids[name], tokens[name] = str(user.id), token
+        await join(api, token, created["joinCode"], name.title())
+    base = f"/api/contests/{created['contestId']}/teams"
+    _, body = await api(base, teacher, {"name": "Bulls", "members": [ids["ann"], ids["ben"]]})
+    team = body["team"]
+    members = f"{base}/{team['teamId']}/members"
+    code, body = await api(members, teacher, {"userId": ids["cat"]})
+    assert code == 200 and body["team"]["members"] == [ids["ann"], ids["ben"], ids["cat"]]
+    cat = await ws("/ws/orders", token=tokens["cat"])
+    await cat.expect("ACTIVE_ORDERS")
+    assert (await submit(cat, order(team["portfolioId"], quantity=1)))["type"] == "ORDER_SUBMITTED"
+    code, body = await api(members, teacher, {"userId": ids["dan"]})  # a fourth is past the size of 3
+    assert code == 400 and "3" in body["error"]
+    code, body = await api(f"{members}/{ids['ann']}", teacher, method="DELETE")  # the captain owns the portfolio
+    assert code == 400 and "captain" in body["error"]
+    code, body = await api(f"{members}/{ids['cat']}", teacher, method="DELETE")
+    assert code == 200 and body["team"]["members"] == [ids["ann"], ids["ben"]]
+    reply = await submit(cat, order(team["portfolioId"], quantity=1))  # out of the team: trades it no more
+    assert reply["type"] == "ERROR" and reply["data"]["code"] == "FORBIDDEN"
+    code, body = await api(f"{members}/{ids['ben']}", teacher, method="DELETE")  # one would be left
+    assert code == 400
+    code, body = await api(f"{base}/999/members", teacher, {"userId": ids["dan"]})
+    assert code == 404
+    code, body = await api(members, tokens["ann"], {"userId": ids["dan"]})  # a student manages nothing
+    assert code == 403
+    code, body = await api(f"{members}/{ids['cat']}", teacher, {"userId": ids["dan"]})  # POST to a member: no such
+    assert code == 405
+
+
+async def test_a_class_joining_with_one_password_costs_one_slow_hash(api, contest, make_user, monkeypatch):
+    import services.contests
+    created, _ = await contest(password="owls")
+    calls = []
+    real = services.contests.verify_password
+    monkeypatch.setattr(services.contests, "verify_password", lambda p, h: calls.append(p) or real(p, h))
+    for name in ("ann", "ben", "cat"):
+        _, token = make_user(name)
+        assert (await join(api, token, created["joinCode"], name.title(), "owls"))[0] == 201
+    _, eve = make_user("eve")
+    assert (await join(api, eve, created["joinCode"], "Eve", "owlz"))[0] == 403  # a wrong one is still checked
+    assert calls == ["owls", "owlz"]

@@ -19,7 +19,8 @@ import stockquest
 from realtime.broker import BrokerUnavailable, InMemoryBroker
 from realtime.fanout import QUOTES
 from realtime.hub import PUBLICATIONS
-from realtime.redis_broker import RedisBroker, safe_url
+from realtime.redis_broker import RedisBroker
+from realtime.urls import safe_url
 from services.config import Config
 from tests.redis_server import free_port
 

@@ -20,6 +20,7 @@ from domain.clock import FakeClock
 from domain.errors import BadRequest, Unavailable
 from domain.trading import EventKind, Order, OrderRequest, OrderStatus, OrderType, Side, TimeInForce, TradeEvent
 from domain.users import Role
+from realtime.urls import safe_url
 from services.config import Config
 from services.storage import (
     DatabaseUnreachable,
@@ -30,7 +31,7 @@ from services.storage import (
     open_storage,
     postgres,
 )
-from services.storage.postgres import SCHEMA_VERSION, PostgresStorage, safe_url
+from services.storage.postgres import SCHEMA_VERSION, PostgresStorage
 from tests.postgres_server import _free_port, new_server
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,17 +13,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import pq
 from psycopg.adapt import Dumper, Loader
 from psycopg.conninfo import conninfo_to_dict
 
+from realtime.urls import safe_url
 from services.storage import Stores
 from services.storage.database import Database, DatabaseUnreachable, StorageError, StorageFailure
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "PostgresDatabase", "PostgresStorage", "safe_url"]
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "PostgresDatabase", "PostgresStorage"]
 
 log = logging.getLogger(__name__)
 
@@ -257,17 +258,6 @@ CREATE INDEX contest_assignments_by_contest ON contest_assignments (contest_id, 
 """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-def safe_url(url: str) -> str:
-    """`url` without its password (after the user name, or as a parameter), for logs and error messages."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if parts.password is not None:
-        netloc = f"{parts.username or ''}:***@{netloc.rpartition('@')[2]}"
-    query = "&".join("password=***" if item.lower().startswith("password=") else item
-                     for item in parts.query.split("&")) if parts.query else ""
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 class _Row(tuple):
