@@ -37,9 +37,14 @@ const app = {
   toast,
   view: null,
   viewHooks: new Map(),   // view -> [fn(args)] run when the view is shown
+  leaveHooks: new Map(),  // view -> [fn()] run when another view replaces it
   onView(view, fn) {
     if (!this.viewHooks.has(view)) this.viewHooks.set(view, []);
     this.viewHooks.get(view).push(fn);
+  },
+  onLeave(view, fn) {
+    if (!this.leaveHooks.has(view)) this.leaveHooks.set(view, []);
+    this.leaveHooks.get(view).push(fn);
   },
   navigate(hash) { location.hash = hash; },
   signIn: (user) => startSession(user),
@@ -109,7 +114,9 @@ function route() {
   const needsAuth = ["trade", "portfolio", "risk", "leaderboard", "contests", "teacher", "metrics"].includes(name);
   if (needsAuth && !store.user) name = "market";
   if ((name === "teacher" || name === "metrics") && !app.isTeacher()) name = "market";
+  const left = app.view;
   app.view = name;
+  if (left && left !== name) for (const fn of app.leaveHooks.get(left) || []) fn();
   for (const v of VIEWS) $(`#view-${v}`).hidden = v !== name;
   for (const link of $$("#nav a")) {
     if (link.dataset.view === (name === "symbol" ? "market" : name)) link.setAttribute("aria-current", "page");

@@ -1,12 +1,14 @@
 /* The teacher's Contests card (REST, /api/contests): create a contest with its rules and schedule, list the
-   teacher's contests with their join codes shown large, and run the chosen one: open and finish it, its roster and
-   ranking, form teams, add assignments, generate printed student accounts, the class checklist and the report
-   downloads. Names, nicknames and task texts are always inserted as text. */
+   teacher's contests with their join codes shown large, and run the chosen one: edit it while a draft, open and
+   finish it, its roster and ranking, its live risk feed (/ws/risk-monitoring, SUBSCRIBE_RISK with its contestId),
+   form teams and change their members, add assignments, generate printed student accounts, the class checklist and
+   the report downloads. Names, nicknames and task texts are always inserted as text. */
 
 import { store, subscribe } from "../store.js";
-import { $, $$, el, dateTime, setEmpty, explain } from "../format.js";
+import { $, $$, el, dateTime, setEmpty, explain, fraction } from "../format.js";
 import { contests, download } from "../api.js";
 import { describeSchedule, rankingRows, taskItem } from "./contest_join.js";
+import { alertItem, newestFirst, riskRankingRows, watchedElsewhere } from "./risk.js";
 
 const DETAIL_MS = 5000;
 const PARAMS = {   // each assignment kind's parameters: [name, label, input attributes, to wire value]
@@ -32,13 +34,25 @@ let selectedId = null;    // the contest whose detail is shown
 let detail = null;        // GET /api/contests/{id}
 let detailTimer = 0;
 let sheet = null;         // the last generated accounts' printable page (HTML text)
+let watching = null;      // the contest whose risk feed is subscribed
+let riskEntries = [];     // its latest RISK_RANKING entries
+const riskAlerts = new Map();   // alertId -> RISK_ALERT of its portfolios
+let editBase = null;      // the edit form read as prefilled: what the teacher changed is the difference
+const NULLABLE_RULES = new Set(["allowedSectors", "maxPositionWeight", "maxTeamSize"]);  // a cleared field sends null
 
 export function init(app) {
   appRef = app;
-  app.onView("teacher", () => { refreshList(); refreshDetail(); });
+  app.onView("teacher", () => { refreshList(); refreshDetail(); watchRisk(selectedId); });
+  app.onLeave("teacher", () => watchRisk(null));
   $("#contests-refresh").addEventListener("click", () => { refreshList(); refreshDetail(); });
-  $("#contest-create-form").addEventListener("submit", (event) => { event.preventDefault(); create(); });
-  for (const radio of $$("input[name=schedule-kind]")) radio.addEventListener("change", toggleSchedule);
+  const createForm = $("#contest-create-form");
+  const editForm = buildEditForm(createForm);
+  createForm.addEventListener("submit", (event) => { event.preventDefault(); create(); });
+  editForm.addEventListener("submit", (event) => { event.preventDefault(); saveEdit(); });
+  for (const form of [createForm, editForm]) {
+    for (const radio of $$("input[name=schedule-kind]", form)) radio.addEventListener("change", () => toggleSchedule(form));
+  }
+  $("#contest-edit").addEventListener("toggle", () => { if ($("#contest-edit").open) prefillEdit(); });
   $("#contest-open").addEventListener("click", () => act(contests.open, "Opened"));
   $("#contest-finish").addEventListener("click", () => act(contests.finish, "Finished"));
   $("#contest-report-csv").addEventListener("click", () => report("csv"));
@@ -50,11 +64,31 @@ export function init(app) {
   $("#contest-print-sheet").addEventListener("click", printSheet);
   $("#contest-progress-refresh").addEventListener("click", refreshProgress);
   subscribe("symbols", () => {
-    const select = $("#contest-sectors");
-    const chosen = new Set([...select.selectedOptions].map((o) => o.value));
-    select.replaceChildren(...sectors().map((s) => el("option", { value: s, selected: chosen.has(s) }, s)));
+    for (const select of [$("#contest-sectors"), $("#contest-edit-sectors")]) {
+      const chosen = new Set([...select.selectedOptions].map((o) => o.value));
+      select.replaceChildren(...sectors().map((s) => el("option", { value: s, selected: chosen.has(s) }, s)));
+    }
   });
-  toggleSchedule();
+
+  const risk = app.channels.risk;
+  risk.on("RISK_RANKING", (data) => {
+    if (data.contestId == null || String(data.contestId) !== watching) return;
+    riskEntries = data.entries || [];
+    for (const entry of riskEntries) watchedElsewhere.add(entry.portfolioId);
+    renderRisk();
+  });
+  risk.on("RISK_ALERT", (alert) => {
+    if (!watching || !watchedElsewhere.has(alert.portfolioId)) return;
+    riskAlerts.set(alert.alertId, alert);
+    renderRiskAlerts();
+  });
+  risk.onReady(() => {   // a new connection holds no subscription: ask again
+    const again = watching;
+    watching = null;
+    if (again && appRef.view === "teacher") watchRisk(again);
+  });
+  toggleSchedule(createForm);
+  toggleSchedule(editForm);
   renderParams();
 }
 
@@ -64,6 +98,10 @@ export function signedOut() {
   selectedId = null;
   detail = null;
   sheet = null;
+  watching = null;   // the risk channel is closed: the server forgets the subscription with it
+  forgetRisk();
+  editBase = null;
+  $("#contest-edit").open = false;
   $("#contests-list tbody").replaceChildren();
   $("#contest-detail").hidden = true;
   $("#contest-accounts-result").hidden = true;
@@ -134,6 +172,10 @@ function select(contestId) {
   selectedId = String(contestId);
   detail = null;
   sheet = null;
+  editBase = null;
+  $("#contest-edit").open = false;
+  $("#contest-teams-error").textContent = "";
+  watchRisk(selectedId);
   $("#contest-accounts-result").hidden = true;
   $("#contest-accounts tbody").replaceChildren();
   $("#contest-progress tbody").replaceChildren();
@@ -146,72 +188,73 @@ function select(contestId) {
 
 /* Create -------------------------------------------------------------------------------------------------------- */
 
-function toggleSchedule() {
-  const kind = $("input[name=schedule-kind]:checked").value;
-  for (const block of $$("[data-schedule]")) block.hidden = block.dataset.schedule !== kind;
+function toggleSchedule(form) {
+  const kind = $("input[name=schedule-kind]:checked", form).value;
+  for (const block of $$("[data-schedule]", form)) block.hidden = block.dataset.schedule !== kind;
 }
 
-/* The create form as the request body, or a message saying what is wrong. */
-function readCreateForm() {
-  const name = $("#contest-name").value.trim();
+/* A contest form (the create form, ids "contest-…", or its copy for editing, "contest-edit-…") as
+   {name, rules, schedule}, or a message saying what is wrong. */
+function readContestForm(form, prefix) {
+  const field = (name) => $(`#${prefix}-${name}`);
+  const name = field("name").value.trim();
   if (!name) return { problem: "Give the contest a name" };
   const rules = {};
-  const amount = (id, field, { min = 0, label }) => {
-    const text = $(id).value.trim();
+  const amount = (id, key, { min = 0, label }) => {
+    const text = field(id).value.trim();
     if (!text) return null;
     const value = Number(text);
     if (!Number.isFinite(value) || value < min) return `${label}: a number of at least ${min}`;
-    rules[field] = value;
+    rules[key] = value;
     return null;
   };
-  const problem = amount("#contest-cash", "startingCash", { min: 1, label: "Starting cash" })
-    || amount("#contest-commission-order", "commissionPerOrder", { label: "Commission per order" })
-    || amount("#contest-commission-share", "commissionPerShare", { label: "Commission per share" });
+  const problem = amount("cash", "startingCash", { min: 1, label: "Starting cash" })
+    || amount("commission-order", "commissionPerOrder", { label: "Commission per order" })
+    || amount("commission-share", "commissionPerShare", { label: "Commission per share" });
   if (problem) return { problem };
-  rules.shortSelling = $("#contest-short").checked;
-  rules.houseRiskLimits = $("#contest-house-limits").checked;
-  rules.noteRequired = $("#contest-note-required").checked;
+  rules.shortSelling = field("short").checked;
+  rules.houseRiskLimits = field("house-limits").checked;
+  rules.noteRequired = field("note-required").checked;
   // unset rules are left out (the server's defaults: every sector, no weight cap, no teams)
-  const chosenSectors = [...$("#contest-sectors").selectedOptions].map((o) => o.value);
+  const chosenSectors = [...field("sectors").selectedOptions].map((o) => o.value);
   if (chosenSectors.length) rules.allowedSectors = chosenSectors;
-  const weight = $("#contest-max-weight").value.trim();
+  const weight = field("max-weight").value.trim();
   if (weight) {
     const value = Number(weight);
     if (!(value > 0 && value <= 100)) return { problem: "Max position weight: a percentage above 0, at most 100" };
     rules.maxPositionWeight = value / 100;
   }
-  const team = $("#contest-team-size").value;
+  const team = field("team-size").value;
   if (team) rules.maxTeamSize = Number(team);
   let schedule;
-  if ($("input[name=schedule-kind]:checked").value === "DAYS") {
-    const first = $("#contest-first-day").value.trim();
-    const last = $("#contest-last-day").value.trim();
+  if ($("input[name=schedule-kind]:checked", form).value === "DAYS") {
+    const first = field("first-day").value.trim();
+    const last = field("last-day").value.trim();
     if (!/^\d+$/.test(first) || !/^\d+$/.test(last)) return { problem: "Schedule: the first and last day are whole numbers" };
     if (Number(last) < Number(first)) return { problem: "Schedule: the last day cannot come before the first" };
     schedule = { kind: "DAYS", firstDay: Number(first), lastDay: Number(last) };
   } else {
-    const start = isoFromLocal($("#contest-start").value);
-    const end = isoFromLocal($("#contest-end").value);
+    const start = isoFromLocal(field("start").value);
+    const end = isoFromLocal(field("end").value);
     if (!start || !end) return { problem: "Schedule: give the lesson's start and end" };
     if (end <= start) return { problem: "Schedule: the end must come after the start" };
     schedule = { kind: "WALL", start, end };
   }
-  const body = { name, rules, schedule };
-  if ($("#contest-password").value) body.password = $("#contest-password").value;
-  return { body };
+  return { body: { name, rules, schedule } };
 }
 
 async function create() {
   const error = $("#contest-create-error");
   error.textContent = "";
-  const { problem, body } = readCreateForm();
+  const { problem, body } = readContestForm($("#contest-create-form"), "contest");
   if (problem) { error.textContent = problem; return; }
+  if ($("#contest-password").value) body.password = $("#contest-password").value;
   const button = $("#contest-create-submit");
   button.disabled = true;
   try {
     const answer = await contests.create(body);
     $("#contest-create-form").reset();
-    toggleSchedule();
+    toggleSchedule($("#contest-create-form"));
     $("#contest-create").open = false;
     say($("#contests-status"), `Created ${answer.contest.name}: join code ${answer.contest.joinCode}`, "ok");
     listed = [...listed.filter((c) => c.contestId !== answer.contest.contestId), answer.contest];
@@ -222,6 +265,171 @@ async function create() {
   } finally {
     button.disabled = false;
   }
+}
+
+/* Edit a draft ---------------------------------------------------------------------------------------------------- */
+
+/* The create form's fields, copied once into the chosen contest's "Edit rules" (ids and test ids contest-edit-…), a
+   password field that keeps the password when left empty, and a box to remove it. */
+function buildEditForm(source) {
+  const form = source.cloneNode(true);
+  const renamed = (value) => value.replace(/^contest-(create-)?/, "contest-edit-");
+  for (const node of form.querySelectorAll("[id]")) node.id = renamed(node.id);
+  for (const node of form.querySelectorAll("[data-testid]")) node.dataset.testid = renamed(node.dataset.testid);
+  form.id = "contest-edit-form";
+  form.dataset.testid = "contest-edit-form";
+  const password = $("#contest-edit-password", form);
+  password.closest("label").firstChild.textContent = "New password (leave empty to keep) ";
+  password.closest("label").after(el("div", { class: "row checks" }, el("label", {},
+    el("input", { type: "checkbox", id: "contest-edit-remove-password", dataset: { testid: "contest-edit-remove-password" } }),
+    " Remove the password")));
+  $("#contest-edit-submit", form).textContent = "Save changes";
+  $("#contest-edit").append(form);
+  return form;
+}
+
+/* Fill the edit form from the chosen contest, and remember it as read back: the baseline of what changed. */
+function prefillEdit() {
+  if (!detail) return;
+  const { contest } = detail;
+  const rules = contest.rules || {};
+  const field = (name) => $(`#contest-edit-${name}`);
+  const shown = (value) => (value == null ? "" : String(value));
+  field("name").value = contest.name;
+  field("cash").value = shown(rules.startingCash);
+  field("commission-order").value = shown(rules.commissionPerOrder);
+  field("commission-share").value = shown(rules.commissionPerShare);
+  field("short").checked = !!rules.shortSelling;
+  field("house-limits").checked = rules.houseRiskLimits !== false;
+  field("note-required").checked = !!rules.noteRequired;
+  const allowed = new Set(rules.allowedSectors || []);
+  for (const option of field("sectors").options) option.selected = allowed.has(option.value);
+  field("max-weight").value = rules.maxPositionWeight == null ? "" : String(Math.round(rules.maxPositionWeight * 1000) / 10);
+  field("team-size").value = shown(rules.maxTeamSize);
+  const schedule = contest.schedule || { kind: "DAYS" };
+  const form = $("#contest-edit-form");
+  for (const radio of $$("input[name=schedule-kind]", form)) radio.checked = radio.value === schedule.kind;
+  field("first-day").value = shown(schedule.firstDay);
+  field("last-day").value = shown(schedule.lastDay);
+  field("start").value = schedule.start ? localFromIso(schedule.start) : "";
+  field("end").value = schedule.end ? localFromIso(schedule.end) : "";
+  field("password").value = "";
+  field("remove-password").checked = false;
+  field("error").textContent = "";
+  toggleSchedule(form);
+  editBase = readContestForm(form, "contest-edit").body || null;
+}
+
+const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+
+/* The PATCH body: only what differs from the form as prefilled (a cleared sector list, weight cap or team size
+   sends null; a cleared amount keeps the contest's). */
+function changes(body, base) {
+  if (!base) return body;
+  const patch = {};
+  if (body.name !== base.name) patch.name = body.name;
+  const rules = {};
+  for (const key of new Set([...Object.keys(body.rules), ...Object.keys(base.rules)])) {
+    if (same(body.rules[key], base.rules[key])) continue;
+    if (key in body.rules) rules[key] = body.rules[key];
+    else if (NULLABLE_RULES.has(key)) rules[key] = null;
+  }
+  if (Object.keys(rules).length) patch.rules = rules;
+  if (!same(body.schedule, base.schedule)) patch.schedule = body.schedule;
+  return patch;
+}
+
+async function saveEdit() {
+  const error = $("#contest-edit-error");
+  error.textContent = "";
+  if (!selectedId || !detail) return;
+  const { problem, body } = readContestForm($("#contest-edit-form"), "contest-edit");
+  if (problem) { error.textContent = problem; return; }
+  const patch = changes(body, editBase);
+  if ($("#contest-edit-remove-password").checked) patch.password = null;
+  else if ($("#contest-edit-password").value) patch.password = $("#contest-edit-password").value;
+  if (!Object.keys(patch).length) { error.textContent = "Nothing changed"; return; }
+  const asked = selectedId;
+  const button = $("#contest-edit-submit");
+  button.disabled = true;
+  try {
+    const answer = await contests.update(asked, patch);
+    if (asked !== selectedId) return;
+    detail.contest = answer.contest;
+    $("#contest-edit").open = false;
+    say($("#contest-action-result"), "Changes saved", "ok");
+    renderDetail();
+    refreshList();
+  } catch (failure) {
+    error.textContent = explain(failure.code, failure.message);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+/* The chosen contest's risk feed ------------------------------------------------------------------------------------ */
+
+/* Watch `contestId`'s risk (null: none), leaving the one watched before. */
+function watchRisk(contestId) {
+  if (contestId === watching) return;
+  const channel = appRef.channels.risk;
+  if (watching) channel.send("UNSUBSCRIBE_RISK", { contestId: watching });
+  watching = null;
+  forgetRisk();
+  if (!contestId || appRef.view !== "teacher") return;
+  watching = contestId;
+  riskStatus("Waiting for the risk feed…");
+  channel.request("SUBSCRIBE_RISK", { scope: "ALL", contestId }).then(() => {
+    if (watching === contestId) riskStatus("");
+  }, (failure) => {
+    if (watching !== contestId) return;
+    const words = failure.code === "NOT_CONNECTED" ? "Risk feed: reconnecting…" : `Risk feed unavailable: ${explain(failure.code, failure.message)}`;
+    riskStatus(words, failure.code === "NOT_CONNECTED" ? "" : "error");
+  });
+}
+
+function riskStatus(text, state = "") {
+  const node = $("#contest-risk-status");
+  say(node, text, state);
+  node.hidden = !text;
+}
+
+function forgetRisk() {
+  riskEntries = [];
+  riskAlerts.clear();
+  watchedElsewhere.clear();
+  $("#contest-risk tbody").replaceChildren();
+  $("#contest-risk-alerts").replaceChildren();
+  riskStatus("");
+}
+
+/* portfolioId -> the name the contest gives it: the player's nickname, or the team's name. */
+function contestNames() {
+  const names = new Map();
+  if (!detail) return names;
+  for (const p of detail.participants || []) if (p.portfolioId != null) names.set(String(p.portfolioId), p.nickname);
+  for (const t of detail.teams || []) if (t.portfolioId != null) names.set(String(t.portfolioId), t.name);
+  for (const s of (detail.ranking || {}).entries || []) names.set(String(s.portfolioId), s.name);
+  return names;
+}
+
+function renderRisk() {
+  if (!watching) return;
+  const names = contestNames();
+  for (const id of names.keys()) watchedElsewhere.add(id);
+  $("#contest-risk tbody").replaceChildren(...riskRankingRows(riskEntries, {
+    nameOf: (id) => names.get(String(id)) || `portfolio ${id}`,
+    last: (m) => [el("td", { dataset: { f: "drawdown" } }, `${fraction(m.currentDrawdown)} (${fraction(m.maxDrawdown)})`)],
+  }));
+  if (!riskEntries.length) riskStatus("No portfolio in this contest yet.");
+  else if ($("#contest-risk-status").dataset.state !== "error") riskStatus("");
+}
+
+function renderRiskAlerts() {
+  const names = contestNames();
+  const list = newestFirst([...riskAlerts.values()]).slice(0, 50);
+  $("#contest-risk-alerts").replaceChildren(...list.map((a) => alertItem(a, {
+    name: names.get(String(a.portfolioId)) || `portfolio ${a.portfolioId}`, acknowledge: false })));
 }
 
 /* The chosen contest ---------------------------------------------------------------------------------------------- */
@@ -270,6 +478,9 @@ function renderDetail() {
   if (!$("#contest-assignment-due").value) $("#contest-assignment-due").value = defaultDue(contest.schedule);
   $("#contest-open").disabled = contest.status !== "DRAFT";
   $("#contest-finish").disabled = contest.status !== "OPEN";
+  const edit = $("#contest-edit");   // rules and schedule are fixed once it has started (the server says 400)
+  edit.hidden = contest.status !== "DRAFT";
+  if (edit.hidden) edit.open = false;
 
   const ranking = detail.ranking || { entries: [] };
   $("#contest-ranking tbody").replaceChildren(...rankingRows(ranking.entries));
@@ -283,7 +494,11 @@ function renderDetail() {
     el("td", {}, p.teamId != null && teams.has(String(p.teamId)) ? teams.get(String(p.teamId)).name : "—"))));
 
   $("#contest-team-form").hidden = !rules.maxTeamSize;
-  renderTeamPicker(participants.filter((p) => p.teamId == null));
+  const free = participants.filter((p) => p.teamId == null);
+  renderTeamPicker(free);
+  renderTeams(detail.teams || [], participants, free, rules.maxTeamSize);
+  renderRisk();
+  renderRiskAlerts();
 
   $("#contest-assignments").replaceChildren(...(detail.assignments || []).map((a) => el("li", {
       dataset: { testid: "contest-assignment", assignmentId: String(a.assignmentId) } },
@@ -315,6 +530,73 @@ function renderTeamPicker(free) {
     return el("label", { dataset: { userId: id } }, input, " ", p.nickname);
   }));
   if (!free.length) box.append(el("p", { class: "muted" }, "Every student who joined is in a team."));
+}
+
+/* Each team with its members (the captain first, the others with a remove button) and an Add select of the
+   students without a team; a choice in a select survives the detail's refresh. */
+function renderTeams(teams, participants, free, maxSize) {
+  const block = $("#contest-teams-block");
+  block.hidden = !maxSize || !teams.length;
+  const nicknames = new Map(participants.map((p) => [String(p.userId), p.nickname]));
+  const chosen = new Map($$("#contest-teams select").map((s) => [s.dataset.teamId, s.value]));
+  $("#contest-teams").replaceChildren(...teams.map((team) => {
+    const teamId = String(team.teamId);
+    const members = (team.members || []).map(String);
+    const full = maxSize && members.length >= maxSize;
+    const select = el("select", { dataset: { teamId, testid: "contest-team-add-select" }, "aria-label": `Student to add to ${team.name}` },
+      el("option", { value: "" }, "Add a student…"),
+      ...free.map((p) => el("option", { value: String(p.userId) }, p.nickname)));
+    select.value = free.some((p) => String(p.userId) === chosen.get(teamId)) ? chosen.get(teamId) : "";
+    const add = full ? el("span", { class: "muted" }, `full (${maxSize})`)
+      : !free.length ? el("span", { class: "muted" }, "every student has a team")
+      : el("span", { class: "row" }, select, el("button", { type: "button", class: "small secondary",
+          dataset: { testid: "contest-team-add" }, onclick: () => addMember(team, select.value) }, "Add"));
+    return el("li", { dataset: { testid: "contest-team", teamId } },
+      el("strong", {}, team.name), " ",
+      el("ul", { class: "contest-team-members" }, members.map((userId, index) => {
+        const nickname = nicknames.get(userId) || `student ${userId}`;
+        return el("li", { dataset: { testid: "contest-team-player", userId } }, nickname,
+          index === 0 ? el("span", { class: "muted" }, " (captain)")
+            : el("button", { type: "button", class: "small secondary remove", dataset: { testid: "contest-team-remove" },
+                             "aria-label": `Remove ${nickname} from ${team.name}`,
+                             onclick: () => removeMember(team, userId, nickname) }, "×"));
+      })),
+      add);
+  }));
+}
+
+/* A refusal in words; a server without the members routes answers its unrouted-path 404 ("no such resource"). */
+function memberRefusal(failure) {
+  if (failure.status === 405 || (failure.status === 404 && (!failure.code || failure.message === "no such resource"))) {
+    return "Changing a team's members is not available on this server yet";
+  }
+  return explain(failure.code, failure.message);
+}
+
+async function addMember(team, userId) {
+  const error = $("#contest-teams-error");
+  error.textContent = "";
+  if (!userId) { error.textContent = `Choose a student to add to ${team.name}`; return; }
+  const nickname = ((detail && detail.participants) || []).find((p) => String(p.userId) === userId)?.nickname || "Student";
+  try {
+    await contests.addMember(selectedId, team.teamId, userId);
+    say($("#contest-action-result"), `${nickname} added to ${team.name}`, "ok");
+    refreshDetail();
+  } catch (failure) {
+    error.textContent = memberRefusal(failure);
+  }
+}
+
+async function removeMember(team, userId, nickname) {
+  const error = $("#contest-teams-error");
+  error.textContent = "";
+  try {
+    await contests.removeMember(selectedId, team.teamId, userId);
+    say($("#contest-action-result"), `${nickname} removed from ${team.name}`, "ok");
+    refreshDetail();
+  } catch (failure) {
+    error.textContent = memberRefusal(failure);
+  }
 }
 
 async function act(call, done) {

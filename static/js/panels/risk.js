@@ -1,5 +1,6 @@
 /* Risk: metrics, the limits editor, alerts as toasts and as a list with acknowledge; for teachers also the
-   class-wide feed. Says "not available" while the server has no /ws/risk-monitoring. */
+   class-wide feed (a contest's own feed is shown by the Contests card, with the rows and alert items made here).
+   Says "not available" while the server has no /ws/risk-monitoring. */
 
 import { store, subscribe } from "../store.js";
 import { $, el, money, signedMoney, fraction, number, fillKv, setEmpty, explain, dateTime, direction } from "../format.js";
@@ -19,6 +20,10 @@ let unsupported = false;
 const alerts = new Map();        // alertId -> alert (own portfolio)
 const classAlerts = new Map();   // alertId -> alert (teacher's class feed)
 let subscribedTo = null;
+
+/* Portfolios whose alerts another feed shows (the contest the teacher watches in the Contests card): a RISK_ALERT
+   names no contest, and the class feed is the portfolios in none. */
+export const watchedElsewhere = new Set();
 
 export const riskLimits = () => limits;
 
@@ -52,12 +57,12 @@ export function init(app) {
       }
       renderAlerts();
     }
-    if (app.isTeacher()) {
+    if (app.isTeacher() && !watchedElsewhere.has(alert.portfolioId)) {
       classAlerts.set(alert.alertId, alert);
       renderClassAlerts();
     }
   });
-  channel.on("RISK_RANKING", (data) => renderRanking(data.entries || []));
+  channel.on("RISK_RANKING", (data) => { if (data.contestId == null) renderRanking(data.entries || []); });
   channel.on("ALERT_ACKNOWLEDGED", (data) => {
     for (const map of [alerts, classAlerts]) {
       const alert = map.get(data.alertId);
@@ -156,20 +161,23 @@ async function saveLimits(event) {
   }
 }
 
-function alertItem(alert, { showPortfolio = false } = {}) {
+/* An alert as a list item; `name` (a student's name, or "portfolio 12") for the class feeds, where the teacher
+   reads but cannot acknowledge it. */
+export function alertItem(alert, { showPortfolio = false, name = null, acknowledge = true } = {}) {
   const ack = el("button", { type: "button", class: "small secondary", "aria-label": `Acknowledge alert: ${alert.message}`,
                              onclick: () => appRef.channels.risk.send("ACKNOWLEDGE_ALERT", { alertId: alert.alertId }) },
                  "Acknowledge");
   return el("li", { class: `alert ${(alert.severity || "").toLowerCase()}`,
                     dataset: { alertId: alert.alertId, acknowledged: alert.acknowledged ? "yes" : "no" } },
     el("strong", {}, alert.severity || "ALERT"), " ",
-    showPortfolio ? el("span", { class: "muted" }, `portfolio ${alert.portfolioId}: `) : null,
+    name != null ? el("span", { class: "muted" }, `${name}: `)
+      : showPortfolio ? el("span", { class: "muted" }, `portfolio ${alert.portfolioId}: `) : null,
     el("span", {}, alert.message || `${RULES[alert.rule] || alert.rule}`), " ",
     el("span", { class: "muted" }, alert.createdAt ? dateTime(alert.createdAt) : ""), " ",
-    alert.acknowledged ? el("span", { class: "muted" }, "acknowledged") : ack);
+    alert.acknowledged ? el("span", { class: "muted" }, "acknowledged") : acknowledge ? ack : null);
 }
 
-const newestFirst = (list) => list.reverse().sort((a, b) => String(b.createdAt || "").localeCompare(String(a.createdAt || "")));
+export const newestFirst = (list) => list.reverse().sort((a, b) => String(b.createdAt || "").localeCompare(String(a.createdAt || "")));
 
 function renderAlerts() {
   const list = newestFirst([...alerts.values()]);
@@ -184,15 +192,24 @@ function renderClassAlerts() {
 
 export const isUnsupported = () => unsupported;
 
-function renderRanking(entries) {
-  $("#class-risk-ranking tbody").replaceChildren(...entries.slice(0, 50).map((entry) => {
+/* RISK_RANKING entries as table rows: rank, name, VaR 95 (and of value), largest position, then `last(metrics)`'s
+   cells (the class feed: daily P&L; a contest's: drawdown). */
+export function riskRankingRows(entries, { nameOf, last }) {
+  return entries.slice(0, 50).map((entry) => {
     const m = entry.metrics || {};
-    return el("tr", { dataset: { portfolioId: entry.portfolioId } },
+    return el("tr", { dataset: { testid: "risk-row", portfolioId: entry.portfolioId } },
       el("td", {}, String(entry.rank)),
-      el("th", { scope: "row" }, namesByPortfolio.get(entry.portfolioId) ||
-        (entry.portfolioId === store.portfolioId ? "You" : `portfolio ${entry.portfolioId}`)),
-      el("td", {}, `${money(m.var95)} (${fraction(entry.relativeVar95)})`),
-      el("td", {}, m.largestPositionSymbol ? `${m.largestPositionSymbol} ${fraction(m.largestPositionWeight, 1)}` : "—"),
-      el("td", { class: direction(m.dailyPnL) }, signedMoney(m.dailyPnL)));
+      el("th", { scope: "row", dataset: { f: "name" } }, nameOf(entry.portfolioId)),
+      el("td", { dataset: { f: "var95" } }, `${money(m.var95)} (${fraction(entry.relativeVar95)})`),
+      el("td", { dataset: { f: "largest" } },
+        m.largestPositionSymbol ? `${m.largestPositionSymbol} ${fraction(m.largestPositionWeight, 1)}` : "—"),
+      ...last(m));
+  });
+}
+
+function renderRanking(entries) {
+  $("#class-risk-ranking tbody").replaceChildren(...riskRankingRows(entries, {
+    nameOf: (id) => namesByPortfolio.get(id) || (id === store.portfolioId ? "You" : `portfolio ${id}`),
+    last: (m) => [el("td", { class: direction(m.dailyPnL) }, signedMoney(m.dailyPnL))],
   }));
 }
