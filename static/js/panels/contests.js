@@ -565,14 +565,6 @@ function renderTeams(teams, participants, free, maxSize) {
   }));
 }
 
-/* A refusal in words; a server without the members routes answers its unrouted-path 404 ("no such resource"). */
-function memberRefusal(failure) {
-  if (failure.status === 405 || (failure.status === 404 && (!failure.code || failure.message === "no such resource"))) {
-    return "Changing a team's members is not available on this server yet";
-  }
-  return explain(failure.code, failure.message);
-}
-
 async function addMember(team, userId) {
   const error = $("#contest-teams-error");
   error.textContent = "";
@@ -583,7 +575,7 @@ async function addMember(team, userId) {
     say($("#contest-action-result"), `${nickname} added to ${team.name}`, "ok");
     refreshDetail();
   } catch (failure) {
-    error.textContent = memberRefusal(failure);
+    error.textContent = explain(failure.code, failure.message);
   }
 }
 
@@ -595,7 +587,7 @@ async function removeMember(team, userId, nickname) {
     say($("#contest-action-result"), `${nickname} removed from ${team.name}`, "ok");
     refreshDetail();
   } catch (failure) {
-    error.textContent = memberRefusal(failure);
+    error.textContent = explain(failure.code, failure.message);
   }
 }
 
