@@ -35,16 +35,14 @@ import json
 import math
 import os
 import platform
-import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
 
 import fanout
 import redis_pubsub
-from fanout import median, pin
+from fanout import median, per, pin
 from goals import command_output, table, version
 from procstat import RedisProcess, ServerProcess, cpu_seconds, machine_busy_seconds, rss_mib, settle
 
@@ -164,28 +162,7 @@ def run_load(setup: Setup, connections: int, symbols: list[str], interval_ms: in
                                 "--warmup", str(warmup), "--window", str(window), "--batch", str(fanout.BATCH),
                                 "--interval", str(interval_ms),
                                 "--send", fanout.subscribe_message(symbols, interval_ms)]
-    load = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    watchdog = threading.Timer(120 + connections / 50 + warmup + window, load.kill)
-    watchdog.start()
-    try:
-        samples = {}
-        for line in load.stderr:
-            mark = line.strip()
-            if mark in ("window start", "window end"):
-                samples[mark] = sample(setup)
-            else:
-                sys.stderr.write(line)
-        output = load.stdout.read()
-        load.wait()
-    finally:
-        watchdog.cancel()
-    if load.returncode != 0 or len(samples) != 2:
-        raise SystemExit(f"load generator failed (exit {load.returncode})")
-    return json.loads(output), samples
-
-
-def per(amount: float, count: float) -> float | None:
-    return amount / count if count else None
+    return fanout.drive(command, connections, warmup=warmup, window=window, sample=lambda: sample(setup))
 
 
 def measure(setup: Setup, connections: int, symbols: list[str], interval_ms: int, *, warmup: float,

@@ -118,6 +118,13 @@ def run_load(server: ServerProcess, connections: int, *, send: str | None, warmu
                         "--connections", str(connections), "--warmup", str(warmup), "--window", str(window),
                         "--batch", str(batch), "--interval", str(interval_ms), "--deflate", str(int(deflate))]
     command += ["--send", send] if send else []
+    return drive(command, connections, warmup=warmup, window=window,
+                 sample=lambda: (cpu_seconds(server.pid), time.monotonic(), rss_mib(server.pid),
+                                 machine_busy_seconds()))
+
+
+def drive(command: list[str], connections: int, *, warmup: float, window: float, sample) -> tuple[dict, dict]:
+    """Run the load generator `command`: its JSON results, and `sample()` taken at its window's start and end."""
     load = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # e.g. connections that never open; 19,000 handshakes take a minute or two here
     watchdog = threading.Timer(120 + connections / 50 + warmup + window, load.kill)
@@ -127,8 +134,7 @@ def run_load(server: ServerProcess, connections: int, *, send: str | None, warmu
         for line in load.stderr:
             mark = line.strip()
             if mark in ("window start", "window end"):
-                samples[mark] = (cpu_seconds(server.pid), time.monotonic(), rss_mib(server.pid),
-                                 machine_busy_seconds())
+                samples[mark] = sample()
             else:
                 sys.stderr.write(line)
         output = load.stdout.read()
