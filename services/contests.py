@@ -1,6 +1,7 @@
 """Class contests in the running engine: who plays where (ContestDirectory), and what teachers and students do with
 contests (ContestService): create, join, teams, assignments, the clock's opening and ending, rankings, reports."""
 
+import functools
 import hashlib
 import hmac
 import json
@@ -55,6 +56,7 @@ log = logging.getLogger(__name__)
 
 UPDATE_INTERVAL_MS = 5_000  # CONTEST_UPDATE to a contest's subscribers
 _HISTORY_LIMIT = 10_000  # orders and fills read back per portfolio for its checklist and report
+RANKING_TTL_S = 2.0  # a class subscribing at once ranks its contest once, as the leaderboard does
 MIN_SHARPE_RETURNS = 20  # annualised from a handful of 10-second samples a Sharpe ratio reads -86: none before
 
 
@@ -104,7 +106,7 @@ class ContestDirectory:
     def risk_limits(self, portfolio_id: str) -> RiskLimits | None:
         """The limits a contest portfolio starts with (its contest's rules); None outside contests."""
         contest = self.contest_for(portfolio_id)
-        return None if contest is None else contest.rules.risk_limits()
+        return None if contest is None else _risk_limits(contest.rules)
 
     def checks(self) -> ContestChecks:
         """The order checks that hold contest portfolios to their contest's rules (see ContestChecks)."""
@@ -165,6 +167,7 @@ class ContestService:
         self._told: dict[str, list[AssignmentProgress]] = {}  # portfolio id -> the checklist last pushed
         self._done = {cid: self._load_done(cid) for cid in directory.contests}
         self._next_update_ms = 0
+        self._rankings: dict[str, tuple[float, tuple[ContestStanding, ...]]] = {}  # contest id -> (when, ranking)
         # Wrong join codes and contest passwords, per user: 5, then one every 12 s (as wrong login passwords).
         self._join_guesses = KeyedBuckets(rate=1 / 12, burst=5, clock=clock)
         self._digest_key = secrets.token_bytes(32)  # this process's: the digests below mean nothing elsewhere
@@ -221,10 +224,18 @@ class ContestService:
                              list(self.directory.assignments[contest_id]), self.ranking(contest), manager, mine,
                              None if mine is None else self.checklist(contest, mine))
 
-    def ranking(self, contest: Contest) -> tuple[ContestStanding, ...]:
-        """The contest's ranking: the frozen one once it has ended, else as its portfolios stand now."""
+    def ranking(self, contest: Contest, *, fresh: bool = False) -> tuple[ContestStanding, ...]:
+        """The contest's ranking: the frozen one once it has ended, else as its portfolios stand now, ranked at most
+        once every RANKING_TTL_S however many ask (it reads every portfolio's value samples); `fresh`: now."""
         if contest.final_ranking is not None:
             return contest.final_ranking
+        now = self._clock.now()
+        ranked = self._rankings.get(contest.contest_id)
+        if fresh or ranked is None or now - ranked[0] >= RANKING_TTL_S:
+            ranked = self._rankings[contest.contest_id] = now, self._rank(contest)
+        return ranked[1]
+
+    def _rank(self, contest: Contest) -> tuple[ContestStanding, ...]:
         roster = self.directory.rosters[contest.contest_id]
         quotes = self._market.quotes()
         since = contest.opened_at.wall_ms if contest.opened_at else None
@@ -287,7 +298,7 @@ class ContestService:
         if contest.status is ContestStatus.FINISHED and contest.final_ranking is None:
             portfolios = self.directory.rosters[contest.contest_id].portfolio_ids()
             self._trading.stop_trading(portfolios, reason=f'the contest "{contest.name}" has ended')
-            contest = contest.freeze(self.ranking(contest))
+            contest = contest.freeze(self.ranking(contest, fresh=True))
         self._storage.save_contest(contest)
         self.directory.contests[contest.contest_id] = contest
         if contest.status is not before.status:
@@ -637,3 +648,8 @@ def _event_time(event: TradeEvent) -> int:
 def _done_key(contest_id: str) -> str:
     return f"contest:{contest_id}:done"
 
+
+@functools.lru_cache(maxsize=256)
+def _risk_limits(rules: ContestRules) -> RiskLimits:
+    """A contest's starting limits, built once per set of rules: the pre-trade check asks on every order."""
+    return rules.risk_limits()
